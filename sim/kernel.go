@@ -1,0 +1,332 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Epoch is the wall-clock instant virtual time 0 stands for. It is fixed so
+// that certificates, timestamps and traces are the same on every machine.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Kind says what an event is, for the trace.
+type Kind uint8
+
+const (
+	KindPost    Kind = iota // a function posted to a node's loop
+	KindTimer               // an AfterFunc firing
+	KindDeliver             // a message arriving
+	KindSync                // a disk sync completing
+	KindExec                // a container runtime event
+	KindStep                // a scenario step
+	numKinds
+)
+
+var kindNames = [numKinds]string{"post", "timer", "deliver", "sync", "exec", "step"}
+
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// TimerID names a scheduled event so it can be cancelled. The zero TimerID
+// names nothing.
+type TimerID uint64
+
+// noNode marks events that belong to no node (scenario steps, checks).
+const noNode = -1
+
+type heapItem struct {
+	at   int64
+	seq  uint64
+	slot int32
+}
+
+type slot struct {
+	fn    func()
+	arg   uint64
+	hidx  int32 // position in the heap; -1 when free
+	gen   uint32
+	node  int32
+	epoch uint32
+	kind  Kind
+}
+
+// Kernel is the simulator's one event loop: a heap of events ordered by
+// (virtual time, sequence number). Every timer, message delivery, disk sync
+// and container event of every simulated node is an event on it, and one
+// goroutine runs them all, so a seed fixes the whole run.
+//
+// A Kernel is not safe for use from several goroutines.
+type Kernel struct {
+	now   int64 // virtual nanoseconds since Epoch
+	seq   uint64
+	heap  []heapItem
+	slots []slot
+	free  []int32
+
+	nodes []*Node
+	seed  uint64
+
+	hash      uint64
+	processed uint64
+	trace     io.Writer
+	traceErr  error
+
+	// current is the node whose event is running, or nil.
+	current *Node
+	rand    *cryptoStream
+	global  *Rand
+}
+
+// NewKernel returns a kernel at virtual time 0 whose randomness all derives
+// from seed.
+func NewKernel(seed uint64) *Kernel {
+	k := &Kernel{seed: seed, hash: fnvOffset}
+	k.global = k.NewRand("kernel")
+	k.rand = newCryptoStream(k.NewRand("crypto/rand"))
+	return k
+}
+
+// Seed is the seed the kernel was made with.
+func (k *Kernel) Seed() uint64 { return k.seed }
+
+// Now is the current virtual time since Epoch.
+func (k *Kernel) Now() time.Duration { return time.Duration(k.now) }
+
+// Processed is the number of events run so far.
+func (k *Kernel) Processed() uint64 { return k.processed }
+
+// Pending is the number of events waiting.
+func (k *Kernel) Pending() int { return len(k.heap) }
+
+// TraceHash is the running hash of every event processed so far. Two runs
+// of one scenario and seed end with the same hash.
+func (k *Kernel) TraceHash() uint64 { return k.hash }
+
+// SetTrace makes the kernel write one line per processed event to w, or
+// stops it when w is nil. The first write error stops tracing and is kept.
+func (k *Kernel) SetTrace(w io.Writer) { k.trace = w }
+
+// TraceErr is the first error writing the trace, if any.
+func (k *Kernel) TraceErr() error { return k.traceErr }
+
+// Tracing reports whether a trace is being written, so callers can skip
+// building trace text nobody reads.
+func (k *Kernel) Tracing() bool { return k.trace != nil }
+
+// Tracef writes a free-form line to the trace (when tracing) and feeds it
+// into the trace hash (always).
+func (k *Kernel) Tracef(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	k.mixString(line)
+	if k.trace != nil && k.traceErr == nil {
+		_, k.traceErr = fmt.Fprintf(k.trace, "%s %s\n", fmtTime(k.now), line)
+	}
+}
+
+// Schedule runs fn at virtual time now+d, outside any node. It returns an
+// ID that Cancel takes.
+func (k *Kernel) Schedule(d time.Duration, kind Kind, fn func()) TimerID {
+	return k.schedule(k.now+int64(max(d, 0)), noNode, 0, kind, 0, fn)
+}
+
+func (k *Kernel) schedule(at int64, node int32, epoch uint32, kind Kind, arg uint64, fn func()) TimerID {
+	var i int32
+	if n := len(k.free); n > 0 {
+		i = k.free[n-1]
+		k.free = k.free[:n-1]
+	} else {
+		k.slots = append(k.slots, slot{})
+		i = int32(len(k.slots) - 1)
+	}
+	s := &k.slots[i]
+	s.fn, s.arg, s.node, s.epoch, s.kind = fn, arg, node, epoch, kind
+	k.seq++
+	s.hidx = int32(len(k.heap))
+	k.heap = append(k.heap, heapItem{at: at, seq: k.seq, slot: i})
+	k.up(int(s.hidx))
+	return TimerID(uint64(s.gen)<<32 | uint64(uint32(i)+1))
+}
+
+// Cancel removes a scheduled event. It reports whether the event was still
+// waiting.
+func (k *Kernel) Cancel(id TimerID) bool {
+	lo := uint32(id)
+	if lo == 0 || int(lo) > len(k.slots) {
+		return false
+	}
+	i := int32(lo - 1)
+	gen := uint32(uint64(id) >> 32)
+	s := &k.slots[i]
+	if s.gen != gen || s.hidx < 0 {
+		return false
+	}
+	h := int(s.hidx)
+	last := len(k.heap) - 1
+	if h != last {
+		k.swap(h, last)
+	}
+	k.heap = k.heap[:last]
+	if h != last {
+		if !k.down(h) {
+			k.up(h)
+		}
+	}
+	k.release(i)
+	return true
+}
+
+func (k *Kernel) release(i int32) {
+	s := &k.slots[i]
+	s.fn = nil
+	s.hidx = -1
+	s.gen++
+	k.free = append(k.free, i)
+}
+
+// Step runs the next event. It reports false when none is left.
+func (k *Kernel) Step() bool {
+	for len(k.heap) > 0 {
+		top := k.heap[0]
+		last := len(k.heap) - 1
+		if last > 0 {
+			k.swap(0, last)
+		}
+		k.heap = k.heap[:last]
+		if last > 0 {
+			k.down(0)
+		}
+		s := &k.slots[top.slot]
+		fn, node, epoch, kind, arg := s.fn, s.node, s.epoch, s.kind, s.arg
+		k.release(top.slot)
+		k.now = top.at
+		var n *Node
+		if node != noNode {
+			n = k.nodes[node]
+			if !n.up || n.epoch != epoch {
+				continue // the node crashed or restarted since: its events died with it
+			}
+		}
+		k.processed++
+		k.mix(uint64(top.at))
+		k.mix(uint64(kind)<<32 | uint64(uint32(node)))
+		k.mix(arg)
+		if k.trace != nil && k.traceErr == nil {
+			name := "-"
+			if n != nil {
+				name = n.name
+			}
+			_, k.traceErr = fmt.Fprintf(k.trace, "%s %s %s %x\n", fmtTime(top.at), name, kind, arg)
+		}
+		k.current = n
+		k.rand.use(n)
+		fn()
+		k.current = nil
+		return true
+	}
+	return false
+}
+
+// RunUntil runs events up to and including virtual time t, then sets the
+// clock to t. It stops early, returning false, when stop reports true after
+// an event.
+func (k *Kernel) RunUntil(t time.Duration, stop func() bool) bool {
+	for len(k.heap) > 0 && k.heap[0].at <= int64(t) {
+		k.Step()
+		if stop != nil && stop() {
+			return false
+		}
+	}
+	if int64(t) > k.now {
+		k.now = int64(t)
+	}
+	return true
+}
+
+func fmtTime(ns int64) string {
+	return fmt.Sprintf("%d.%09d", ns/1e9, ns%1e9)
+}
+
+// ---- heap ordered by (at, seq)
+
+func (k *Kernel) less(i, j int) bool {
+	a, b := &k.heap[i], &k.heap[j]
+	return a.at < b.at || a.at == b.at && a.seq < b.seq
+}
+
+func (k *Kernel) swap(i, j int) {
+	k.heap[i], k.heap[j] = k.heap[j], k.heap[i]
+	k.slots[k.heap[i].slot].hidx = int32(i)
+	k.slots[k.heap[j].slot].hidx = int32(j)
+}
+
+func (k *Kernel) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !k.less(j, i) {
+			break
+		}
+		k.swap(i, j)
+		j = i
+	}
+}
+
+func (k *Kernel) down(i0 int) bool {
+	i, n := i0, len(k.heap)
+	for {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if r := j + 1; r < n && k.less(r, j) {
+			j = r
+		}
+		if !k.less(j, i) {
+			break
+		}
+		k.swap(i, j)
+		i = j
+	}
+	return i > i0
+}
+
+// ---- trace hash: FNV-1a over 64-bit words
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func (k *Kernel) mix(x uint64) {
+	h := k.hash
+	for i := 0; i < 8; i++ {
+		h ^= x & 0xff
+		h *= fnvPrime
+		x >>= 8
+	}
+	k.hash = h
+}
+
+func (k *Kernel) mixString(s string) {
+	h := k.hash
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	k.hash = h
+}
+
+// HashString is FNV-1a of s, for callers that fold names into an event's
+// trace argument.
+func HashString(s string) uint64 {
+	h := uint64(fnvOffset)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
