@@ -128,6 +128,15 @@ func (k *Kernel) Tracef(format string, args ...any) {
 	}
 }
 
+// Note writes a line to the trace without touching the trace hash, so a
+// traced run and an untraced one hash alike. Callers check Tracing first
+// when the line is costly to build.
+func (k *Kernel) Note(format string, args ...any) {
+	if k.trace != nil && k.traceErr == nil {
+		_, k.traceErr = fmt.Fprintf(k.trace, "%s   %s\n", fmtTime(k.now), fmt.Sprintf(format, args...))
+	}
+}
+
 // Schedule runs fn at virtual time now+d, outside any node. It returns an
 // ID that Cancel takes.
 func (k *Kernel) Schedule(d time.Duration, kind Kind, fn func()) TimerID {

@@ -1,0 +1,223 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/swarmsim/swarmsim/engine/env"
+)
+
+// LinkModel is how one direction of a link treats messages.
+type LinkModel struct {
+	Latency   Range
+	Loss      float64 // chance a message is lost, in [0, 1]
+	Duplicate float64 // chance a message is delivered twice
+	// Reorder lets messages overtake each other when latency varies;
+	// without it a link is FIFO, like a TCP stream.
+	Reorder bool
+}
+
+// Network connects simulated nodes. Every message is an event on the
+// destination node; loss, duplication and latency are drawn from the
+// sender's own stream, so one node's traffic does not shift another's
+// draws.
+type Network struct {
+	k     *Kernel
+	def   LinkModel
+	eps   []*Endpoint // by node index
+	byID  map[env.NodeID]*Endpoint
+	links map[linkKey]*link
+	cuts  []cut
+
+	methodHash map[string]uint64
+
+	// Counters for metrics and reports.
+	Sent, Delivered, Dropped, Duplicated uint64
+}
+
+type linkKey struct{ from, to int32 }
+
+type link struct {
+	model  *LinkModel // nil: the network default
+	lastAt int64      // newest delivery time scheduled, for FIFO links
+}
+
+// cut is one partition or isolation in force.
+type cut struct {
+	group    []int16 // by node index: 0 = not part of this cut
+	isolated int32   // node cut from everyone, or -1
+}
+
+// NewNetwork returns a network whose links all follow def.
+func NewNetwork(k *Kernel, def LinkModel) *Network {
+	return &Network{
+		k:          k,
+		def:        def,
+		byID:       make(map[env.NodeID]*Endpoint),
+		links:      make(map[linkKey]*link),
+		methodHash: make(map[string]uint64),
+	}
+}
+
+// Endpoint is one node's attachment to the network: its env.Transport.
+type Endpoint struct {
+	net      *Network
+	node     *Node
+	id       env.NodeID
+	handler  env.Handler
+	identity env.Peer
+	rand     *Rand
+}
+
+// Attach connects node n, known to others as id, delivering its inbound
+// messages to h. Attaching a node again replaces its handler (a restart).
+func (nw *Network) Attach(n *Node, id env.NodeID, h env.Handler) *Endpoint {
+	for int(n.idx) >= len(nw.eps) {
+		nw.eps = append(nw.eps, nil)
+	}
+	ep := nw.eps[n.idx]
+	if ep == nil {
+		ep = &Endpoint{net: nw, node: n, id: id, rand: n.Rand("net")}
+		nw.eps[n.idx] = ep
+		nw.byID[id] = ep
+	}
+	ep.handler = h
+	if ep.identity.ID == "" {
+		ep.identity = env.Peer{ID: id}
+	}
+	return ep
+}
+
+// Endpoint returns the endpoint of id, or nil.
+func (nw *Network) Endpoint(id env.NodeID) *Endpoint { return nw.byID[id] }
+
+// SetIdentity sets who the endpoint's messages say they come from (what
+// its certificate proves).
+func (ep *Endpoint) SetIdentity(p env.Peer) { ep.identity = p }
+
+// Identity is what the endpoint's messages say they come from.
+func (ep *Endpoint) Identity() env.Peer { return ep.identity }
+
+// Send queues m for delivery to the node called to. It never blocks.
+func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
+	nw := ep.net
+	nw.Sent++
+	dst := nw.byID[to]
+	if dst == nil || nw.isCut(ep.node.idx, dst.node.idx) {
+		nw.Dropped++
+		return
+	}
+	var l *link
+	model := &nw.def
+	if len(nw.links) > 0 {
+		if l = nw.links[linkKey{ep.node.idx, dst.node.idx}]; l != nil && l.model != nil {
+			model = l.model
+		}
+	}
+	if model.Loss > 0 && ep.rand.Float64() < model.Loss {
+		nw.Dropped++
+		return
+	}
+	copies := 1
+	if model.Duplicate > 0 && ep.rand.Float64() < model.Duplicate {
+		copies = 2
+		nw.Duplicated++
+	}
+	from := ep.identity
+	arg := uint64(ep.node.idx)<<32 | uint64(uint32(dst.node.idx))
+	arg ^= nw.hashMethod(m.Method())
+	for range copies {
+		at := nw.k.now + int64(model.Latency.Draw(ep.rand))
+		if !model.Reorder {
+			if l == nil {
+				l = &link{}
+				nw.links[linkKey{ep.node.idx, dst.node.idx}] = l
+			}
+			at = max(at, l.lastAt)
+			l.lastAt = at
+		}
+		dst.node.At(time.Duration(at-nw.k.now), KindDeliver, arg, func() {
+			nw.Delivered++
+			if nw.k.trace != nil {
+				nw.k.Note("%s -> %s %s", from.ID, dst.id, describe(m))
+			}
+			if dst.handler != nil {
+				dst.handler(from, m)
+			}
+		})
+	}
+}
+
+func (nw *Network) hashMethod(m string) uint64 {
+	h, ok := nw.methodHash[m]
+	if !ok {
+		h = HashString(m)
+		nw.methodHash[m] = h
+	}
+	return h
+}
+
+func describe(m env.Message) string {
+	if s, ok := m.(interface{ TraceString() string }); ok {
+		return s.TraceString()
+	}
+	return m.Method()
+}
+
+func (nw *Network) isCut(a, b int32) bool {
+	for i := range nw.cuts {
+		c := &nw.cuts[i]
+		if c.isolated >= 0 {
+			if (a == c.isolated) != (b == c.isolated) {
+				return true
+			}
+			continue
+		}
+		var ga, gb int16
+		if int(a) < len(c.group) {
+			ga = c.group[a]
+		}
+		if int(b) < len(c.group) {
+			gb = c.group[b]
+		}
+		if ga != 0 && gb != 0 && ga != gb {
+			return true
+		}
+	}
+	return false
+}
+
+// Partition cuts every link between nodes of different groups. Nodes in
+// no group keep their links.
+func (nw *Network) Partition(groups [][]*Node) {
+	c := cut{group: make([]int16, len(nw.k.nodes)), isolated: -1}
+	for gi, g := range groups {
+		for _, n := range g {
+			c.group[n.idx] = int16(gi + 1)
+		}
+	}
+	nw.cuts = append(nw.cuts, c)
+}
+
+// Isolate cuts n from every other node, including nodes added later.
+func (nw *Network) Isolate(n *Node) {
+	nw.cuts = append(nw.cuts, cut{isolated: n.idx})
+}
+
+// Heal restores every cut link. Per-link models set by SetLink stay.
+func (nw *Network) Heal() { nw.cuts = nil }
+
+// SetLink changes the model of the link from a to b (one direction).
+func (nw *Network) SetLink(a, b *Node, m LinkModel) {
+	key := linkKey{a.idx, b.idx}
+	l := nw.links[key]
+	if l == nil {
+		l = &link{}
+		nw.links[key] = l
+	}
+	l.model = &m
+}
+
+// Default is the model of links without their own.
+func (nw *Network) Default() LinkModel { return nw.def }
+
+var _ env.Transport = (*Endpoint)(nil)
