@@ -39,20 +39,34 @@ type TimerID uint64
 // noNode marks events that belong to no node (scenario steps, checks).
 const noNode = -1
 
+// heapItem is 16 bytes so the heap stays cache-friendly: key packs the
+// sequence number (high 40 bits, so equal times keep scheduling order) and
+// the slot index (low 24 bits).
 type heapItem struct {
-	at   int64
-	seq  uint64
-	slot int32
+	at  int64
+	key uint64
 }
+
+const (
+	slotBits = 24
+	slotMask = 1<<slotBits - 1
+	maxSlots = 1 << slotBits
+)
+
+func (h heapItem) slot() int32 { return int32(h.key & slotMask) }
 
 type slot struct {
 	fn    func()
 	arg   uint64
-	hidx  int32 // position in the heap; -1 when free
 	gen   uint32
 	node  int32
 	epoch uint32
 	kind  Kind
+	// cancelled events stay in the heap until their time comes and are
+	// skipped then: cancelling costs nothing and the heap never needs to
+	// know where an event sits.
+	cancelled bool
+	queued    bool
 }
 
 // Kernel is the simulator's one event loop: a heap of events ordered by
@@ -67,6 +81,7 @@ type Kernel struct {
 	heap  []heapItem
 	slots []slot
 	free  []int32
+	live  int // queued events not cancelled
 
 	nodes []*Node
 	seed  uint64
@@ -101,7 +116,7 @@ func (k *Kernel) Now() time.Duration { return time.Duration(k.now) }
 func (k *Kernel) Processed() uint64 { return k.processed }
 
 // Pending is the number of events waiting.
-func (k *Kernel) Pending() int { return len(k.heap) }
+func (k *Kernel) Pending() int { return k.live }
 
 // TraceHash is the running hash of every event processed so far. Two runs
 // of one scenario and seed end with the same hash.
@@ -149,15 +164,19 @@ func (k *Kernel) schedule(at int64, node int32, epoch uint32, kind Kind, arg uin
 		i = k.free[n-1]
 		k.free = k.free[:n-1]
 	} else {
+		if len(k.slots) == maxSlots {
+			panic("sim: more than 16M events pending")
+		}
 		k.slots = append(k.slots, slot{})
 		i = int32(len(k.slots) - 1)
 	}
 	s := &k.slots[i]
 	s.fn, s.arg, s.node, s.epoch, s.kind = fn, arg, node, epoch, kind
+	s.queued, s.cancelled = true, false
 	k.seq++
-	s.hidx = int32(len(k.heap))
-	k.heap = append(k.heap, heapItem{at: at, seq: k.seq, slot: i})
-	k.up(int(s.hidx))
+	k.heap = append(k.heap, heapItem{at: at, key: k.seq<<slotBits | uint64(i)})
+	k.up(len(k.heap) - 1)
+	k.live++
 	return TimerID(uint64(s.gen)<<32 | uint64(uint32(i)+1))
 }
 
@@ -168,31 +187,20 @@ func (k *Kernel) Cancel(id TimerID) bool {
 	if lo == 0 || int(lo) > len(k.slots) {
 		return false
 	}
-	i := int32(lo - 1)
-	gen := uint32(uint64(id) >> 32)
-	s := &k.slots[i]
-	if s.gen != gen || s.hidx < 0 {
+	s := &k.slots[lo-1]
+	if s.gen != uint32(uint64(id)>>32) || !s.queued || s.cancelled {
 		return false
 	}
-	h := int(s.hidx)
-	last := len(k.heap) - 1
-	if h != last {
-		k.swap(h, last)
-	}
-	k.heap = k.heap[:last]
-	if h != last {
-		if !k.down(h) {
-			k.up(h)
-		}
-	}
-	k.release(i)
+	s.cancelled = true
+	s.fn = nil
+	k.live--
 	return true
 }
 
 func (k *Kernel) release(i int32) {
 	s := &k.slots[i]
 	s.fn = nil
-	s.hidx = -1
+	s.queued = false
 	s.gen++
 	k.free = append(k.free, i)
 }
@@ -202,16 +210,20 @@ func (k *Kernel) Step() bool {
 	for len(k.heap) > 0 {
 		top := k.heap[0]
 		last := len(k.heap) - 1
-		if last > 0 {
-			k.swap(0, last)
-		}
+		k.heap[0] = k.heap[last]
 		k.heap = k.heap[:last]
 		if last > 0 {
 			k.down(0)
 		}
-		s := &k.slots[top.slot]
+		i := top.slot()
+		s := &k.slots[i]
+		if s.cancelled {
+			k.release(i)
+			continue
+		}
+		k.live--
 		fn, node, epoch, kind, arg := s.fn, s.node, s.epoch, s.kind, s.arg
-		k.release(top.slot)
+		k.release(i)
 		k.now = top.at
 		var n *Node
 		if node != noNode {
@@ -260,47 +272,48 @@ func fmtTime(ns int64) string {
 	return fmt.Sprintf("%d.%09d", ns/1e9, ns%1e9)
 }
 
-// ---- heap ordered by (at, seq)
+// ---- 4-ary heap ordered by (at, key)
 
-func (k *Kernel) less(i, j int) bool {
-	a, b := &k.heap[i], &k.heap[j]
-	return a.at < b.at || a.at == b.at && a.seq < b.seq
-}
-
-func (k *Kernel) swap(i, j int) {
-	k.heap[i], k.heap[j] = k.heap[j], k.heap[i]
-	k.slots[k.heap[i].slot].hidx = int32(i)
-	k.slots[k.heap[j].slot].hidx = int32(j)
+func (a heapItem) before(b heapItem) bool {
+	return a.at < b.at || a.at == b.at && a.key < b.key
 }
 
 func (k *Kernel) up(j int) {
+	h := k.heap
+	x := h[j]
 	for j > 0 {
-		i := (j - 1) / 2
-		if !k.less(j, i) {
+		p := (j - 1) / 4
+		if !x.before(h[p]) {
 			break
 		}
-		k.swap(i, j)
-		j = i
+		h[j] = h[p]
+		j = p
 	}
+	h[j] = x
 }
 
-func (k *Kernel) down(i0 int) bool {
-	i, n := i0, len(k.heap)
+func (k *Kernel) down(j int) {
+	h := k.heap
+	n := len(h)
+	x := h[j]
 	for {
-		j := 2*i + 1
-		if j >= n {
+		c := 4*j + 1
+		if c >= n {
 			break
 		}
-		if r := j + 1; r < n && k.less(r, j) {
-			j = r
+		m := c
+		for d := c + 1; d < c+4 && d < n; d++ {
+			if h[d].before(h[m]) {
+				m = d
+			}
 		}
-		if !k.less(j, i) {
+		if !h[m].before(x) {
 			break
 		}
-		k.swap(i, j)
-		i = j
+		h[j] = h[m]
+		j = m
 	}
-	return i > i0
+	h[j] = x
 }
 
 // ---- trace hash: FNV-1a over 64-bit words
