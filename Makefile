@@ -3,7 +3,10 @@ GO      ?= go
 BIN     := bin
 PROTOS  := $(sort $(wildcard engine/api/*.proto realnet/rpc/*.proto))
 
-.PHONY: help build test proto run bench clean
+.PHONY: help build test proto proto-tools run bench clean
+
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,6 +20,9 @@ test: ## run every test (what CI runs)
 proto: ## regenerate the protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
 	protoc --proto_path=. --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative $(PROTOS)
+
+proto-tools: ## install the protoc plugins at the versions the committed code was made with
+	$(GO) install $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
 
 clean:
 	rm -rf $(BIN)
