@@ -1,0 +1,38 @@
+// Package store is the orchestrator's in-memory, indexed store of api
+// objects (nodes, services, tasks, networks, the cluster, secrets, configs
+// and client keys), whose every mutation travels through raft.
+//
+// What it owns:
+//
+//   - The objects, indexed by ID for every kind; by name for services,
+//     networks, secrets and configs (unique) and nodes (not unique, so that
+//     a removed node's tombstone does not block a node that rejoins under the
+//     same name); tasks by service, by node (the empty node ID indexes the
+//     unassigned tasks) and by (service, slot). Every query answers in ID
+//     order, from per-index ordered sets, so no query sorts the whole kind.
+//   - Transactions: Update runs a function against a Tx that records creates,
+//     updates and deletes (reads in the Tx see its own writes), encodes them
+//     as one api.Proposal and hands it to a Proposer (the raft driver, or a
+//     Loopback). Optimistic concurrency: UPDATE and DELETE name the version
+//     (meta.version, the raft index of the last change) they were based on.
+//   - The state machine: Apply decodes a committed proposal and applies all of
+//     its actions or none; Snapshot and Restore move the whole content as one
+//     deterministic api.StoreSnapshot.
+//   - Watches: callbacks that see every applied change, in order.
+//
+// What it must never do: start goroutines, block, read a clock or draw
+// randomness while applying (time travels in Proposal.timestamp, IDs in the
+// objects), let map iteration order reach an answer, an event or a
+// snapshot, or import go.etcd.io/raft or engine/raft (the raft driver meets
+// the store through the Proposer interface and the Apply, Snapshot and
+// Restore methods).
+//
+// Objects are immutable once stored. Readers get pointers they must never
+// modify, and may keep them: a later change stores a new object. Writers hand
+// a Tx new objects (api's ShallowCopy helps) and must not modify them after.
+// Objects enter the store only by decoding committed proposals, so a writer's
+// pointer is never the stored one.
+//
+// Everything runs on the node's single event loop: the store is not safe for
+// use from several goroutines, and needs no locks.
+package store

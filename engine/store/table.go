@@ -1,0 +1,219 @@
+package store
+
+import (
+	"github.com/swarmsim/swarmsim/engine/api"
+)
+
+// anyTable is what apply, Tx and restore need from a table of any kind.
+type anyTable interface {
+	// get returns the object with the given ID, or nil.
+	get(id string) Object
+	// put stores o (whose ID is id) in place of the current one, if any,
+	// and updates every index.
+	put(id string, o Object)
+	// del removes the object with the given ID, if any.
+	del(id string)
+	// nameHolder returns the ID of the object holding a unique name, or "".
+	nameHolder(name string) string
+	len() int
+}
+
+// table holds the objects of one kind: by ID, in ID order, by unique name
+// when the kind has one, and through extra indexes kept by onChange.
+type table[T Object] struct {
+	kind  Kind
+	byID  map[string]*rec[T]
+	all   recSet[T]
+	names map[string]*rec[T] // nil unless kind.uniqueName()
+	// onChange keeps the kind's extra indexes; old or new is the zero T (a
+	// nil pointer) when the object is created or deleted.
+	onChange func(r *rec[T], old, new T)
+}
+
+func newTable[T Object](k Kind) *table[T] {
+	t := &table[T]{kind: k, byID: make(map[string]*rec[T])}
+	if k.uniqueName() {
+		t.names = make(map[string]*rec[T])
+	}
+	return t
+}
+
+func (t *table[T]) len() int { return len(t.byID) }
+
+// lookup returns the object with the given ID, or the zero T.
+func (t *table[T]) lookup(id string) T {
+	if r := t.byID[id]; r != nil {
+		return r.obj
+	}
+	var zero T
+	return zero
+}
+
+func (t *table[T]) get(id string) Object {
+	if r := t.byID[id]; r != nil {
+		return r.obj
+	}
+	return nil // an untyped nil, not a nil T
+}
+
+// canonical returns the stored copy of id when an object has that ID, so
+// that references to it share one string instead of each holding its own.
+func (t *table[T]) canonical(id string) string {
+	if r := t.byID[id]; r != nil {
+		return r.id
+	}
+	return id
+}
+
+func (t *table[T]) put(id string, o Object) {
+	v := o.(T)
+	var old T
+	r := t.byID[id]
+	if r == nil {
+		r = &rec[T]{id: id}
+		t.byID[id] = r
+		t.all.insert(r)
+	} else {
+		old = r.obj
+	}
+	r.obj = v
+	if t.names != nil {
+		if on, nn := Name(old), Name(v); on != nn {
+			if on != "" && t.names[on] == r {
+				delete(t.names, on)
+			}
+			if nn != "" {
+				t.names[nn] = r
+			}
+		}
+	}
+	if t.onChange != nil {
+		t.onChange(r, old, v)
+	}
+}
+
+func (t *table[T]) del(id string) {
+	r := t.byID[id]
+	if r == nil {
+		return
+	}
+	delete(t.byID, id)
+	t.all.remove(id)
+	if t.names != nil {
+		if n := Name(r.obj); n != "" && t.names[n] == r {
+			delete(t.names, n)
+		}
+	}
+	if t.onChange != nil {
+		var zero T
+		t.onChange(r, r.obj, zero)
+	}
+}
+
+func (t *table[T]) nameHolder(name string) string {
+	if r := t.names[name]; r != nil {
+		return r.id
+	}
+	return ""
+}
+
+// byName returns the object holding a unique name, or the zero T.
+func (t *table[T]) byName(name string) T {
+	if r := t.names[name]; r != nil && name != "" {
+		return r.obj
+	}
+	var zero T
+	return zero
+}
+
+// addTo adds r to the set m[k], creating it.
+func addTo[K comparable, T any](m map[K]*recSet[T], k K, r *rec[T]) {
+	s := m[k]
+	if s == nil {
+		s = &recSet[T]{}
+		m[k] = s
+	}
+	s.insert(r)
+}
+
+// removeFrom removes id from the set m[k], dropping the set once empty so
+// that keys of gone services and nodes do not pile up.
+func removeFrom[K comparable, T any](m map[K]*recSet[T], k K, id string) {
+	s := m[k]
+	if s == nil {
+		return
+	}
+	s.remove(id)
+	if s.Len() == 0 {
+		delete(m, k)
+	}
+}
+
+// slotKey names a replicated service's slot.
+type slotKey struct {
+	service string
+	slot    uint64
+}
+
+// taskIndex indexes tasks by service, by node and by (service, slot).
+// Tasks without a node are indexed under the empty node ID; tasks of slot 0
+// (global services) are not indexed by slot, since (service, 0) would just
+// repeat the service's whole set.
+type taskIndex struct {
+	byService map[string]*recSet[*api.Task]
+	byNode    map[string]*recSet[*api.Task]
+	bySlot    map[slotKey]*recSet[*api.Task]
+}
+
+func newTaskIndex() *taskIndex {
+	return &taskIndex{
+		byService: make(map[string]*recSet[*api.Task]),
+		byNode:    make(map[string]*recSet[*api.Task]),
+		bySlot:    make(map[slotKey]*recSet[*api.Task]),
+	}
+}
+
+// change moves r between sets when a key changed. A status change, the
+// hottest update, changes no key and touches no set.
+func (x *taskIndex) change(r *rec[*api.Task], old, new *api.Task) {
+	if old == nil || new == nil || old.ServiceId != new.ServiceId {
+		if old != nil {
+			removeFrom(x.byService, old.ServiceId, r.id)
+		}
+		if new != nil {
+			addTo(x.byService, new.ServiceId, r)
+		}
+	}
+	if old == nil || new == nil || old.NodeId != new.NodeId {
+		if old != nil {
+			removeFrom(x.byNode, old.NodeId, r.id)
+		}
+		if new != nil {
+			addTo(x.byNode, new.NodeId, r)
+		}
+	}
+	if old == nil || new == nil || old.ServiceId != new.ServiceId || old.Slot != new.Slot {
+		if old != nil && old.Slot != 0 {
+			removeFrom(x.bySlot, slotKey{old.ServiceId, old.Slot}, r.id)
+		}
+		if new != nil && new.Slot != 0 {
+			addTo(x.bySlot, slotKey{new.ServiceId, new.Slot}, r)
+		}
+	}
+}
+
+// nodeNameIndex indexes nodes by spec.name. Names are not unique.
+type nodeNameIndex map[string]*recSet[*api.Node]
+
+func (x nodeNameIndex) change(r *rec[*api.Node], old, new *api.Node) {
+	on, nn := old.GetSpec().GetName(), new.GetSpec().GetName()
+	if old != nil && new != nil && on == nn {
+		return
+	}
+	if old != nil && on != "" {
+		removeFrom(x, on, r.id)
+	}
+	if new != nil && nn != "" {
+		addTo(x, nn, r)
+	}
+}
