@@ -24,7 +24,7 @@ const (
 // slot 1, pending, no node), t2 (s1 slot 2, running on n1), t3 (s2 slot 1,
 // assigned to n1); network net1 ("overlay"), secret sec1 ("pw"), config
 // cfg1 ("conf"), kv "k".
-func baseStore(t testing.TB) *Store {
+func baseStore(t tb) *Store {
 	s, _ := newSyncStore()
 	removed := node("n2", "w2")
 	removed.Removed = true
@@ -284,7 +284,7 @@ func unchanged(id string) func(t *testing.T, s *Store) {
 
 // checkIndexes compares every index with a brute-force scan of the whole
 // content: ID order everywhere, and the same members.
-func checkIndexes(t testing.TB, s *Store) {
+func checkIndexes(t tb, s *Store) {
 	t.Helper()
 	tasks := s.Tasks()
 	if !slices.IsSortedFunc(tasks, func(a, b *api.Task) int { return cmpID(a, b) }) {
@@ -360,7 +360,7 @@ func checkIndexes(t testing.TB, s *Store) {
 	}
 }
 
-func checkNames[T Object](t testing.TB, all []T, byName func(string) T) {
+func checkNames[T Object](t tb, all []T, byName func(string) T) {
 	t.Helper()
 	seen := map[string]bool{}
 	for _, o := range all {

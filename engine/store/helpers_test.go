@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -13,6 +12,13 @@ import (
 
 // epoch is the fake clock's start: tests never read the wall clock.
 var epoch = time.Unix(1767225600, 0) // 2026-01-01T00:00:00Z
+
+// tb is what test helpers need; both *testing.T and *rapid.T have it.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
 
 type fakeClock struct{ now time.Time }
 
@@ -42,7 +48,7 @@ func newSyncStore() (*Store, *fakeClock) {
 
 // update runs one transaction on a synchronous store and returns done's
 // error.
-func update(t testing.TB, s *Store, fn func(tx *Tx) error) error {
+func update(t tb, s *Store, fn func(tx *Tx) error) error {
 	t.Helper()
 	called := 0
 	var got error
@@ -53,7 +59,7 @@ func update(t testing.TB, s *Store, fn func(tx *Tx) error) error {
 	return got
 }
 
-func mustUpdate(t testing.TB, s *Store, fn func(tx *Tx) error) {
+func mustUpdate(t tb, s *Store, fn func(tx *Tx) error) {
 	t.Helper()
 	if err := update(t, s, fn); err != nil {
 		t.Fatalf("update: %v", err)
@@ -98,7 +104,7 @@ func aAssign(id, nodeID string, v uint64) *api.StoreAction {
 }
 
 // enc encodes a proposal as Update would.
-func enc(t testing.TB, ts int64, actions ...*api.StoreAction) []byte {
+func enc(t tb, ts int64, actions ...*api.StoreAction) []byte {
 	t.Helper()
 	data, err := marshalOptions.Marshal(&api.Proposal{Timestamp: ts, Actions: actions})
 	if err != nil {
@@ -109,7 +115,7 @@ func enc(t testing.TB, ts int64, actions ...*api.StoreAction) []byte {
 
 // apply applies one proposal at the next index and returns its result as an
 // error (nil: applied).
-func apply(t testing.TB, s *Store, ts int64, actions ...*api.StoreAction) error {
+func apply(t tb, s *Store, ts int64, actions ...*api.StoreAction) error {
 	t.Helper()
 	res, err := s.Apply(s.AppliedIndex()+1, enc(t, ts, actions...))
 	if err != nil {
@@ -125,14 +131,14 @@ func apply(t testing.TB, s *Store, ts int64, actions ...*api.StoreAction) error 
 	return e
 }
 
-func mustApply(t testing.TB, s *Store, ts int64, actions ...*api.StoreAction) {
+func mustApply(t tb, s *Store, ts int64, actions ...*api.StoreAction) {
 	t.Helper()
 	if err := apply(t, s, ts, actions...); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 }
 
-func snapshot(t testing.TB, s *Store) []byte {
+func snapshot(t tb, s *Store) []byte {
 	t.Helper()
 	data, err := s.Snapshot()
 	if err != nil {
@@ -149,7 +155,7 @@ func ids[T Object](objs []T) []string {
 	return out
 }
 
-func wantErr(t testing.TB, got, want error) {
+func wantErr(t tb, got, want error) {
 	t.Helper()
 	switch {
 	case want == nil && got != nil:
