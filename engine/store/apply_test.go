@@ -123,7 +123,7 @@ func TestApply(t *testing.T) {
 				aCreate(task("t9", "s1", 3, "", pending)),
 				aAssign("t1", "n1", 1),
 				aDelete(KindService, "s2", 0),
-				aUpdate(withVersion(service("s1", "db"), 1)), // s2 deleted above frees "db"
+				aUpdate(withVersion(service("s1", "db"), 1)),                // s2 deleted above frees "db"
 				aUpdate(withVersion(task("t2", "s1", 2, "n1", running), 0)), // stale: everything undone
 			},
 			want: ErrSequenceConflict,

@@ -22,9 +22,9 @@ type tb interface {
 
 type fakeClock struct{ now time.Time }
 
-func (c *fakeClock) Now() time.Time                             { return c.now }
+func (c *fakeClock) Now() time.Time                            { return c.now }
 func (c *fakeClock) AfterFunc(time.Duration, func()) env.Timer { panic("store never sets timers") }
-func (c *fakeClock) advance(d time.Duration)                    { c.now = c.now.Add(d) }
+func (c *fakeClock) advance(d time.Duration)                   { c.now = c.now.Add(d) }
 
 // fakeLoop queues posted functions until run.
 type fakeLoop struct{ q []func() }

@@ -157,7 +157,6 @@ func TestWatchCancel(t *testing.T) {
 	}
 }
 
-
 func TestWatchRestore(t *testing.T) {
 	src := baseStore(t)
 	data := snapshot(t, src)
