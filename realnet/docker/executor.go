@@ -62,6 +62,9 @@ type Options struct {
 	CallTimeout time.Duration
 	// PullTimeout bounds pulling a missing image. Default 2m.
 	PullTimeout time.Duration
+	// MaxConcurrentCalls bounds how many tasks' calls are in flight at
+	// once (a stop holds its slot for its grace). Default 32.
+	MaxConcurrentCalls int
 	// Logger hears what goes wrong. It never receives file contents or
 	// environment. Default: discarded.
 	Logger *slog.Logger
@@ -91,15 +94,18 @@ type Executor struct {
 	// watching is closed once the event stream has been asked for, so
 	// that no container is started before its events can be heard.
 	watching chan struct{}
+	// slots holds one token per task call in flight.
+	slots chan struct{}
 
 	mu     sync.Mutex
 	queues map[string]*taskQueue
 	closed bool
 
 	// Loop-only state: touched only by functions posted to loop.
-	handler     func(env.ContainerEvent)
-	last        map[string]env.ContainerEvent
-	removedFIFO []string
+	handler      func(env.ContainerEvent)
+	watchStarted bool
+	last         map[string]env.ContainerEvent
+	removedFIFO  []string
 }
 
 type taskQueue struct {
@@ -109,8 +115,9 @@ type taskQueue struct {
 
 var _ env.Executor = (*Executor)(nil)
 
-// New returns the executor for node, and starts watching the daemon's
-// events for the node's containers. Close stops it.
+// New returns the executor for node. It starts watching the daemon's
+// events for the node's containers when it is given a handler; Close stops
+// it.
 func New(cli API, loop env.Loop, node env.NodeID, opts Options) (*Executor, error) {
 	if cli == nil || loop == nil {
 		return nil, errors.New("docker executor: nil client or loop")
@@ -130,6 +137,9 @@ func New(cli API, loop env.Loop, node env.NodeID, opts Options) (*Executor, erro
 	if opts.PullTimeout <= 0 {
 		opts.PullTimeout = 2 * time.Minute
 	}
+	if opts.MaxConcurrentCalls <= 0 {
+		opts.MaxConcurrentCalls = 32
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -144,11 +154,10 @@ func New(cli API, loop env.Loop, node env.NodeID, opts Options) (*Executor, erro
 		ctx:      ctx,
 		cancel:   cancel,
 		watching: make(chan struct{}),
+		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
 		queues:   make(map[string]*taskQueue),
 		last:     make(map[string]env.ContainerEvent),
 	}
-	e.wg.Add(1)
-	go e.watch()
 	return e, nil
 }
 
@@ -182,8 +191,15 @@ func nameSafe(s string) string {
 	}, s)
 }
 
-// SetEventHandler implements env.Executor.
-func (e *Executor) SetEventHandler(h func(env.ContainerEvent)) { e.handler = h }
+// SetEventHandler implements env.Executor. The first call starts watching
+// the daemon's events, so none can arrive before there is a handler.
+func (e *Executor) SetEventHandler(h func(env.ContainerEvent)) {
+	e.handler = h
+	if !e.watchStarted {
+		e.watchStarted = true
+		e.goTracked(e.watch)
+	}
+}
 
 // Prepare implements env.Executor: it makes sure the image is there (a pull
 // is tried when it is not), creates the container and copies the spec's
@@ -197,6 +213,8 @@ func (e *Executor) Prepare(spec env.ContainerSpec) {
 
 // Start implements env.Executor. ContainerRunning and ContainerExited come
 // from the daemon's events; ContainerFailed when the start is refused.
+// Running carries HealthNone until the first health verdict (Docker sends
+// no event for "starting"), then one Running event per change of verdict.
 func (e *Executor) Start(taskID string) {
 	e.enqueue(taskID, func(ctx context.Context) { e.start(ctx, taskID) })
 }
@@ -291,7 +309,13 @@ func (e *Executor) drain(taskID string, q *taskQueue) {
 			continue
 		case <-time.After(e.opts.CallTimeout):
 		}
+		select {
+		case e.slots <- struct{}{}:
+		case <-e.ctx.Done():
+			continue
+		}
 		op(e.ctx)
+		<-e.slots
 	}
 }
 
@@ -731,7 +755,6 @@ func healthOf(s string) env.Health {
 // (the daemon replays its recent events), so a reconnect loses nothing it
 // still remembers.
 func (e *Executor) watch() {
-	defer e.wg.Done()
 	var once sync.Once
 	ready := func() { once.Do(func() { close(e.watching) }) }
 	defer ready()
@@ -772,6 +795,8 @@ func (e *Executor) watch() {
 					e.onEvent(m)
 				case err := <-res.Err:
 					return err
+				case <-e.ctx.Done():
+					return e.ctx.Err()
 				}
 			}
 		}()
