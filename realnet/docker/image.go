@@ -36,7 +36,9 @@ const EnvWorkloadBinary = "SWARMSIM_WORKLOAD_BINARY"
 
 // Behaviour is what a workload container does, baked into its image as
 // environment (the WORKLOAD_* variables cmd/workload reads). The zero value
-// runs until SIGTERM and exits 0.
+// runs until SIGTERM and exits 0. A scenario's executor settings map onto
+// it: fail_images are FailAtStart, unhealthy_images are Unhealthy, and
+// exits {after: A..B, code: C} are ExitAfter A, ExitAfterMax B, ExitCode C.
 type Behaviour struct {
 	// FailAtStart makes the container exit 1 as soon as it starts.
 	FailAtStart bool
@@ -247,7 +249,7 @@ func goBuildWorkload(ctx context.Context) ([]byte, error) {
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "workload")
-	cmd := exec.CommandContext(ctx, gocmd, "build", "-trimpath", "-ldflags=-s -w", "-o", out,
+	cmd := exec.CommandContext(ctx, gocmd, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out,
 		"github.com/swarmsim/swarmsim/cmd/workload")
 	// The daemon runs linux containers; a docker on a mac runs them in a
 	// VM of the host's architecture, so GOARCH stays the host's.
