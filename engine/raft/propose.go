@@ -1,0 +1,196 @@
+package raft
+
+import (
+	"fmt"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// proposal is one Propose call from queueing until its done runs.
+type proposal struct {
+	seq      uint64
+	data     []byte
+	done     func(result any, err error)
+	deadline uint64 // tick
+	// term and lead are raft's when the proposal was stepped: a change of
+	// either leaves its fate in doubt.
+	term, lead uint64
+}
+
+type props struct {
+	queued  []*proposal          // this turn's proposals, not yet stepped
+	waiters map[uint64]*proposal // by seq
+	order   []uint64             // seqs in stepping order; deadlines grow along it
+}
+
+// Propose proposes data for the log. done is called exactly once, on the
+// loop and never inside Propose: with Apply's result once the entry is
+// applied on this node, or with an error (ErrNoLeader, ErrProposalDropped,
+// ErrLeadershipLost, ErrTimeout, ErrStopped, ErrTooLarge, ErrOverloaded).
+// ErrLeadershipLost and ErrTimeout are ambiguous: the entry may still
+// commit. done may be nil. data must not change after the call.
+//
+// Proposals made during one loop turn reach raft in one step and are
+// persisted and replicated by one Ready; Config.PackProposals also packs
+// them into shared entries.
+func (n *Node) Propose(data []byte, done func(result any, err error)) {
+	if done == nil {
+		done = func(any, error) {}
+	}
+	var err error
+	switch {
+	case n.stopped:
+		err = n.stoppedErr()
+	case len(data) > n.cfg.MaxProposalBytes:
+		err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), n.cfg.MaxProposalBytes)
+	case len(n.props.waiters)+len(n.props.queued) >= n.cfg.MaxInflightProposals:
+		err = fmt.Errorf("%w: %d waiting", ErrOverloaded, len(n.props.waiters)+len(n.props.queued))
+	}
+	if err != nil {
+		n.stats.ProposalsFailed++
+		n.later(func() { done(nil, err) })
+		return
+	}
+	n.seq++
+	n.props.queued = append(n.props.queued, &proposal{seq: n.seq, data: data, done: done})
+	n.stats.Proposals++
+	n.kick()
+}
+
+func (n *Node) stoppedErr() error {
+	if n.stopErr == nil || n.stopErr == ErrStopped {
+		return ErrStopped
+	}
+	return fmt.Errorf("%w: %w", ErrStopped, n.stopErr)
+}
+
+// flushProposals steps this turn's proposals into raft as one MsgProp.
+func (n *Node) flushProposals() {
+	q := n.props.queued
+	if len(q) == 0 {
+		return
+	}
+	n.props.queued = nil
+	st := n.rn.BasicStatus()
+	if st.Lead == 0 {
+		n.props.fail(n, q, ErrNoLeader)
+		return
+	}
+	msg := &pb.Message{Type: pb.MsgProp.Enum(), From: new(n.id), Entries: n.buildEntries(q)}
+	if err := n.rn.Step(msg); err != nil {
+		n.props.fail(n, q, fmt.Errorf("%w: %w", ErrProposalDropped, err))
+		return
+	}
+	deadline := n.ticks + n.cfg.ticks(n.cfg.ProposalTimeout)
+	for _, p := range q {
+		p.deadline, p.term, p.lead = deadline, st.GetTerm(), st.Lead
+		n.props.waiters[p.seq] = p
+		n.props.order = append(n.props.order, p.seq)
+	}
+}
+
+// buildEntries turns proposals into raft entries: one each, or packed.
+func (n *Node) buildEntries(q []*proposal) []*pb.Entry {
+	if !n.cfg.PackProposals {
+		ents := make([]*pb.Entry, len(q))
+		for i, p := range q {
+			ents[i] = &pb.Entry{Data: appendSingle(make([]byte, 0, len(p.data)+20), n.incarnation, p.seq, p.data)}
+		}
+		return ents
+	}
+	var ents []*pb.Entry
+	for start := 0; start < len(q); {
+		end, size := start, 0
+		for end < len(q) && end-start < n.cfg.MaxBatch && (end == start || size+len(q[end].data) <= n.cfg.MaxEntryBytes) {
+			size += len(q[end].data)
+			end++
+		}
+		group := q[start:end]
+		var data []byte
+		if len(group) == 1 {
+			data = appendSingle(make([]byte, 0, size+20), n.incarnation, group[0].seq, group[0].data)
+		} else {
+			data = appendPacked(make([]byte, 0, packedSize(group)), n.incarnation, group)
+		}
+		ents = append(ents, &pb.Entry{Data: data})
+		start = end
+	}
+	return ents
+}
+
+// applied hands a proposal made here its result.
+func (ps *props) applied(n *Node, seq uint64, res any) {
+	p := ps.waiters[seq]
+	if p == nil {
+		return
+	}
+	delete(ps.waiters, seq)
+	n.stats.ProposalsApplied++
+	p.done(res, nil)
+}
+
+func (ps *props) fail(n *Node, q []*proposal, err error) {
+	for _, p := range q {
+		n.stats.ProposalsFailed++
+		p.done(nil, err)
+	}
+}
+
+// failWhere fails the waiting proposals that match, in stepping order.
+func (ps *props) failWhere(n *Node, match func(*proposal) bool, err error) {
+	kept := ps.order[:0]
+	var failed []*proposal
+	for _, seq := range ps.order {
+		p := ps.waiters[seq]
+		if p == nil {
+			continue
+		}
+		if match(p) {
+			delete(ps.waiters, seq)
+			failed = append(failed, p)
+			continue
+		}
+		kept = append(kept, seq)
+	}
+	ps.order = kept
+	ps.fail(n, failed, err)
+}
+
+func (ps *props) failAll(n *Node, err error) {
+	q := ps.queued
+	ps.queued = nil
+	ps.failWhere(n, func(*proposal) bool { return true }, err)
+	ps.fail(n, q, err)
+}
+
+// failStaleProposals fails proposals stepped under another leader or term
+// than raft's current ones: the entry may have been lost or may still
+// commit, and nobody can tell which until it applies.
+func (n *Node) failStaleProposals() {
+	if len(n.props.waiters) == 0 {
+		return
+	}
+	term, lead := n.term, n.lead
+	n.props.failWhere(n, func(p *proposal) bool { return p.term != term || p.lead != lead },
+		fmt.Errorf("%w (leader %x in term %d)", ErrLeadershipLost, lead, term))
+}
+
+func (n *Node) expireProposals() {
+	ps := &n.props
+	var expired []*proposal
+	for len(ps.order) > 0 {
+		seq := ps.order[0]
+		p := ps.waiters[seq]
+		if p != nil && p.deadline > n.ticks {
+			break
+		}
+		ps.order = ps.order[1:]
+		if p != nil {
+			delete(ps.waiters, seq)
+			expired = append(expired, p)
+		}
+	}
+	if len(expired) > 0 {
+		ps.fail(n, expired, fmt.Errorf("%w: proposal not applied within %v", ErrTimeout, n.cfg.ProposalTimeout))
+	}
+}
