@@ -1,0 +1,66 @@
+package api
+
+import "strconv"
+
+// RPC names of the dispatcher protocol (dispatcher.proto), one per message
+// and direction. Authorization keys on the service prefix: workers and
+// managers may use every method of "/swarm.Dispatcher/".
+const (
+	DispatcherService       = "/swarm.Dispatcher/"
+	MethodSessionRequest    = DispatcherService + "SessionRequest"
+	MethodSessionResponse   = DispatcherService + "SessionResponse"
+	MethodHeartbeat         = DispatcherService + "Heartbeat"
+	MethodHeartbeatResponse = DispatcherService + "HeartbeatResponse"
+	MethodAssignments       = DispatcherService + "Assignments"
+	MethodTaskStatusReport  = DispatcherService + "TaskStatusReport"
+	MethodTaskStatusAck     = DispatcherService + "TaskStatusAck"
+)
+
+// traceBufLen is the initial capacity of a TraceString's buffer.
+const traceBufLen = 48
+
+// Method implements env.Message.
+func (*SessionRequest) Method() string { return MethodSessionRequest }
+
+// Method implements env.Message.
+func (*SessionResponse) Method() string { return MethodSessionResponse }
+
+// Method implements env.Message.
+func (*Heartbeat) Method() string { return MethodHeartbeat }
+
+// Method implements env.Message.
+func (*HeartbeatResponse) Method() string { return MethodHeartbeatResponse }
+
+// Method implements env.Message.
+func (*Assignments) Method() string { return MethodAssignments }
+
+// Method implements env.Message.
+func (*TaskStatusReport) Method() string { return MethodTaskStatusReport }
+
+// Method implements env.Message.
+func (*TaskStatusAck) Method() string { return MethodTaskStatusAck }
+
+// TraceString is a short description for traces: "Assignments s=7 full +10 -0".
+func (x *Assignments) TraceString() string {
+	b := make([]byte, 0, traceBufLen)
+	b = append(b, "Assignments seq="...)
+	b = strconv.AppendUint(b, x.GetSeq(), 10)
+	if x.GetFull() {
+		b = append(b, " full"...)
+	}
+	b = append(b, " +"...)
+	b = strconv.AppendInt(b, int64(len(x.GetTasks())), 10)
+	b = append(b, " -"...)
+	b = strconv.AppendInt(b, int64(len(x.GetRemoved())), 10)
+	return string(b)
+}
+
+// TraceString is a short description for traces: "TaskStatusReport seq=3 n=2".
+func (x *TaskStatusReport) TraceString() string {
+	b := make([]byte, 0, traceBufLen)
+	b = append(b, "TaskStatusReport seq="...)
+	b = strconv.AppendUint(b, x.GetSeq(), 10)
+	b = append(b, " n="...)
+	b = strconv.AppendInt(b, int64(len(x.GetUpdates())), 10)
+	return string(b)
+}
