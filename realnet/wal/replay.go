@@ -155,11 +155,14 @@ func replayDir(dir string, repair bool) (*replayed, error) {
 				return nil, &CorruptError{File: path, Offset: int64(sc.damageOff), Reason: fmt.Sprintf(
 					"%v, yet a later batch follows at offset %d, so this was not a torn write", sc.damage, off)}
 			}
-			// A torn write: the batch in progress was never acknowledged.
-			if repair {
-				if err := cutTornTail(dir, path, sc.validEnd); err != nil {
-					return nil, err
-				}
+		}
+		// What follows the last complete batch, if anything, is a torn
+		// write: the batch in progress was never acknowledged. A segment
+		// without any complete batch (perhaps empty: created, then the
+		// crash) goes, so that its name is free for the next segment.
+		if repair && (sc.damaged() || sc.validEnd == 0) {
+			if err := cutTornTail(dir, path, sc.validEnd); err != nil {
+				return nil, err
 			}
 		}
 		r.nextSeq = sc.nextSeq
