@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,8 @@ type cluster struct {
 	check *checker
 	// extra lets a test adjust each member's config before New.
 	extra func(*raft.Config)
+	// newSM, when set, makes the state machines instead of kv.
+	newSM func() raft.StateMachine
 }
 
 var debugSteps = os.Getenv("RAFT_DEBUG_STEPS") != ""
@@ -156,17 +159,28 @@ func testConfig() raft.Config {
 // one cluster. The caller has activated k.
 func newCluster(t testing.TB, k *sim.Kernel, n int, cfg raft.Config) *cluster {
 	t.Helper()
+	return buildCluster(t, k, n, cfg, nil)
+}
+
+// buildCluster is newCluster with another state machine than kv (newSM
+// non-nil: benchmarks) and no checker then.
+func buildCluster(t testing.TB, k *sim.Kernel, n int, cfg raft.Config, newSM func() raft.StateMachine) *cluster {
+	t.Helper()
 	c := &cluster{
-		t:   t,
-		k:   k,
-		net: sim.NewNetwork(k, defaultLink),
-		cfg: cfg,
+		newSM: newSM,
+		t:     t,
+		k:     k,
+		net:   sim.NewNetwork(k, defaultLink),
+		cfg:   cfg,
 		check: &checker{
 			t: t, seed: k.Seed(),
 			leaders:   make(map[uint64]env.NodeID),
 			committed: make(map[uint64]entryID),
 			next:      make(map[env.NodeID]uint64),
 		},
+	}
+	if newSM != nil {
+		c.check = nil
 	}
 	var boot []raft.Member
 	for i := 1; i <= n; i++ {
@@ -203,15 +217,21 @@ func (m *member) start() {
 	m.c.t.Helper()
 	cfg := m.c.cfg
 	cfg.RaftID = m.rid
-	cfg.Observer = m.c.check
+	if m.c.check != nil {
+		cfg.Observer = m.c.check
+	}
 	if m.c.extra != nil {
 		m.c.extra(&cfg)
 	}
 	m.sm = newKV()
+	var sm raft.StateMachine = m.sm
+	if m.c.newSM != nil {
+		sm = m.c.newSM()
+	}
 	r, err := raft.New(env.Env{
 		ID: m.name, Loop: m.sn, Clock: m.sn, Rand: m.sn.Rand("raft"),
 		Transport: m.ep, Storage: m.disk,
-	}, cfg, m.sm)
+	}, cfg, sm)
 	if err != nil {
 		m.c.t.Fatalf("start %s: %v", m.name, err)
 	}
@@ -230,7 +250,9 @@ func (m *member) crash() {
 // restart boots m's machine again and starts a driver from its disk.
 func (m *member) restart() {
 	m.sn.Start()
-	m.c.check.next[m.name] = 0
+	if m.c.check != nil {
+		m.c.check.next[m.name] = 0
+	}
 	m.start()
 }
 
@@ -409,4 +431,27 @@ func isAny(err error, targets ...error) bool {
 		}
 	}
 	return false
+}
+
+// forSeeds runs f on a fresh, activated kernel for seed base, or for
+// RAFT_SEEDS consecutive seeds from base (a sweep). A failure names its
+// seed in the subtest name.
+func forSeeds(t *testing.T, base uint64, f func(t *testing.T, k *sim.Kernel)) {
+	t.Helper()
+	n := 1
+	if s := os.Getenv("RAFT_SEEDS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			t.Fatalf("RAFT_SEEDS=%q: want a positive count", s)
+		}
+		n = v
+	}
+	for i := 0; i < n; i++ {
+		seed := base + uint64(i)
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			k := sim.NewKernel(seed)
+			defer k.Activate()()
+			f(t, k)
+		})
+	}
 }
