@@ -2139,11 +2139,17 @@ func (*ServiceSpec_ReplicatedJob) isServiceSpec_Mode() {}
 func (*ServiceSpec_GlobalJob) isServiceSpec_Mode() {}
 
 type UpdateStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         UpdateStatus_State     `protobuf:"varint,1,opt,name=state,proto3,enum=swarm.api.UpdateStatus_State" json:"state,omitempty"`
-	StartedAt     int64                  `protobuf:"varint,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	CompletedAt   int64                  `protobuf:"varint,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
-	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	State       UpdateStatus_State     `protobuf:"varint,1,opt,name=state,proto3,enum=swarm.api.UpdateStatus_State" json:"state,omitempty"`
+	StartedAt   int64                  `protobuf:"varint,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	CompletedAt int64                  `protobuf:"varint,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	Message     string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// spec_version is the service spec_version this update (or rollback)
+	// moves tasks to, written by the orchestrator. A status whose
+	// spec_version is not the service's describes an earlier update: after a
+	// leader change it tells a paused update of this spec from one of a spec
+	// the user has since replaced.
+	SpecVersion   uint64 `protobuf:"varint,5,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2206,6 +2212,13 @@ func (x *UpdateStatus) GetMessage() string {
 	return ""
 }
 
+func (x *UpdateStatus) GetSpecVersion() uint64 {
+	if x != nil {
+		return x.SpecVersion
+	}
+	return 0
+}
+
 type Endpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	VirtualIp     string                 `protobuf:"bytes,1,opt,name=virtual_ip,json=virtualIp,proto3" json:"virtual_ip,omitempty"`
@@ -2263,6 +2276,10 @@ type JobStatus struct {
 	// job_iteration increases each time a job is re-run by an update.
 	JobIteration  uint64 `protobuf:"varint,1,opt,name=job_iteration,json=jobIteration,proto3" json:"job_iteration,omitempty"`
 	LastExecution int64  `protobuf:"varint,2,opt,name=last_execution,json=lastExecution,proto3" json:"last_execution,omitempty"`
+	// spec_version is the service spec_version the current iteration runs,
+	// written by the orchestrator; a job whose spec_version differs is re-run
+	// as a new iteration.
+	SpecVersion   uint64 `protobuf:"varint,3,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2307,6 +2324,13 @@ func (x *JobStatus) GetJobIteration() uint64 {
 func (x *JobStatus) GetLastExecution() int64 {
 	if x != nil {
 		return x.LastExecution
+	}
+	return 0
+}
+
+func (x *JobStatus) GetSpecVersion() uint64 {
+	if x != nil {
+		return x.SpecVersion
 	}
 	return 0
 }
@@ -3755,13 +3779,14 @@ const file_engine_api_objects_proto_rawDesc = "" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
-	"\x04mode\"\xa2\x02\n" +
+	"\x04mode\"\xc5\x02\n" +
 	"\fUpdateStatus\x123\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1d.swarm.api.UpdateStatus.StateR\x05state\x12\x1d\n" +
 	"\n" +
 	"started_at\x18\x02 \x01(\x03R\tstartedAt\x12!\n" +
 	"\fcompleted_at\x18\x03 \x01(\x03R\vcompletedAt\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\x80\x01\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12!\n" +
+	"\fspec_version\x18\x05 \x01(\x04R\vspecVersion\"\x80\x01\n" +
 	"\x05State\x12\v\n" +
 	"\aUNKNOWN\x10\x00\x12\f\n" +
 	"\bUPDATING\x10\x01\x12\n" +
@@ -3774,10 +3799,11 @@ const file_engine_api_objects_proto_rawDesc = "" +
 	"\bEndpoint\x12\x1d\n" +
 	"\n" +
 	"virtual_ip\x18\x01 \x01(\tR\tvirtualIp\x12+\n" +
-	"\x05ports\x18\x02 \x03(\v2\x15.swarm.api.PortConfigR\x05ports\"W\n" +
+	"\x05ports\x18\x02 \x03(\v2\x15.swarm.api.PortConfigR\x05ports\"z\n" +
 	"\tJobStatus\x12#\n" +
 	"\rjob_iteration\x18\x01 \x01(\x04R\fjobIteration\x12%\n" +
-	"\x0elast_execution\x18\x02 \x01(\x03R\rlastExecution\"\xc9\x03\n" +
+	"\x0elast_execution\x18\x02 \x01(\x03R\rlastExecution\x12!\n" +
+	"\fspec_version\x18\x03 \x01(\x04R\vspecVersion\"\xc9\x03\n" +
 	"\aService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.swarm.api.MetaR\x04meta\x12*\n" +
