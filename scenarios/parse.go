@@ -91,7 +91,9 @@ func Parse(filename string, data []byte) (*Scenario, error) {
 	p := &parser{
 		file:       filename,
 		budget:     nodeBudget,
+		work:       workBudget,
 		present:    map[string]bool{},
+		matched:    map[string]bool{},
 		services:   map[string]Mode{},
 		svcRemoved: map[string]bool{},
 		secrets:    map[string]bool{},
@@ -126,6 +128,8 @@ type parser struct {
 	// false for an added name after a step removed it by name.
 	managers, workers int
 	added             []string
+	names             []string        // every node name ever, built when a pattern needs it
+	matched           map[string]bool // pattern -> matches a node, until one is added
 	present           map[string]bool
 	lastGroup         *WorkerGroup
 	nodesUnsure       bool // the cluster had errors: do not judge names
@@ -206,6 +210,24 @@ func (p *parser) section(m *mapping, key string, allowed ...string) (*mapping, b
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// yamlParserErrors are the messages of yaml's parser (not its scanner).
+// yaml v3 prints their line counting from 0 (and leaves out line 0), where
+// scanner errors count from 1; TestParseErrors and testdata/bad/syntax.yaml
+// pin this.
+var yamlParserErrors = []string{
+	"did not find expected <stream-start>",
+	"did not find expected <document start>",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found undefined tag handle",
+	"found duplicate %YAML directive",
+	"found duplicate %TAG directive",
+	"found incompatible YAML document",
+}
+
 // syntax records an error of the YAML parser.
 func (p *parser) syntax(err error) {
 	msg := err.Error()
@@ -214,7 +236,10 @@ func (p *parser) syntax(err error) {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = m[2]
 	}
-	e.Msg = "YAML: " + e.Msg
+	if slices.Contains(yamlParserErrors, e.Msg) {
+		e.Line++
+	}
+	e.Msg = "YAML: " + oneLine(e.Msg)
 	p.errs = append(p.errs, e)
 }
 
@@ -346,7 +371,7 @@ func (p *parser) cluster(top *mapping) Cluster {
 	ca, _ := p.section(m, "ca", "cert_expiry")
 	field(ca, "cert_expiry", &c.CA.CertExpiry, p.positiveDuration, DefaultCertExpiry, FormatDuration(DefaultCertExpiry))
 
-	field(m, "autolock", &c.Autolock, p.boolean, false, "")
+	field(m, "autolock", &c.Autolock, p.onOff, false, "")
 	p.autolock, p.autolockEver = c.Autolock, c.Autolock
 	field(m, "task_history", &c.TaskHistory, p.counter(0, 1000), DefaultTaskHistory, "5")
 	return c

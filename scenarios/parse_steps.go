@@ -262,13 +262,21 @@ func targetAction(kind string, t Selector) Action {
 	return nil
 }
 
-// onOff reads on, off, true or false.
+// onOff reads on, off, true or false (autolock).
 func (p *parser) onOff(n *yaml.Node, path string) (bool, bool) {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == tagBool {
 		return p.boolean(n, path)
 	}
-	s, ok := p.enum(n, path, "value", []string{"on", "off"})
-	return s == "on", ok
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == tagStr {
+		switch n.Value {
+		case "on":
+			return true, true
+		case "off":
+			return false, true
+		}
+	}
+	p.wrongType(n, path, "on, off, true or false")
+	return false, false
 }
 
 var patternRE = regexp.MustCompile(`^[a-z0-9*?-]+$`)
@@ -309,7 +317,7 @@ func (p *parser) selector(n *yaml.Node, path string, opts selOpts) (Selector, bo
 			return Selector{}, false
 		}
 		sel := Selector{Kind: SelectPattern, Name: s}
-		if !p.nodesUnsure && !p.anyNode(sel.Match) {
+		if !p.nodesUnsure && !p.patternMatches(sel) {
 			p.errorf(n, path, "pattern %q matches no node (%s)", s, p.clusterNames())
 			return Selector{}, false
 		}
@@ -365,7 +373,17 @@ func (p *parser) nodePresent(name string) bool {
 // large cluster stays cheap; once it is spent, anyNode reports true, so no
 // further errors follow from it.
 func (p *parser) anyNode(f func(string) bool) bool {
-	try := func(name string) bool {
+	if p.names == nil {
+		p.names = make([]string, 0, p.managers+p.workers+len(p.added))
+		for i := 1; i <= p.managers; i++ {
+			p.names = append(p.names, ManagerName(i))
+		}
+		for i := 1; i <= p.workers; i++ {
+			p.names = append(p.names, WorkerName(i))
+		}
+		p.names = append(p.names, p.added...)
+	}
+	for _, name := range p.names {
 		if p.work <= 0 {
 			if !p.overBudget {
 				p.overBudget = true
@@ -374,24 +392,22 @@ func (p *parser) anyNode(f func(string) bool) bool {
 			return true
 		}
 		p.work--
-		return f(name)
-	}
-	for _, a := range p.added {
-		if try(a) {
-			return true
-		}
-	}
-	for i := 1; i <= p.managers; i++ {
-		if try(ManagerName(i)) {
-			return true
-		}
-	}
-	for i := 1; i <= p.workers; i++ {
-		if try(WorkerName(i)) {
+		if f(name) {
 			return true
 		}
 	}
 	return false
+}
+
+// patternMatches reports whether a pattern matches a node ever in the
+// cluster, remembering the answer until a node is added.
+func (p *parser) patternMatches(sel Selector) bool {
+	if ok, seen := p.matched[sel.Name]; seen {
+		return ok
+	}
+	ok := p.anyNode(sel.Match)
+	p.matched[sel.Name] = ok
+	return ok
 }
 
 // clusterNames is "cluster has m1..m3, w1..w40, m4" for messages.
@@ -443,6 +459,10 @@ func (p *parser) newNode(n *yaml.Node, path string) (string, bool) {
 func (p *parser) addNode(name string) {
 	if _, seen := p.present[name]; !seen && !p.knownNode(name) {
 		p.added = append(p.added, name)
+		if p.names != nil {
+			p.names = append(p.names, name)
+		}
+		clear(p.matched)
 	}
 	p.present[name] = true
 }
@@ -500,7 +520,8 @@ func (p *parser) partition(v *yaml.Node, path string) Action {
 		return nil
 	}
 	var out [][]Selector
-	owner := map[string]int{} // node or selector -> group, to catch overlaps
+	owner := map[string]int{}    // node or selector -> group, to catch overlaps
+	listed := map[Selector]int{} // selector -> group
 	for gi, g := range groups {
 		gp := index(path, gi)
 		items := []*yaml.Node{g}
@@ -523,6 +544,15 @@ func (p *parser) partition(v *yaml.Node, path string) Action {
 			if !ok {
 				return nil
 			}
+			if prev, dup := listed[s]; dup {
+				if prev == gi {
+					p.errorf(it, ip, "%s is listed twice", s)
+				} else {
+					p.errorf(it, ip, "%s is in two groups", s)
+				}
+				return nil
+			}
+			listed[s] = gi
 			var clash []string
 			mark := func(key string) {
 				if prev, dup := owner[key]; dup && prev != gi {
@@ -530,14 +560,18 @@ func (p *parser) partition(v *yaml.Node, path string) Action {
 				}
 				owner[key] = gi
 			}
-			if s.Kind == SelectNode || s.Kind == SelectPattern {
+			switch {
+			case p.nodesUnsure:
+			case s.Kind == SelectNode:
+				mark(s.Name)
+			case s.Kind == SelectPattern:
 				p.anyNode(func(name string) bool {
 					if s.Match(name) {
 						mark(name)
 					}
 					return len(clash) > 0
 				})
-			} else {
+			default:
 				mark(s.String())
 			}
 			if len(clash) > 0 {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -22,7 +23,7 @@ import (
 const (
 	maxFileBytes = 4 << 20
 	nodeBudget   = 1 << 20 // YAML nodes visited per file, aliases expanded
-	workBudget   = 1 << 24 // node names tried against patterns per file
+	workBudget   = 1 << 22 // node names tried against patterns per file
 	maxMergeDep  = 32      // nested merge keys (<<)
 )
 
@@ -38,7 +39,7 @@ const (
 
 // errorf records an error about node n at key path.
 func (p *parser) errorf(n *yaml.Node, path, format string, args ...any) {
-	e := &Error{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	e := &Error{File: p.file, Path: oneLine(path), Msg: oneLine(fmt.Sprintf(format, args...))}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
@@ -65,8 +66,32 @@ func (p *parser) node(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// join makes a child key path.
+// oneLine escapes control characters, so that one error is one line
+// whatever the file holds.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+var plainKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// join makes a child key path. Keys that are not plain words are quoted, so
+// a path stays readable whatever a misspelt key holds.
 func join(path, key string) string {
+	if !plainKeyRE.MatchString(key) {
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}
