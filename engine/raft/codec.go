@@ -48,6 +48,13 @@ func RaftIDFor(id env.NodeID) uint64 {
 	return h
 }
 
+// NewRaftID draws a random raft ID, for a member added to a running
+// cluster (a removed ID must never come back, so IDs of added members
+// should not be derived from node names that can be reused).
+func NewRaftID(r env.Rand) uint64 {
+	return uint64(r.Int63n(1<<63-1)) + 1
+}
+
 func appendSingle(dst []byte, inc, seq uint64, data []byte) []byte {
 	dst = append(dst, entrySingle)
 	dst = binary.LittleEndian.AppendUint64(dst, inc)

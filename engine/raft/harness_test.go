@@ -69,6 +69,8 @@ type checker struct {
 	committed map[uint64]entryID
 	next      map[env.NodeID]uint64 // next index each node must apply
 	failures  int
+	// confs records the first application of every conf change entry.
+	confs []raft.AppliedEntry
 }
 
 type entryID struct {
@@ -93,6 +95,9 @@ func (c *checker) EntryApplied(e raft.AppliedEntry) {
 	id := entryID{e.Term, h.Sum64()}
 	if prev, ok := c.committed[e.Index]; ok && prev != id {
 		c.fail("index %d applied on %s as term %d/%x, earlier as term %d/%x", e.Index, e.Node, id.term, id.hash, prev.term, prev.hash)
+	}
+	if _, seen := c.committed[e.Index]; !seen && e.Type != env.EntryNormal {
+		c.confs = append(c.confs, e)
 	}
 	c.committed[e.Index] = id
 }

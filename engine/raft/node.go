@@ -46,6 +46,7 @@ type Node struct {
 	stopped bool
 	stopErr error
 	fresh   bool // no raft state yet: waiting for Bootstrap or a leader
+	reached bool // a peer's message was stepped: too late to Bootstrap
 	ticker  env.Timer
 	ticks   uint64
 	kicked  bool
@@ -212,12 +213,17 @@ func (n *Node) restoreDisk(d env.DiskState) error {
 
 // Bootstrap starts a fresh node as one of the initial members of a fixed
 // cluster. Every initial member calls it with the same list (order does
-// not matter); the list must include this node.
+// not matter); the list must include this node. Call it right after New:
+// it returns ErrInitialized once the node has raft state, from its disk or
+// from a peer that reached it first (a node being joined), so a manager
+// that restarts can call it unconditionally and ignore ErrInitialized.
 func (n *Node) Bootstrap(members []Member) error {
 	if n.stopped {
 		return ErrStopped
 	}
-	if !n.fresh {
+	if !n.fresh || n.reached {
+		// A node a leader already reached is being joined; bootstrapping
+		// it too would give it a second, conflicting log.
 		return ErrInitialized
 	}
 	if len(members) == 0 {
@@ -331,6 +337,7 @@ func (n *Node) Step(from env.NodeID, msg *Message) error {
 		n.learned[rid] = from
 	}
 	n.lastHeard[rid] = n.ticks
+	n.reached = true
 	n.stats.MessagesReceived++
 	n.msgs.count(false, m.GetType())
 	err := n.rn.Step(m)

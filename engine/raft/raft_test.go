@@ -282,12 +282,22 @@ func TestRestartAfterSnapshot(t *testing.T) {
 }
 
 // A fresh manager is added under write load: it joins as a learner, is
-// promoted once caught up, and ends with the same state.
+// promoted once caught up, and ends with the same state. It catches up
+// from a snapshot when the leader's log is compacted, and by replaying the
+// whole log (bootstrap entries included) when it is not.
 func TestAddMemberUnderLoad(t *testing.T) {
+	for _, viaSnapshot := range []bool{true, false} {
+		t.Run(fmt.Sprintf("snapshot=%v", viaSnapshot), func(t *testing.T) { testAddMember(t, viaSnapshot) })
+	}
+}
+
+func testAddMember(t *testing.T, viaSnapshot bool) {
 	forSeeds(t, 18, func(t *testing.T, k *sim.Kernel) {
 		cfg := testConfig()
-		cfg.SnapshotEntries = 100
-		cfg.LogTailEntries = 30
+		if viaSnapshot {
+			cfg.SnapshotEntries = 100
+			cfg.LogTailEntries = 30
+		}
 		c := newCluster(t, k, 3, cfg)
 		l := c.waitLeader()
 		c.writeMany("a", 200, 16, 30*time.Second)
@@ -314,6 +324,12 @@ func TestAddMemberUnderLoad(t *testing.T) {
 		}
 		if !sawLearner {
 			t.Error("m4 never showed as a learner before becoming a voter")
+		}
+		if load == 0 {
+			t.Error("no writes were made while m4 joined")
+		}
+		if got := m4.r.Stats().SnapshotsReceived > 0; got != viaSnapshot {
+			t.Errorf("m4 received a snapshot: %v, want %v", got, viaSnapshot)
 		}
 		st := l.r.Status()
 		if !slices.Contains(st.Voters, m4.rid) || len(st.Voters) != 4 {
@@ -383,6 +399,8 @@ func TestRemoveLeader(t *testing.T) {
 		c := newCluster(t, k, 3, testConfig())
 		l := c.waitLeader()
 		c.writeMany("a", 30, 8, 20*time.Second)
+		oldTerm := l.r.Status().Term
+		confsBefore := len(c.check.confs)
 		var done bool
 		var rmErr error
 		l.r.RemoveMember(l.rid, func(err error) { done, rmErr = true, err })
@@ -402,6 +420,12 @@ func TestRemoveLeader(t *testing.T) {
 		}
 		if st := nl.r.Status(); len(st.Voters) != 2 || slices.Contains(st.Voters, l.rid) {
 			t.Fatalf("voters %x", st.Voters)
+		}
+		// Leadership moved first: the removal entry belongs to a later
+		// term than the old leader's, so the new leader appended it.
+		confs := c.check.confs[confsBefore:]
+		if len(confs) != 1 || confs[0].Term <= oldTerm {
+			t.Fatalf("conf changes after the request: %+v (old leader's term %d)", confs, oldTerm)
 		}
 		c.writeMany("b", 30, 8, 20*time.Second)
 		c.waitConverged(nl)
