@@ -64,3 +64,15 @@ func (x *TaskStatusReport) TraceString() string {
 	b = strconv.AppendInt(b, int64(len(x.GetUpdates())), 10)
 	return string(b)
 }
+
+// RPC names of the raft membership protocol (manager.proto).
+const (
+	MethodRaftJoin         = "/swarm.RaftMembership/Join"
+	MethodRaftJoinResponse = "/swarm.RaftMembership/JoinResponse"
+)
+
+// Method implements env.Message.
+func (*RaftJoinRequest) Method() string { return MethodRaftJoin }
+
+// Method implements env.Message.
+func (*RaftJoinResponse) Method() string { return MethodRaftJoinResponse }

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmsim/swarmsim/scenarios"
+)
+
+type runFlags struct {
+	seed    uint64
+	seedSet bool
+	junit   string
+	trace   string
+	metrics string
+	real    bool
+	json    bool
+	quiet   bool
+}
+
+func runCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run FILE...",
+		Short: "Run scenario files and check their expectations and invariants",
+		Long: `Run each scenario file in the simulator: one line per step as it happens,
+then a summary with the trace hash. The exit status is 0 only when every
+expectation and invariant held in every file, 1 when one failed, 2 when a
+file could not be run at all.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.seedSet = cmd.Flags().Changed("seed")
+			return runFiles(cmd.OutOrStdout(), args, f)
+		},
+	}
+	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed for every file (default: each file's own seed)")
+	cmd.Flags().StringVar(&f.junit, "junit", "", "write JUnit XML results to `FILE`")
+	cmd.Flags().StringVar(&f.trace, "trace", "", "write the event trace to `FILE` (one file: the last scenario's trace wins if several run)")
+	cmd.Flags().StringVar(&f.metrics, "metrics", "", "write metric samples in virtual time to `FILE` (OpenMetrics text)")
+	cmd.Flags().BoolVar(&f.real, "real", false, "run against real swarmd containers on Docker instead of the simulator")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON result per file instead of text (for sweeps)")
+	cmd.Flags().BoolVar(&f.quiet, "quiet", false, "print only the summaries")
+	return cmd
+}
+
+func runFiles(stdout io.Writer, files []string, f runFlags) error {
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+
+	var trace io.Writer
+	if f.trace != "" {
+		tf, err := os.Create(f.trace)
+		if err != nil {
+			return err
+		}
+		defer tf.Close()
+		bw := bufio.NewWriterSize(tf, 1<<20)
+		defer bw.Flush()
+		trace = bw
+	}
+	var metrics io.Writer
+	if f.metrics != "" {
+		mf, err := os.Create(f.metrics)
+		if err != nil {
+			return err
+		}
+		defer mf.Close()
+		bw := bufio.NewWriterSize(mf, 1<<20)
+		defer bw.Flush()
+		metrics = bw
+	}
+
+	var results []*scenarios.Result
+	passed, failed, broken := 0, 0, 0
+	for _, file := range files {
+		sc, err := scenarios.ParseFile(file)
+		if err != nil {
+			fmt.Fprintln(out, err)
+			broken++
+			continue
+		}
+		opt := scenarios.Options{Trace: trace, Metrics: metrics}
+		if !f.quiet && !f.json {
+			opt.Out = out
+		}
+		if f.seedSet {
+			opt.Seed = &f.seed
+		}
+		if !f.json {
+			fmt.Fprintf(out, "scenario %s\n", sc.Summary())
+		}
+		var res *scenarios.Result
+		if f.real {
+			res, err = scenarios.RunReal(sc, opt)
+		} else {
+			res, err = scenarios.RunSimulation(sc, opt)
+		}
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", file, err)
+			broken++
+			continue
+		}
+		results = append(results, res)
+		if res.Passed {
+			passed++
+		} else {
+			failed++
+		}
+		if f.json {
+			if err := json.NewEncoder(out).Encode(res.JSON()); err != nil {
+				return err
+			}
+		} else {
+			scenarios.WriteSummary(out, res)
+		}
+		out.Flush()
+	}
+	if f.junit != "" {
+		if err := writeJUnit(f.junit, results); err != nil {
+			return err
+		}
+	}
+	if !f.json {
+		fmt.Fprintf(out, "scenarios: %d passed, %d failed", passed, failed+broken)
+		if broken > 0 {
+			fmt.Fprintf(out, " (%d could not run)", broken)
+		}
+		fmt.Fprintln(out)
+	}
+	switch {
+	case broken > 0:
+		return exitError{2}
+	case failed > 0:
+		return exitError{1}
+	}
+	return nil
+}
+
+func writeJUnit(path string, results []*scenarios.Result) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := scenarios.WriteJUnit(fh, "swarmsim", results); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
+}

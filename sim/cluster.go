@@ -1,0 +1,375 @@
+package sim
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/swarmsim/swarmsim/engine/agent"
+	"github.com/swarmsim/swarmsim/engine/allocator"
+	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/dispatcher"
+	"github.com/swarmsim/swarmsim/engine/env"
+	"github.com/swarmsim/swarmsim/engine/manager"
+	"github.com/swarmsim/swarmsim/engine/node"
+	"github.com/swarmsim/swarmsim/engine/raft"
+)
+
+// ClusterConfig is how every node of a simulated cluster behaves.
+type ClusterConfig struct {
+	Network  LinkModel
+	DiskSync Range
+	Executor ExecutorConfig
+	// Raft holds the timing every manager uses; RaftID, Observer and Logf
+	// are set per node.
+	Raft       raft.Config
+	Dispatcher dispatcher.Config
+	Allocator  allocator.Config
+	Agent      agent.Config
+	// Cluster is the spec the first leader writes.
+	Cluster *api.ClusterSpec
+	// RaftObserver sees every manager's applied entries and state changes
+	// (the invariant checkers).
+	RaftObserver raft.Observer
+	Logger       *slog.Logger
+}
+
+// NodeShape is one machine's size and labels.
+type NodeShape struct {
+	NanoCPUs, MemoryBytes int64
+	Labels                map[string]string
+}
+
+// NodeStatus is a simulated machine's power state.
+type NodeStatus uint8
+
+const (
+	NodeUp      NodeStatus = iota
+	NodeCrashed            // died; `restart` brings it back from its disk
+	NodeStopped            // shut down cleanly; `start` brings it back
+	NodeRemoved            // left the cluster for good
+)
+
+func (s NodeStatus) String() string {
+	return [...]string{"up", "crashed", "stopped", "removed"}[s]
+}
+
+// Machine is one simulated node: its kernel node, disk, network endpoint,
+// container runtime and, while it is up, the engine node running on them.
+type Machine struct {
+	Name    string
+	Manager bool // runs a manager (raft member)
+	Shape   NodeShape
+	Status  NodeStatus
+
+	Kernel   *Node
+	Disk     *Disk
+	Endpoint *Endpoint
+	Executor *Executor
+	Engine   *node.Node // nil while down
+
+	raftID      uint64
+	bootstrap   bool // one of the initial managers
+	incarnation int
+	err         error // why the engine stopped on its own
+}
+
+// Err is why the machine's engine could not start or stopped on its own.
+func (m *Machine) Err() error { return m.err }
+
+// RaftID is the machine's raft ID (managers).
+func (m *Machine) RaftID() uint64 { return m.raftID }
+
+// Cluster is a simulated swarm: machines on one kernel and one network.
+type Cluster struct {
+	K        *Kernel
+	Net      *Network
+	cfg      ClusterConfig
+	machines []*Machine
+	byName   map[string]*Machine
+	initial  []raft.Member
+	rand     *Rand
+}
+
+// NewCluster returns a cluster on k with no machines yet.
+func NewCluster(k *Kernel, cfg ClusterConfig) *Cluster {
+	return &Cluster{
+		K:      k,
+		Net:    NewNetwork(k, cfg.Network),
+		cfg:    cfg,
+		byName: make(map[string]*Machine),
+		rand:   k.NewRand("cluster"),
+	}
+}
+
+// Machines lists every machine in the order they were added.
+func (c *Cluster) Machines() []*Machine { return c.machines }
+
+// Machine returns the machine called name, or nil.
+func (c *Cluster) Machine(name string) *Machine { return c.byName[name] }
+
+// Bootstrap adds the initial managers and workers and starts them: the
+// managers form a fixed raft group among themselves.
+func (c *Cluster) Bootstrap(managers []string, workers []string, shapes map[string]NodeShape) error {
+	for _, name := range managers {
+		m := c.add(name, true, shapes[name])
+		m.raftID = raft.RaftIDFor(env.NodeID(name))
+		m.bootstrap = true
+		c.initial = append(c.initial, raft.Member{RaftID: m.raftID, NodeID: env.NodeID(name)})
+	}
+	for _, name := range workers {
+		c.add(name, false, shapes[name])
+	}
+	for _, m := range c.machines {
+		if err := c.boot(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) add(name string, manager bool, shape NodeShape) *Machine {
+	kn := c.K.AddNode(name)
+	m := &Machine{
+		Name:    name,
+		Manager: manager,
+		Shape:   shape,
+		Kernel:  kn,
+		Disk:    NewDisk(kn, c.cfg.DiskSync),
+	}
+	xc := c.cfg.Executor
+	m.Executor = NewExecutor(kn, env.NodeID(name), xc)
+	m.Endpoint = c.Net.Attach(kn, env.NodeID(name), nil)
+	m.Endpoint.SetIdentity(env.Peer{ID: env.NodeID(name), Role: roleOf(manager)})
+	c.machines = append(c.machines, m)
+	c.byName[name] = m
+	return m
+}
+
+func roleOf(manager bool) env.Role {
+	if manager {
+		return env.RoleManager
+	}
+	return env.RoleWorker
+}
+
+// managerNames lists the machines that run managers and have not left,
+// in order.
+func (c *Cluster) managerNames() []env.NodeID {
+	var out []env.NodeID
+	for _, m := range c.machines {
+		if m.Manager && m.Status != NodeRemoved {
+			out = append(out, env.NodeID(m.Name))
+		}
+	}
+	return out
+}
+
+// boot starts the engine on a machine that is up.
+func (c *Cluster) boot(m *Machine) error {
+	m.incarnation++
+	m.err = nil
+	e := env.Env{
+		ID:        env.NodeID(m.Name),
+		Loop:      m.Kernel,
+		Clock:     m.Kernel,
+		Rand:      m.Kernel.Rand("engine/" + strconv.Itoa(m.incarnation)),
+		Transport: m.Endpoint,
+		Storage:   m.Disk,
+		Executor:  m.Executor,
+	}
+	cfg := node.Config{Agent: c.cfg.Agent, Logger: c.cfg.Logger}
+	cfg.Agent.Managers = c.managerNames()
+	cfg.Agent.Description = &api.NodeDescription{
+		Hostname:     m.Name,
+		Resources:    &api.Resources{NanoCpus: m.Shape.NanoCPUs, MemoryBytes: m.Shape.MemoryBytes},
+		EngineLabels: m.Shape.Labels,
+	}
+	if m.Manager {
+		rc := c.cfg.Raft
+		rc.RaftID = m.raftID
+		rc.Observer = c.cfg.RaftObserver
+		mc := &manager.Config{
+			Raft:       rc,
+			Dispatcher: c.cfg.Dispatcher,
+			Allocator:  c.cfg.Allocator,
+			Cluster:    c.cfg.Cluster,
+		}
+		if m.bootstrap {
+			mc.Bootstrap = c.initial
+		} else {
+			mc.Join = slices.DeleteFunc(c.managerNames(), func(id env.NodeID) bool { return id == env.NodeID(m.Name) })
+		}
+		cfg.Manager = mc
+	}
+	var eng *node.Node
+	var err error
+	// The engine starts as an event on its own loop, as a real process
+	// starts on its own goroutine.
+	eng, err = node.New(e, cfg)
+	if err != nil {
+		m.err = err
+		return fmt.Errorf("start %s: %w", m.Name, err)
+	}
+	m.Engine = eng
+	m.Endpoint.handler = eng.Handle
+	if mgr := eng.Manager(); mgr != nil {
+		mgr.OnStop(func(err error) {
+			m.err = err
+		})
+	}
+	return nil
+}
+
+// Crash kills a machine at once: its pending events, unsynced writes and
+// containers are lost.
+func (c *Cluster) Crash(name string) error {
+	m, err := c.machine(name, NodeUp)
+	if err != nil {
+		return err
+	}
+	c.down(m)
+	m.Disk.Crash()
+	m.Status = NodeCrashed
+	return nil
+}
+
+// Stop shuts a machine down cleanly: the engine stops, the disk is
+// flushed, then the machine powers off.
+func (c *Cluster) Stop(name string) error {
+	m, err := c.machine(name, NodeUp)
+	if err != nil {
+		return err
+	}
+	if m.Engine != nil {
+		m.Engine.Stop()
+	}
+	m.Disk.Flush()
+	c.down(m)
+	m.Status = NodeStopped
+	return nil
+}
+
+func (c *Cluster) down(m *Machine) {
+	m.Kernel.Crash()
+	m.Executor.Crash()
+	m.Endpoint.handler = nil
+	m.Engine = nil
+}
+
+// Restart starts a crashed machine again from its disk.
+func (c *Cluster) Restart(name string) error {
+	m, err := c.machine(name, NodeCrashed)
+	if err != nil {
+		return err
+	}
+	return c.up(m)
+}
+
+// Start starts a cleanly stopped machine again.
+func (c *Cluster) Start(name string) error {
+	m, err := c.machine(name, NodeStopped)
+	if err != nil {
+		return err
+	}
+	return c.up(m)
+}
+
+func (c *Cluster) up(m *Machine) error {
+	m.Kernel.Start()
+	m.Status = NodeUp
+	return c.boot(m)
+}
+
+// AddManager adds a new machine running a manager that joins the raft
+// group through the running managers (learner first, then voter).
+func (c *Cluster) AddManager(name string, shape NodeShape) (*Machine, error) {
+	if c.byName[name] != nil {
+		return nil, fmt.Errorf("a node called %s exists", name)
+	}
+	m := c.add(name, true, shape)
+	m.raftID = raft.NewRaftID(c.rand)
+	return m, c.boot(m)
+}
+
+// AddWorker adds a new worker machine.
+func (c *Cluster) AddWorker(name string, shape NodeShape) (*Machine, error) {
+	if c.byName[name] != nil {
+		return nil, fmt.Errorf("a node called %s exists", name)
+	}
+	m := c.add(name, false, shape)
+	return m, c.boot(m)
+}
+
+// Remove takes a machine out for good: it powers off and never returns.
+func (c *Cluster) Remove(name string) error {
+	m := c.byName[name]
+	if m == nil {
+		return fmt.Errorf("no node called %s", name)
+	}
+	if m.Status == NodeUp {
+		if m.Engine != nil {
+			m.Engine.Stop()
+		}
+		c.down(m)
+	}
+	m.Status = NodeRemoved
+	return nil
+}
+
+func (c *Cluster) machine(name string, want NodeStatus) (*Machine, error) {
+	m := c.byName[name]
+	if m == nil {
+		return nil, fmt.Errorf("no node called %s", name)
+	}
+	if m.Status != want {
+		return nil, fmt.Errorf("node %s is %s, not %s", name, m.Status, want)
+	}
+	return m, nil
+}
+
+// Leader returns the manager a quorum of running managers follows as
+// leader, and whether there is one. A leader only some minority believes in
+// (a deposed leader still partitioned away) does not count.
+func (c *Cluster) Leader() (*Machine, bool) {
+	votes := map[env.NodeID]int{}
+	voters := 0
+	for _, m := range c.machines {
+		if !m.Manager || m.Status == NodeRemoved {
+			continue
+		}
+		voters++
+		if m.Engine == nil || m.Engine.Manager() == nil {
+			continue
+		}
+		if l := m.Engine.Manager().LeaderID(); l != "" {
+			votes[l]++
+		}
+	}
+	var best env.NodeID
+	for id, n := range votes {
+		if n > voters/2 {
+			best = id
+		}
+	}
+	if best == "" {
+		return nil, false
+	}
+	lm := c.byName[string(best)]
+	if lm == nil || lm.Engine == nil || lm.Engine.Manager() == nil || !lm.Engine.Manager().IsLeader() {
+		return nil, false
+	}
+	return lm, true
+}
+
+// Skew sets how far a machine's clock runs ahead of virtual time.
+func (c *Cluster) Skew(name string, by time.Duration) error {
+	m := c.byName[name]
+	if m == nil {
+		return fmt.Errorf("no node called %s", name)
+	}
+	m.Kernel.SetSkew(by)
+	return nil
+}
