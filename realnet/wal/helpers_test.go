@@ -26,9 +26,14 @@ type goLoop struct {
 }
 
 func newGoLoop(tb testing.TB) *goLoop {
+	l := startGoLoop()
+	tb.Cleanup(l.Stop)
+	return l
+}
+
+func startGoLoop() *goLoop {
 	l := &goLoop{wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 	go l.run()
-	tb.Cleanup(l.Stop)
 	return l
 }
 
@@ -310,6 +315,52 @@ func copyDir(tb testing.TB, src string) string {
 		must(tb, out.Close())
 	}
 	return dst
+}
+
+// scratch is a directory that tests restore to a saved image again and
+// again: cheaper than a fresh copy per case, since rewriting a file that
+// exists costs far less than creating one.
+type scratch struct {
+	dir   string
+	image map[string][]byte
+}
+
+func newScratch(tb testing.TB, src string) *scratch {
+	tb.Helper()
+	s := &scratch{dir: tb.TempDir(), image: map[string][]byte{}}
+	des, err := os.ReadDir(src)
+	must(tb, err)
+	for _, de := range des {
+		if de.Type().IsRegular() && de.Name() != "LOCK" {
+			b, err := os.ReadFile(filepath.Join(src, de.Name()))
+			must(tb, err)
+			s.image[de.Name()] = b
+		}
+	}
+	return s
+}
+
+// reset makes the directory hold the image, with file name's content
+// replaced by data, and returns the directory.
+func (s *scratch) reset(tb testing.TB, name string, data []byte) string {
+	tb.Helper()
+	des, err := os.ReadDir(s.dir)
+	must(tb, err)
+	for _, de := range des {
+		if _, keep := s.image[de.Name()]; !keep && de.Name() != "LOCK" {
+			must(tb, os.Remove(filepath.Join(s.dir, de.Name())))
+		}
+	}
+	for n, b := range s.image {
+		if n == name {
+			b = data
+		}
+		if cur, err := os.ReadFile(filepath.Join(s.dir, n)); err == nil && bytes.Equal(cur, b) {
+			continue
+		}
+		must(tb, os.WriteFile(filepath.Join(s.dir, n), b, 0o600))
+	}
+	return s.dir
 }
 
 // files lists dir's file names with a suffix, sorted.

@@ -12,6 +12,16 @@ import (
 	"github.com/swarmsim/swarmsim/engine/env"
 )
 
+// noFlush skips real fsyncs: for tests of replay logic on copies of a
+// directory, where durability is not the question and thousands of opens
+// would otherwise wait on the disk.
+func noFlush() Options {
+	return Options{hooks: &ioHooks{
+		fsync:   func(*os.File) error { return nil },
+		syncDir: func(string) error { return nil },
+	}}
+}
+
 // buildLog writes batches to a fresh directory and returns it, the model
 // of everything but the last batch, the model with it, and where the last
 // batch starts and ends in the last segment. newSegment makes the last
@@ -81,6 +91,7 @@ func TestTornLastBatchAtEveryOffset(t *testing.T) {
 			seg := filepath.Base(lastSegment(t, dir))
 			orig, err := os.ReadFile(filepath.Join(dir, seg))
 			must(t, err)
+			sc := newScratch(t, dir)
 			for cut := start; cut <= end; cut++ {
 				// Cut short (a process killed mid-write), or the file's full
 				// length with the unwritten part zero (a machine losing power
@@ -89,8 +100,6 @@ func TestTornLastBatchAtEveryOffset(t *testing.T) {
 					if cut == end && zeroed {
 						continue
 					}
-					c := copyDir(t, dir)
-					path := filepath.Join(c, seg)
 					data := bytes.Clone(orig[:cut])
 					if zeroed {
 						data = append(data, make([]byte, end-cut)...)
@@ -99,8 +108,9 @@ func TestTornLastBatchAtEveryOffset(t *testing.T) {
 					if bytes.Equal(data, orig) { // zeroed bytes that were zero
 						want = after
 					}
-					must(t, os.WriteFile(path, data, 0o600))
-					w, err := Open(c, newGoLoop(t), Options{})
+					c := sc.reset(t, seg, data)
+					path := filepath.Join(c, seg)
+					w, err := Open(c, newGoLoop(t), noFlush())
 					if err != nil {
 						t.Fatalf("cut at %d (zeroed %v): %v", cut, zeroed, err)
 					}
@@ -124,7 +134,7 @@ func TestTornLastBatchAtEveryOffset(t *testing.T) {
 					mustClose(t, w)
 					want = want.clone()
 					want.append(next)
-					w = mustOpen(t, c, Options{})
+					w = mustOpen(t, c, noFlush())
 					checkState(t, mustLoad(t, w), want)
 					mustClose(t, w)
 				}
@@ -141,11 +151,11 @@ func TestBitFlipBeforeTheLastBatchIsAnError(t *testing.T) {
 	seg := filepath.Base(lastSegment(t, dir))
 	orig, err := os.ReadFile(filepath.Join(dir, seg))
 	must(t, err)
+	sc := newScratch(t, dir)
 	for off := range start {
-		c := copyDir(t, dir)
 		data := bytes.Clone(orig)
 		data[off] ^= 1 << (off % 8)
-		must(t, os.WriteFile(filepath.Join(c, seg), data, 0o600))
+		c := sc.reset(t, seg, data)
 		checkCorrupt(t, c, seg, fmt.Sprintf("bit %d of byte %d", off%8, off))
 		// Nothing was repaired: the damaged file is as it was.
 		got, err := os.ReadFile(filepath.Join(c, seg))
@@ -164,12 +174,11 @@ func TestBitFlipInAnEarlierSegmentIsAnError(t *testing.T) {
 	first := segs[len(segs)-2]
 	orig, err := os.ReadFile(filepath.Join(dir, first))
 	must(t, err)
+	sc := newScratch(t, dir)
 	for off := range len(orig) {
-		c := copyDir(t, dir)
 		data := bytes.Clone(orig)
 		data[off] ^= 0x80
-		must(t, os.WriteFile(filepath.Join(c, first), data, 0o600))
-		checkCorrupt(t, c, first, fmt.Sprintf("byte %d", off))
+		checkCorrupt(t, sc.reset(t, first, data), first, fmt.Sprintf("byte %d", off))
 	}
 	// Cut short is corruption there too.
 	c := copyDir(t, dir)
@@ -184,12 +193,12 @@ func TestBitFlipInTheLastBatchIsATornWrite(t *testing.T) {
 	seg := filepath.Base(lastSegment(t, dir))
 	orig, err := os.ReadFile(filepath.Join(dir, seg))
 	must(t, err)
+	sc := newScratch(t, dir)
 	for off := start; off < end; off += 7 {
-		c := copyDir(t, dir)
 		data := bytes.Clone(orig)
 		data[off] ^= 0x10
-		must(t, os.WriteFile(filepath.Join(c, seg), data, 0o600))
-		w, err := Open(c, newGoLoop(t), Options{})
+		c := sc.reset(t, seg, data)
+		w, err := Open(c, newGoLoop(t), noFlush())
 		if err != nil {
 			t.Fatalf("byte %d: %v", off, err)
 		}
@@ -200,7 +209,7 @@ func TestBitFlipInTheLastBatchIsATornWrite(t *testing.T) {
 
 func checkCorrupt(t *testing.T, dir, file, what string) {
 	t.Helper()
-	w, err := Open(dir, newGoLoop(t), Options{})
+	w, err := Open(dir, newGoLoop(t), noFlush())
 	if err == nil {
 		st, _ := w.Load()
 		w.Close()
@@ -262,12 +271,11 @@ func TestSnapshotFileDamage(t *testing.T) {
 	name := snapName(after.snap.Index, after.snap.Term)
 	orig, err := os.ReadFile(filepath.Join(dir, name))
 	must(t, err)
+	sc := newScratch(t, dir)
 	for off := range len(orig) {
-		c := copyDir(t, dir)
 		data := bytes.Clone(orig)
 		data[off] ^= 4
-		must(t, os.WriteFile(filepath.Join(c, name), data, 0o600))
-		checkCorrupt(t, c, name, fmt.Sprintf("snapshot byte %d", off))
+		checkCorrupt(t, sc.reset(t, name, data), name, fmt.Sprintf("snapshot byte %d", off))
 	}
 	c := copyDir(t, dir)
 	must(t, os.WriteFile(filepath.Join(c, name), orig[:len(orig)-3], 0o600))
@@ -289,7 +297,7 @@ func TestUnfinishedSnapshotsAreIgnored(t *testing.T) {
 	tmp := filepath.Join(dir, "123"+snapTmpSuffix)
 	must(t, os.WriteFile(tmp, []byte("half a snapsh"), 0o600))
 	orphan := env.Snapshot{Index: 40, Term: 9, Data: []byte("never acknowledged")}
-	must(t, writeSnapshotFile(dir, &orphan, (*os.File).Sync))
+	must(t, writeSnapshotFile(dir, &orphan, &ioHooks{fsync: (*os.File).Sync, syncDir: syncDir}))
 	must(t, os.WriteFile(filepath.Join(dir, "99"+snapTmpSuffix), nil, 0o600))
 
 	w := mustOpen(t, dir, Options{})

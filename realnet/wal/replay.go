@@ -98,10 +98,11 @@ type replayed struct {
 	nextSegNum uint64 // number of the next segment to create
 }
 
-// replayDir reads the whole directory back. With repair it also cuts a torn
-// tail off the last segment (or removes that segment when nothing in it is
-// complete), so that new batches follow valid data.
-func replayDir(dir string, repair bool) (*replayed, error) {
+// replayDir reads the whole directory back. Given repair (the fsyncs to
+// use) it also cuts a torn tail off the last segment, or removes that
+// segment when nothing in it is complete, so that new batches follow valid
+// data.
+func replayDir(dir string, repair *ioHooks) (*replayed, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -160,8 +161,8 @@ func replayDir(dir string, repair bool) (*replayed, error) {
 		// write: the batch in progress was never acknowledged. A segment
 		// without any complete batch (perhaps empty: created, then the
 		// crash) goes, so that its name is free for the next segment.
-		if repair && (sc.damaged() || sc.validEnd == 0) {
-			if err := cutTornTail(dir, path, sc.validEnd); err != nil {
+		if repair != nil && (sc.damaged() || sc.validEnd == 0) {
+			if err := cutTornTail(dir, path, sc.validEnd, repair); err != nil {
 				return nil, err
 			}
 		}
@@ -272,12 +273,12 @@ func (st *replayState) applyBatch(b *batch, seg *segInfo, firstBatch, firstSegme
 
 // cutTornTail drops a torn write: the segment is truncated to its last
 // complete batch, or removed when it has none.
-func cutTornTail(dir, path string, validEnd int) error {
+func cutTornTail(dir, path string, validEnd int, sync *ioHooks) error {
 	if validEnd == 0 {
 		if err := os.Remove(path); err != nil {
 			return err
 		}
-		return syncDir(dir)
+		return sync.syncDir(dir)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
@@ -285,7 +286,7 @@ func cutTornTail(dir, path string, validEnd int) error {
 	}
 	err = f.Truncate(int64(validEnd))
 	if err == nil {
-		err = f.Sync()
+		err = sync.fsync(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

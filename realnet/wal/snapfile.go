@@ -64,7 +64,7 @@ func snapshotHead(s *env.Snapshot) []byte {
 // writeSnapshotFile puts s in dir atomically: a temp file written and
 // fsynced, renamed into place, and the directory fsynced, so that a crash
 // leaves either no file or the whole file (a leftover temp file is ignored).
-func writeSnapshotFile(dir string, s *env.Snapshot, syncFile func(*os.File) error) (err error) {
+func writeSnapshotFile(dir string, s *env.Snapshot, sync *ioHooks) (err error) {
 	f, err := os.CreateTemp(dir, "*"+snapTmpSuffix)
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func writeSnapshotFile(dir string, s *env.Snapshot, syncFile func(*os.File) erro
 	if _, err = f.Write(binary.LittleEndian.AppendUint32(nil, h.Sum32())); err != nil {
 		return err
 	}
-	if err = syncFile(f); err != nil {
+	if err = sync.fsync(f); err != nil {
 		return err
 	}
 	if err = f.Close(); err != nil {
@@ -99,7 +99,7 @@ func writeSnapshotFile(dir string, s *env.Snapshot, syncFile func(*os.File) erro
 	if err = os.Rename(tmp, filepath.Join(dir, snapName(s.Index, s.Term))); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return sync.syncDir(dir)
 }
 
 // readSnapshotFile loads the snapshot file path and checks that it is whole

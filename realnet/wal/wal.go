@@ -31,13 +31,17 @@ type Options struct {
 	// back-pressure).
 	MaxStagedBytes int64
 
-	// hooks let tests stop the writer at a known point and fail an fsync.
-	hooks *testHooks
+	// hooks is how the WAL flushes; tests replace it to stop the writer at
+	// a known point or to fail an fsync.
+	hooks *ioHooks
 }
 
-type testHooks struct {
-	beforeFsync func()               // called before each fsync of the log
-	fsync       func(*os.File) error // replaces (*os.File).Sync for the log and snapshots
+type ioHooks struct {
+	beforeFsync func() // called before each fsync of the log
+	// fsync and syncDir replace every file and directory fsync, so tests
+	// of replay logic can skip the cost of real flushes.
+	fsync   func(*os.File) error
+	syncDir func(dir string) error
 }
 
 // Stats are a WAL's counters since Open.
@@ -125,11 +129,16 @@ func Open(dir string, loop env.Loop, opts Options) (*WAL, error) {
 	if opts.MaxStagedBytes <= 0 {
 		opts.MaxStagedBytes = DefaultMaxStagedBytes
 	}
-	if opts.hooks == nil {
-		opts.hooks = &testHooks{}
+	hooks := ioHooks{}
+	if opts.hooks != nil {
+		hooks = *opts.hooks
 	}
+	opts.hooks = &hooks
 	if opts.hooks.fsync == nil {
 		opts.hooks.fsync = (*os.File).Sync
+	}
+	if opts.hooks.syncDir == nil {
+		opts.hooks.syncDir = syncDir
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
@@ -151,7 +160,7 @@ func open(dir string, loop env.Loop, opts Options, lock *os.File) (*WAL, error) 
 	if err := removeTemps(dir); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	r, err := replayDir(dir, true)
+	r, err := replayDir(dir, opts.hooks)
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) {
 			return nil, err
@@ -228,7 +237,7 @@ func (w *WAL) Load() (env.DiskState, error) {
 	w.mu.Unlock()
 	w.ioMu.Lock()
 	defer w.ioMu.Unlock()
-	r, err := replayDir(w.dir, false)
+	r, err := replayDir(w.dir, nil)
 	if err != nil {
 		return env.DiskState{}, err
 	}
@@ -506,18 +515,21 @@ func (w *WAL) take() (p *pending, stop bool) {
 	return p, false
 }
 
-// commit writes one batch, fsyncs it, and answers its Syncs. Compaction
-// runs after the answers, so a snapshot's deletions never delay the
-// proposals that shared its fsync; a later Sync's answer implies they are
-// done.
+// commit writes one batch, fsyncs it, and answers its Syncs. The answers
+// are posted holding no lock: a loop whose Post blocks while it is itself
+// in Load must not deadlock with the writer. Compaction runs after the
+// answers, so a snapshot's deletions never delay the proposals that shared
+// its fsync; a later Sync's answer implies they are done.
 func (w *WAL) commit(p *pending) {
-	w.ioMu.Lock()
 	w.mu.Lock()
 	err := w.failed
 	w.mu.Unlock()
 	wrote := false
 	if err == nil && !p.empty() {
-		if err = w.write(p); err != nil {
+		w.ioMu.Lock()
+		err = w.write(p)
+		w.ioMu.Unlock()
+		if err != nil {
 			err = fmt.Errorf("wal %s: stopped after a failed write: %w", w.dir, err)
 			w.mu.Lock()
 			w.failed = err
@@ -537,9 +549,10 @@ func (w *WAL) commit(p *pending) {
 	}
 	var cerr error
 	if wrote && p.snap != nil {
+		w.ioMu.Lock()
 		cerr = w.compact()
+		w.ioMu.Unlock()
 	}
-	w.ioMu.Unlock()
 
 	w.mu.Lock()
 	if cerr != nil && w.lastErr == nil {
@@ -558,7 +571,7 @@ func (w *WAL) commit(p *pending) {
 // Callers hold ioMu.
 func (w *WAL) write(p *pending) error {
 	if p.snap != nil && p.snap.Index > w.dur.snapIndex {
-		if err := writeSnapshotFile(w.dir, p.snap, w.opts.hooks.fsync); err != nil {
+		if err := writeSnapshotFile(w.dir, p.snap, w.opts.hooks); err != nil {
 			return fmt.Errorf("snapshot %d: %w", p.snap.Index, err)
 		}
 	}
@@ -616,7 +629,7 @@ func (w *WAL) write(p *pending) error {
 		return err
 	}
 	if newSeg {
-		if err := syncDir(w.dir); err != nil {
+		if err := w.opts.hooks.syncDir(w.dir); err != nil {
 			return err
 		}
 	}
@@ -653,7 +666,7 @@ func (w *WAL) compact() error {
 		if err := os.Remove(filepath.Join(w.dir, w.segs[0].name)); err != nil {
 			return fmt.Errorf("wal: compaction: %w", err)
 		}
-		if err := syncDir(w.dir); err != nil {
+		if err := w.opts.hooks.syncDir(w.dir); err != nil {
 			return fmt.Errorf("wal: compaction: %w", err)
 		}
 		w.segs = w.segs[1:]

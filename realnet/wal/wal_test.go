@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/swarmsim/swarmsim/engine/env"
 )
@@ -381,7 +382,7 @@ func TestGroupCommit(t *testing.T) {
 	inFsync := make(chan struct{})
 	release := make(chan struct{})
 	first := true
-	hooks := &testHooks{beforeFsync: func() {
+	hooks := &ioHooks{beforeFsync: func() {
 		if first {
 			first = false
 			close(inFsync)
@@ -422,7 +423,7 @@ func TestGroupCommit(t *testing.T) {
 
 func TestFailedFsyncStopsTheWAL(t *testing.T) {
 	boom := errors.New("injected EIO")
-	hooks := &testHooks{fsync: func(*os.File) error { return boom }}
+	hooks := &ioHooks{fsync: func(*os.File) error { return boom }}
 	w := mustOpen(t, t.TempDir(), Options{hooks: hooks})
 	must(t, w.Append(ents(1, 1, 1)))
 	if err := syncNow(t, w); !errors.Is(err, boom) {
@@ -540,6 +541,45 @@ func TestSegmentNames(t *testing.T) {
 	for _, bad := range []string{"x.wal", "0000000000000003-0000000000000abc.snap", strings.Repeat("g", 16) + "-" + strings.Repeat("0", 16) + ".wal"} {
 		if _, _, ok := parseSegmentName(bad); ok {
 			t.Errorf("%q parsed as a segment", bad)
+		}
+	}
+}
+
+// A loop whose Post blocks until the loop takes the function (a bounded
+// queue at its limit) may call Load while the writer answers a Sync: the
+// writer posts holding no lock, so neither waits for the other forever.
+func TestLoadWhileTheWriterPosts(t *testing.T) {
+	posts := make(chan func()) // unbuffered: Post waits for the loop
+	inFsync := make(chan struct{}, 1)
+	hooks := &ioHooks{beforeFsync: func() {
+		select {
+		case inFsync <- struct{}{}:
+		default:
+		}
+		time.Sleep(5 * time.Millisecond) // let the loop reach Load meanwhile
+	}}
+	w, err := Open(t.TempDir(), postFunc(func(f func()) { posts <- f }), Options{hooks: hooks})
+	must(t, err)
+	defer func() {
+		go func() { // Close's own posts need a loop too
+			for f := range posts {
+				f()
+			}
+		}()
+		w.Close()
+	}()
+	answered := false
+	for i := uint64(1); i <= 20; i++ {
+		must(t, w.Append(ents(1, i, i)))
+		w.Sync(func(err error) { must(t, err); answered = true })
+		<-inFsync
+		if _, err := w.Load(); err != nil {
+			t.Fatal(err)
+		}
+		answered = false
+		(<-posts)()
+		if !answered {
+			t.Fatal("the post was not the Sync's answer")
 		}
 	}
 }
