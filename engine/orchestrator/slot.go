@@ -93,6 +93,10 @@ func (o *Orchestrator) maintain(c *svcCtx, si *slotInfo, p *plan) {
 			}
 			continue
 		}
+		if placed(t) && t.DesiredState == shutdown && nodeGone(o.st.Node(t.NodeId)) {
+			// Shut down on a node that left: no agent will say it stopped.
+			p.orphan(t)
+		}
 		stopping = stopping || o.stillRunning(t)
 	}
 

@@ -1,0 +1,98 @@
+package orchestrator
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+)
+
+// globalNodes lists the nodes that run a live task of svc.
+func (h *harness) globalNodes(svc string) []string {
+	var out []string
+	for _, t := range h.live(svc) {
+		out = append(out, t.NodeId)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestGlobalService(t *testing.T) {
+	h := newHarness(t, 1)
+	h.addNode("n1", map[string]string{"zone": "a"})
+	h.addNode("n2", map[string]string{"zone": "b"})
+	h.o.Start()
+	h.startAgents()
+	spec := global("agent", "agent:1")
+	spec.Task.Placement = &api.Placement{Constraints: []string{"node.labels.zone!=c"}}
+	svc := h.createService(spec)
+	h.waitFor(5*time.Second, "2 running", func() bool { return h.running(svc) == 2 })
+	for _, tk := range h.tasks(svc) {
+		if tk.Slot != 0 || tk.NodeId == "" {
+			t.Fatalf("global task slot %d node %q", tk.Slot, tk.NodeId)
+		}
+	}
+
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"node joins", func() { h.addNode("n3", map[string]string{"zone": "a"}) }, []string{"n1", "n2", "n3"}},
+		{"node off constraints joins", func() { h.addNode("n4", map[string]string{"zone": "c"}) }, []string{"n1", "n2", "n3"}},
+		{"labels change to match", func() {
+			h.editNode("n4", func(n *api.Node) {
+				spec := protoClone(n.Spec)
+				spec.Labels = map[string]string{"zone": "b"}
+				n.Spec = spec
+			})
+		}, []string{"n1", "n2", "n3", "n4"}},
+		{"drain", func() { h.setAvailability("n2", api.NodeAvailability_NODE_AVAILABILITY_DRAIN) }, []string{"n1", "n3", "n4"}},
+		{"pause keeps", func() { h.setAvailability("n3", api.NodeAvailability_NODE_AVAILABILITY_PAUSE) }, []string{"n1", "n3", "n4"}},
+		{"down", func() { h.setNodeState("n1", api.NodeState_NODE_STATE_DOWN) }, []string{"n3", "n4"}},
+		{"back up", func() { h.setNodeState("n1", api.NodeState_NODE_STATE_READY) }, []string{"n1", "n3", "n4"}},
+		{"activate", func() { h.setAvailability("n2", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE) }, []string{"n1", "n2", "n3", "n4"}},
+		{"stops matching", func() {
+			h.editNode("n4", func(n *api.Node) {
+				spec := protoClone(n.Spec)
+				spec.Labels = map[string]string{"zone": "c"}
+				n.Spec = spec
+			})
+		}, []string{"n1", "n2", "n3"}},
+		{"removed", func() { h.editNode("n3", func(n *api.Node) { n.Removed = true }) }, []string{"n1", "n2"}},
+	}
+	for _, s := range steps {
+		s.do()
+		h.run(2 * time.Second)
+		if got := h.globalNodes(svc); !slices.Equal(got, s.want) {
+			t.Fatalf("%s: live on %v, want %v\n%s", s.name, got, s.want, h.dump())
+		}
+	}
+	// One live task per node at most, always.
+	seen := map[string]bool{}
+	for _, tk := range h.live(svc) {
+		if seen[tk.NodeId] {
+			t.Fatalf("two live tasks on %s", tk.NodeId)
+		}
+		seen[tk.NodeId] = true
+	}
+}
+
+// TestGlobalRestart: a global task that fails restarts on its node.
+func TestGlobalRestart(t *testing.T) {
+	h := newHarness(t, 1)
+	h.addNode("n1", nil)
+	h.o.Start()
+	spec := global("agent", "agent:1")
+	spec.Task.Restart = &api.RestartPolicy{Condition: api.RestartPolicy_ON_FAILURE}
+	svc := h.createService(spec)
+	h.settle()
+	first := h.tasks(svc)[0]
+	h.setStatus(first.Id, api.TaskState_TASK_STATE_FAILED, false)
+	h.settle()
+	live := h.live(svc)
+	if len(live) != 1 || live[0].NodeId != "n1" || live[0].Id == first.Id || live[0].DesiredState != running {
+		t.Fatalf("want a running replacement on n1\n%s", h.dump())
+	}
+}
