@@ -325,9 +325,9 @@ func (n *Node) Step(from env.NodeID, msg *Message) error {
 		}
 		fallthrough
 	case pb.MsgReadIndex, pb.MsgTransferLeader:
-		// raft rewrites these (forwarding sets To; the leader stamps term
-		// and index into proposed entries), and a received message is
-		// shared with its sender and with duplicates of itself.
+		// raft rewrites these in place (forwarding sets To; a leader swaps
+		// a refused conf change out of the entry slice), and a received
+		// message is shared with its sender and any duplicate of itself.
 		m = cloneMessage(m)
 	case pb.MsgSnap:
 		n.stats.SnapshotsReceived++
@@ -390,12 +390,9 @@ func cloneMessage(m *pb.Message) *pb.Message {
 		Index: m.Index, Commit: m.Commit, Vote: m.Vote, Reject: m.Reject,
 		RejectHint: m.RejectHint, Context: m.Context, Snapshot: m.Snapshot,
 	}
-	if len(m.Entries) > 0 {
-		c.Entries = make([]*pb.Entry, len(m.Entries))
-		for i, e := range m.Entries {
-			c.Entries[i] = &pb.Entry{Type: e.Type, Term: e.Term, Index: e.Index, Data: e.Data}
-		}
-	}
+	// The entries themselves are never changed: raft clones a proposed
+	// entry before stamping its term and index.
+	c.Entries = slices.Clone(m.Entries)
 	return c
 }
 
