@@ -376,6 +376,15 @@ func (a *Agent) retryLater() {
 	})
 }
 
+// nextHint is whom to ask after a refusal: the leader it names, or, when
+// only the session was unknown (it expired), the same manager again.
+func (a *Agent) nextHint(e api.DispatcherError, leader string) string {
+	if leader == "" && e == api.DispatcherError_DISPATCHER_ERROR_UNKNOWN_SESSION {
+		return string(a.target)
+	}
+	return leader
+}
+
 // sessionLost drops the session and looks for another.
 func (a *Agent) sessionLost(why string, leader string) {
 	a.stats.Reconnects++
@@ -390,6 +399,15 @@ func (a *Agent) onSessionResponse(from env.Peer, m *api.SessionResponse) {
 		return
 	}
 	a.stopTimer(&a.connTimer)
+	if m.Error == api.DispatcherError_DISPATCHER_ERROR_NODE_REMOVED {
+		// This node is not in the cluster any more: keep asking, slowly,
+		// in case it is added back; its tasks keep running meanwhile.
+		a.log.Warn("node removed from the cluster", "manager", string(from.ID))
+		a.redirects = 0
+		a.failures = 64
+		a.retryLater()
+		return
+	}
 	if m.Error != api.DispatcherError_DISPATCHER_ERROR_NONE {
 		a.stats.Redirects++
 		if l := env.NodeID(m.Leader); l != "" && l != from.ID && a.redirects < maxRedirects {
@@ -462,7 +480,7 @@ func (a *Agent) onHeartbeatResponse(from env.Peer, m *api.HeartbeatResponse) {
 		return
 	}
 	if m.Error != api.DispatcherError_DISPATCHER_ERROR_NONE {
-		a.sessionLost("heartbeat refused: "+m.Error.String(), m.Leader)
+		a.sessionLost("heartbeat refused: "+m.Error.String(), a.nextHint(m.Error, m.Leader))
 		return
 	}
 	a.lastAnswer = a.now()

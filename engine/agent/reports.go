@@ -102,7 +102,7 @@ func (a *Agent) remember(seq uint64, sent []sentStatus) {
 func (a *Agent) onAck(m *api.TaskStatusAck) {
 	if m.Error != api.DispatcherError_DISPATCHER_ERROR_NONE {
 		if a.state == connected && m.SessionId == a.sessionID {
-			a.sessionLost("report refused: "+m.Error.String(), m.Leader)
+			a.sessionLost("report refused: "+m.Error.String(), a.nextHint(m.Error, m.Leader))
 		}
 		return
 	}

@@ -50,6 +50,8 @@ const (
 	// The session named is not (or no longer) the node's current one: open
 	// a new session.
 	DispatcherError_DISPATCHER_ERROR_UNKNOWN_SESSION DispatcherError = 2
+	// The node was removed from the cluster: it gets no session.
+	DispatcherError_DISPATCHER_ERROR_NODE_REMOVED DispatcherError = 3
 )
 
 // Enum value maps for DispatcherError.
@@ -58,11 +60,13 @@ var (
 		0: "DISPATCHER_ERROR_NONE",
 		1: "DISPATCHER_ERROR_NOT_LEADER",
 		2: "DISPATCHER_ERROR_UNKNOWN_SESSION",
+		3: "DISPATCHER_ERROR_NODE_REMOVED",
 	}
 	DispatcherError_value = map[string]int32{
 		"DISPATCHER_ERROR_NONE":            0,
 		"DISPATCHER_ERROR_NOT_LEADER":      1,
 		"DISPATCHER_ERROR_UNKNOWN_SESSION": 2,
+		"DISPATCHER_ERROR_NODE_REMOVED":    3,
 	}
 )
 
@@ -658,11 +662,12 @@ const file_engine_api_dispatcher_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x120\n" +
 	"\x05error\x18\x03 \x01(\x0e2\x1a.swarm.api.DispatcherErrorR\x05error\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\tR\x06leader*s\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader*\x96\x01\n" +
 	"\x0fDispatcherError\x12\x19\n" +
 	"\x15DISPATCHER_ERROR_NONE\x10\x00\x12\x1f\n" +
 	"\x1bDISPATCHER_ERROR_NOT_LEADER\x10\x01\x12$\n" +
-	" DISPATCHER_ERROR_UNKNOWN_SESSION\x10\x02B)Z'github.com/swarmsim/swarmsim/engine/apib\x06proto3"
+	" DISPATCHER_ERROR_UNKNOWN_SESSION\x10\x02\x12!\n" +
+	"\x1dDISPATCHER_ERROR_NODE_REMOVED\x10\x03B)Z'github.com/swarmsim/swarmsim/engine/apib\x06proto3"
 
 var (
 	file_engine_api_dispatcher_proto_rawDescOnce sync.Once

@@ -88,6 +88,7 @@ type Stats struct {
 	SessionsOpened      uint64 // new sessions
 	SessionRepeats      uint64 // duplicate session requests answered again
 	Redirects           uint64 // requests answered NOT_LEADER
+	Refused             uint64 // session requests of removed nodes
 	UnknownSessions     uint64 // requests naming a session that is not current
 	HeartbeatsReceived  uint64
 	NodesDown           uint64 // sessions that missed their grace
@@ -219,6 +220,7 @@ func (d *Dispatcher) Start() {
 	d.sessions = make(map[string]*session)
 	d.open = 0
 	d.dirty = d.dirty[:0]
+	d.flushPosted = false // a flush posted before is void (generation)
 	clear(d.nodeWrites)
 	d.status, d.acks = nil, nil
 	now := d.now()
@@ -268,6 +270,7 @@ func (d *Dispatcher) Stop() {
 	d.open = 0
 	d.wheel.reset()
 	d.dirty = d.dirty[:0]
+	d.flushPosted = false
 	clear(d.nodeWrites)
 	d.nodeInFlight = false
 	d.status, d.acks = nil, nil
@@ -315,6 +318,13 @@ func (d *Dispatcher) handleSession(from env.Peer, m *api.SessionRequest) {
 		return
 	}
 	node := string(from.ID)
+	if n := d.st.Node(node); n != nil && n.GetRemoved() {
+		d.stats.Refused++
+		d.tr.Send(from.ID, &api.SessionResponse{
+			Incarnation: m.Incarnation, Attempt: m.Attempt, Error: api.DispatcherError_DISPATCHER_ERROR_NODE_REMOVED,
+		})
+		return
+	}
 	now := d.now()
 	s := d.sessions[node]
 	if s != nil && !s.placeholder && s.incarnation == m.Incarnation {

@@ -551,3 +551,29 @@ func TestStoppedDispatcherRedirects(t *testing.T) {
 type transportFunc func(env.NodeID, env.Message)
 
 func (f transportFunc) Send(to env.NodeID, m env.Message) { f(to, m) }
+
+// A node removed from the cluster loses its session and gets no new one;
+// its store object stays a tombstone.
+func TestRemovedNodeRefused(t *testing.T) {
+	c := newCluster(t, clusterOpts{seed: 15, workers: 2})
+	defer c.k.Activate()()
+	c.run(time.Second)
+	w := c.workers[0]
+	c.update(func(tx *store.Tx) error {
+		n := tx.Node(string(w.id)).ShallowCopy()
+		n.Removed = true
+		return tx.Update(n)
+	})
+	c.run(time.Minute)
+	n := c.st.Node(string(w.id))
+	if !n.Removed || n.Status.State != ready {
+		t.Errorf("tombstone changed: %v", n)
+	}
+	st := c.disp["m1"].Stats()
+	if st.Refused == 0 || st.Sessions != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if w.agent.SessionID() != "" {
+		t.Errorf("removed node holds session %q", w.agent.SessionID())
+	}
+}

@@ -79,6 +79,14 @@ func (d *Dispatcher) onEvents(evs []store.Event) {
 			if d.managersFn == nil {
 				d.managers.update(old, new)
 			}
+			if new == nil || new.GetRemoved() {
+				// Removed from the cluster: its session ends, and a new
+				// one is refused.
+				if s := d.sessions[ev.ID]; s != nil {
+					d.closeSession(s)
+				}
+				continue
+			}
 			d.checkNode(new)
 		case store.KindNone:
 			if ev.Action == store.ActionRestore {
@@ -111,7 +119,7 @@ func (d *Dispatcher) routeTask(ev *store.Event) {
 // checkNode heals a node someone else wrote out of READY (a late DOWN of
 // the previous leader, say) while it has a live session here.
 func (d *Dispatcher) checkNode(n *api.Node) {
-	if n == nil || n.GetRemoved() || n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY {
+	if n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY {
 		return
 	}
 	s := d.sessions[n.Id]
