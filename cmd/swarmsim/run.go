@@ -15,6 +15,7 @@ import (
 type runFlags struct {
 	seed    uint64
 	seedSet bool
+	seeds   string
 	junit   string
 	trace   string
 	metrics string
@@ -39,6 +40,7 @@ file could not be run at all.`,
 		},
 	}
 	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed for every file (default: each file's own seed)")
+	cmd.Flags().StringVar(&f.seeds, "seeds", "", "run each file once per seed: `LIST` such as 1..20 or 3,7,9")
 	cmd.Flags().StringVar(&f.junit, "junit", "", "write JUnit XML results to `FILE`")
 	cmd.Flags().StringVar(&f.trace, "trace", "", "write the event trace to `FILE` (one file: the last scenario's trace wins if several run)")
 	cmd.Flags().StringVar(&f.metrics, "metrics", "", "write metric samples in virtual time to `FILE` (OpenMetrics text)")
@@ -75,6 +77,21 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 		metrics = bw
 	}
 
+	var seeds []uint64
+	switch {
+	case f.seeds != "" && f.seedSet:
+		return fmt.Errorf("--seed and --seeds exclude each other")
+	case f.seeds != "":
+		var err error
+		if seeds, err = scenarios.ParseSeeds(f.seeds); err != nil {
+			return err
+		}
+	case f.seedSet:
+		seeds = []uint64{f.seed}
+	default:
+		seeds = []uint64{0} // 0: the file's own seed
+	}
+
 	var results []*scenarios.Result
 	passed, failed, broken := 0, 0, 0
 	for _, file := range files {
@@ -84,41 +101,43 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 			broken++
 			continue
 		}
-		opt := scenarios.Options{Trace: trace, Metrics: metrics}
-		if !f.quiet && !f.json {
-			opt.Out = out
-		}
-		if f.seedSet {
-			opt.Seed = &f.seed
-		}
-		if !f.json {
-			fmt.Fprintf(out, "scenario %s\n", sc.Summary())
-		}
-		var res *scenarios.Result
-		if f.real {
-			res, err = scenarios.RunReal(sc, opt)
-		} else {
-			res, err = scenarios.RunSimulation(sc, opt)
-		}
-		if err != nil {
-			fmt.Fprintf(out, "%s: %v\n", file, err)
-			broken++
-			continue
-		}
-		results = append(results, res)
-		if res.Passed {
-			passed++
-		} else {
-			failed++
-		}
-		if f.json {
-			if err := json.NewEncoder(out).Encode(res.JSON()); err != nil {
-				return err
+		for _, seed := range seeds {
+			opt := scenarios.Options{Trace: trace, Metrics: metrics}
+			if !f.quiet && !f.json {
+				opt.Out = out
 			}
-		} else {
-			scenarios.WriteSummary(out, res)
+			if f.seedSet || f.seeds != "" {
+				opt.Seed = &seed
+			}
+			if !f.json {
+				fmt.Fprintf(out, "scenario %s\n", sc.Summary())
+			}
+			var res *scenarios.Result
+			if f.real {
+				res, err = scenarios.RunReal(sc, opt)
+			} else {
+				res, err = scenarios.RunSimulation(sc, opt)
+			}
+			if err != nil {
+				fmt.Fprintf(out, "%s: %v\n", file, err)
+				broken++
+				continue
+			}
+			results = append(results, res)
+			if res.Passed {
+				passed++
+			} else {
+				failed++
+			}
+			if f.json {
+				if err := json.NewEncoder(out).Encode(res.JSON()); err != nil {
+					return err
+				}
+			} else {
+				scenarios.WriteSummary(out, res)
+			}
+			out.Flush()
 		}
-		out.Flush()
 	}
 	if f.junit != "" {
 		if err := writeJUnit(f.junit, results); err != nil {
