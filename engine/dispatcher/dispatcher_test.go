@@ -577,3 +577,28 @@ func TestRemovedNodeRefused(t *testing.T) {
 		t.Errorf("removed node holds session %q", w.agent.SessionID())
 	}
 }
+
+// A leader that loses and regains leadership between a task change and the
+// flush it posted still sends assignments afterwards (the flush posted
+// under the old generation must not block new ones).
+func TestReelectedLeaderSendsAssignments(t *testing.T) {
+	c := newCluster(t, clusterOpts{seed: 16, workers: 1})
+	defer c.k.Activate()()
+	c.run(time.Second)
+	w, d := c.workers[0], c.disp["m1"]
+	var ids []string
+	c.m.Post(func() {
+		c.st.Update(func(tx *store.Tx) error {
+			ids = append(ids, "re1")
+			return tx.Create(&api.Task{Id: "re1", NodeId: string(w.id), DesiredState: api.TaskState_TASK_STATE_RUNNING,
+				Spec:   &api.TaskSpec{Container: &api.ContainerSpec{Image: "web:1"}},
+				Status: &api.TaskStatus{State: api.TaskState_TASK_STATE_ASSIGNED}})
+		}, func(error) {
+			d.Stop()
+			d.Start()
+		})
+	})
+	if !c.runUntil(time.Minute, func() bool { return c.allInState(api.TaskState_TASK_STATE_RUNNING, ids) }) {
+		t.Fatalf("state %v", c.taskState("re1"))
+	}
+}
