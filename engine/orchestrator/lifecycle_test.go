@@ -98,7 +98,9 @@ func TestHistoryLimit(t *testing.T) {
 	}
 }
 
-func (h *harness) slotTasksOf(svc, node string) []*api.Task { return h.o.slotTasks(svc, slotKey{node: node}) }
+func (h *harness) slotTasksOf(svc, node string) []*api.Task {
+	return h.o.slotTasks(svc, slotKey{node: node})
+}
 
 // TestAttemptsSurviveHistoryLimit: the failures a max_attempts policy
 // counts are kept even beyond the history limit, so the slot still stops.
