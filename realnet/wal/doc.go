@@ -77,13 +77,27 @@
 // complete batch (a short header or payload, a checksum mismatch, a batch
 // without its commit record) is a torn write when no intact record of a
 // later batch follows it; the segment is then truncated to its last
-// complete batch (removed when it has none) and appends continue there.
+// complete batch (removed when it has none, or is empty) and appends
+// continue there.
 // Anything else is a *CorruptError: damage in an earlier segment, damage
 // followed by a later batch, a record whose checksum holds but whose
 // content is malformed, a missing segment, a missing or corrupt snapshot
 // file. Damage inside the last batch cannot be told from a torn write and
 // is dropped like one; that batch may have been acknowledged just before a
 // disk corrupted it, a limit every log that truncates torn tails shares.
+//
+// # Compaction
+//
+// After a batch carrying a snapshot is durable and its Syncs answered, the
+// writer deletes the oldest segments whose entries all sit at or below the
+// snapshot's index (never the segment being written), fsyncing the
+// directory after each deletion so that a crash leaves a suffix of the
+// segments, never a hole. It keeps two snapshot files, the durable one and
+// the newest older one; a file newer than the durable snapshot is an orphan
+// of a failed Sync and goes too. Open finishes deletions a crash
+// interrupted, except in a directory with no segment at all, whose
+// snapshot files it leaves alone (Load ignores them). Segments are cut at
+// Options.SegmentBytes (64 MiB by default), between batches.
 //
 // # Back-pressure
 //

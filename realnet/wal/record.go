@@ -263,15 +263,13 @@ func appendEntry(b []byte, e *env.Entry) []byte {
 }
 
 // decodeEntry copies Data out of p, so the entry does not pin a whole
-// segment buffer. Empty Data decodes as nil.
+// segment buffer. Empty Data decodes as nil. Type, like Data, is the
+// engine's: any value round-trips.
 func decodeEntry(p []byte) (env.Entry, error) {
 	r := reader{b: p}
 	e := env.Entry{Term: r.u64(), Index: r.u64(), Type: env.EntryType(r.u8())}
 	if r.bad {
 		return e, malformed(recEntry, "shorter than its fixed fields")
-	}
-	if e.Type > env.EntryConfChangeV2 {
-		return e, malformed(recEntry, fmt.Sprintf("unknown entry type %d", e.Type))
 	}
 	if e.Index == 0 {
 		return e, malformed(recEntry, "index 0")

@@ -333,3 +333,20 @@ func TestMissingSegmentIsAnError(t *testing.T) {
 		t.Fatalf("open without the first two segments: %v", err)
 	}
 }
+
+// With no log at all, snapshot files are not the WAL's to delete: it may be
+// the first batch that was torn (the file is an orphan) or the log that was
+// removed by hand.
+func TestSnapshotFilesWithoutALogAreLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	s := env.Snapshot{Index: 5, Term: 1, Data: []byte("orphan")}
+	must(t, writeSnapshotFile(dir, &s, &ioHooks{fsync: (*os.File).Sync, syncDir: syncDir}))
+	w := mustOpen(t, dir, Options{})
+	if d := diffState(mustLoad(t, w), env.DiskState{}); d != "" {
+		t.Fatal(d)
+	}
+	mustClose(t, w)
+	if got := files(t, dir, snapSuffix); len(got) != 1 {
+		t.Fatalf("snapshot files %v", got)
+	}
+}

@@ -193,7 +193,12 @@ func open(dir string, loop env.Loop, opts Options, lock *os.File) (*WAL, error) 
 		w.cur, w.curSize = f, last.size
 	}
 	// A crash between a snapshot's fsync and the deletions it allowed
-	// leaves them undone.
+	// leaves them undone. Without any segment there is no log to say which
+	// snapshot files are orphans (or someone removed the log by hand):
+	// leave them for an operator; Load ignores them.
+	if len(w.segs) == 0 {
+		return w, nil
+	}
 	if err := w.compact(); err != nil {
 		if w.cur != nil {
 			w.cur.Close()

@@ -41,7 +41,7 @@ func TestRoundTripEveryRecordKind(t *testing.T) {
 		{Term: 1, Index: 2, Type: env.EntryNormal}, // empty data comes back nil
 		{Term: 2, Index: 3, Type: env.EntryNormal, Data: []byte{}},
 		{Term: 2, Index: 4, Type: env.EntryConfChangeV2, Data: bytes.Repeat([]byte{0xff, 0}, 3000)},
-		{Term: 2, Index: 5, Data: []byte("five")},
+		{Term: 2, Index: 5, Type: 200, Data: []byte("an entry type this package never heard of")},
 		{Term: 3, Index: 6, Data: []byte("six")},
 	}
 	must(t, w.Append(es))
