@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmsim/swarmsim/engine/env"
+	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/sim"
 )
 
@@ -16,7 +18,18 @@ import (
 // the end every write the client saw acknowledged must be on every
 // replica.
 func TestChaos(t *testing.T) {
-	forSeeds(t, 31, func(t *testing.T, k *sim.Kernel) {
+	forSeeds(t, 31, func(t *testing.T, k *sim.Kernel) { chaos(t, k, false) })
+}
+
+// TestChaosMembership is TestChaos with membership churn on top: fresh
+// machines are added, followers and leaders remove others and themselves.
+// Members outside the final configuration are left out of the end check.
+func TestChaosMembership(t *testing.T) {
+	forSeeds(t, 41, func(t *testing.T, k *sim.Kernel) { chaos(t, k, true) })
+}
+
+func chaos(t *testing.T, k *sim.Kernel, churn bool) {
+	{
 		cfg := testConfig()
 		cfg.SnapshotEntries = 64
 		cfg.LogTailEntries = 16
@@ -52,9 +65,33 @@ func TestChaos(t *testing.T) {
 		}
 
 		var actions []string
+		joined := 0
 		end := k.Now() + 60*time.Second
 		for k.Now() < end {
-			switch rnd.Int63n(8) {
+			action := rnd.Int63n(8)
+			if churn && rnd.Int63n(3) == 0 {
+				action = 8 + rnd.Int63n(2)
+			}
+			switch action {
+			case 8: // add a fresh machine
+				l := c.leader()
+				if l == nil || len(l.r.Members()) >= 7 {
+					break
+				}
+				joined++
+				m := c.addMachine(env.NodeID(fmt.Sprintf("j%d", joined)))
+				m.start()
+				l.r.AddMember(raft.Member{RaftID: m.rid, NodeID: m.name}, func(error) {})
+				actions = append(actions, "add "+string(m.name))
+			case 9: // remove a member, the leader itself now and then
+				l := c.leader()
+				if l == nil || len(l.r.Members()) <= 3 {
+					break
+				}
+				ms := l.r.Members()
+				victim := ms[rnd.Int63n(int64(len(ms)))]
+				l.r.RemoveMember(victim.RaftID, func(error) {})
+				actions = append(actions, "remove "+string(victim.NodeID))
 			case 0, 1:
 				m := c.ms[rnd.Int63n(int64(len(c.ms)))]
 				if m.r != nil {
@@ -116,10 +153,22 @@ func TestChaos(t *testing.T) {
 		}
 		l := c.waitLeader()
 		c.write(l, "final=1")
+		// Members outside the configuration (removed, or fresh machines
+		// whose addition failed) have nothing to converge on.
+		var out []*member
+		for _, m := range c.ms {
+			if m.running() && !l.r.Status().HasMember(m.rid) {
+				m.r.Stop()
+				out = append(out, m)
+			}
+		}
 		c.waitConverged(l)
 		missing := 0
 		for key := range acked {
 			for _, m := range c.ms {
+				if !m.running() {
+					continue
+				}
 				if _, ok := m.sm.M[key]; !ok {
 					missing++
 					if missing <= 5 {
@@ -131,5 +180,9 @@ func TestChaos(t *testing.T) {
 		if len(acked) < 20 {
 			t.Errorf("only %d of %d writes acknowledged; the client barely ran (actions %v)", len(acked), writes, actions)
 		}
-	})
+		if st := l.r.Status(); len(st.Voters) < 3 {
+			t.Errorf("final configuration has %d voters", len(st.Voters))
+		}
+		_ = out
+	}
 }

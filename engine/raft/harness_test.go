@@ -412,7 +412,13 @@ func (c *cluster) converged(want *member) bool {
 
 func (c *cluster) waitConverged(want *member) {
 	c.t.Helper()
-	c.waitFor("replicas converge", 60*time.Second, func() bool { return c.converged(want) })
+	if c.converged(want) {
+		return
+	}
+	c.k.RunUntil(c.k.Now()+60*time.Second, func() bool { return c.converged(want) })
+	if !c.converged(want) {
+		c.t.Fatalf("seed %d: replicas did not converge on %s within 60s:\n%s", c.k.Seed(), want.name, c.describe())
+	}
 }
 
 func (c *cluster) describe() string {

@@ -340,6 +340,11 @@ func (n *Node) applyConfChange(e *pb.Entry) {
 	case pb.ConfChangeAddNode, pb.ConfChangeAddLearnerNode:
 		n.members[id] = Member{RaftID: id, NodeID: ctx.member.NodeID, Addr: ctx.member.Addr}
 		delete(n.learned, id)
+		// raft drops a snapshot whose configuration lacks the receiver,
+		// and a leader sends its latest one: without a fresh snapshot, a
+		// joiner behind the compacted log would wait for the next
+		// interval's snapshot, forever on an idle cluster.
+		n.snapshotNow = ch.GetType() == pb.ConfChangeAddLearnerNode || !known
 		if w := n.addWaiters[id]; w != nil && ch.GetType() == pb.ConfChangeAddNode {
 			delete(n.addWaiters, id)
 			w.done(nil)

@@ -62,6 +62,9 @@ type Node struct {
 	appliedTerm uint64
 	snapIndex   uint64
 	confState   *pb.ConfState
+	// snapshotNow asks for a snapshot after this apply batch, whatever the
+	// interval: the configuration gained a member.
+	snapshotNow bool
 
 	props props
 	reads reads

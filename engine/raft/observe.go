@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"slices"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -89,6 +90,11 @@ type Status struct {
 	// Stopped is set once the node stopped; Err says why.
 	Stopped bool
 	Err     error
+}
+
+// HasMember reports whether raft ID id is a voter or learner.
+func (s Status) HasMember(id uint64) bool {
+	return slices.Contains(s.Voters, id) || slices.Contains(s.Learners, id)
 }
 
 // MessageCount counts raft messages of one type.

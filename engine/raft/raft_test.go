@@ -346,6 +346,34 @@ func testAddMember(t *testing.T, viaSnapshot bool) {
 	})
 }
 
+// A member added to an idle cluster whose log is compacted past the
+// snapshots taken before it joined still catches up: raft refuses a
+// snapshot whose configuration lacks the receiver, so the leader needs a
+// newer one.
+func TestAddMemberIdleCompacted(t *testing.T) {
+	forSeeds(t, 25, func(t *testing.T, k *sim.Kernel) {
+		cfg := testConfig()
+		cfg.SnapshotEntries = 50
+		cfg.LogTailEntries = 5
+		c := newCluster(t, k, 3, cfg)
+		l := c.waitLeader()
+		c.writeMany("a", 120, 16, 30*time.Second)
+		m4 := c.addMachine("m4")
+		m4.start()
+		var addErr error
+		added := false
+		l.r.AddMember(raft.Member{RaftID: m4.rid, NodeID: m4.name}, func(err error) { added, addErr = true, err })
+		c.waitFor("member added", 30*time.Second, func() bool { return added })
+		if addErr != nil {
+			t.Fatalf("AddMember: %v\n%s", addErr, c.describe())
+		}
+		c.waitConverged(l)
+		if m4.r.Stats().SnapshotsReceived == 0 {
+			t.Error("m4 caught up without a snapshot; the log was meant to be compacted")
+		}
+	})
+}
+
 // raftErrOnFollower checks that membership calls on a follower fail with
 // ErrNotLeader naming the leader.
 func raftErrOnFollower(c *cluster, l *member) error {

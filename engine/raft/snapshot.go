@@ -16,9 +16,10 @@ import (
 // in-memory log, keeping Config.LogTailEntries entries behind the snapshot
 // so a follower a little behind catches up from the log.
 func (n *Node) maybeSnapshot() {
-	if n.applied < n.snapIndex+n.cfg.SnapshotEntries {
+	if n.applied < n.snapIndex+n.cfg.SnapshotEntries && !(n.snapshotNow && n.applied > n.snapIndex) {
 		return
 	}
+	n.snapshotNow = false
 	state, err := n.sm.Snapshot()
 	if err != nil {
 		n.fatal(fmt.Errorf("raft: state machine snapshot at %d: %w", n.applied, err))
