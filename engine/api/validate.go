@@ -606,9 +606,11 @@ const (
 )
 
 // ParseConstraint parses a placement constraint "KEY==VALUE" or
-// "KEY!=VALUE"; spaces around the operator are allowed. It is the one
-// parser of constraints: validation, the scheduler and the scenario runner
-// share it.
+// "KEY!=VALUE"; spaces around the operator are allowed, and the key's
+// fixed part is case-insensitive (Key comes back in lower case). It is the
+// parser validation uses; it accepts nothing engine/scheduler's placement
+// parser refuses (FuzzParseConstraint checks it), so no service is
+// admitted that the scheduler could never place.
 func ParseConstraint(s string) (Constraint, error) {
 	fail := func(format string, args ...any) (Constraint, error) {
 		return Constraint{}, &ConstraintError{Constraint: s, Reason: fmt.Sprintf(format, args...)}
@@ -629,16 +631,20 @@ func ParseConstraint(s string) (Constraint, error) {
 	if c.Key == "" {
 		return fail("missing key before %s", c.Op)
 	}
-	if why := checkConstraintKey(c.Key); why != "" {
+	key, why := normalizeKey(c.Key)
+	if why != "" {
 		return fail("%s", why)
 	}
+	c.Key = key
 	switch {
 	case c.Value == "":
 		return fail("missing value after %s", c.Op)
 	case strings.ContainsAny(c.Value, "=!"):
 		return fail("value %q contains '=' or '!': only one operator is allowed", c.Value)
-	case strings.IndexFunc(c.Value, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return fail("value %q must not contain whitespace or control characters", c.Value)
+	case strings.IndexFunc(c.Value, unicode.IsControl) >= 0:
+		return fail("value %q must not contain control characters", c.Value)
+	case c.Key == keyNodeRole && !strings.EqualFold(c.Value, "manager") && !strings.EqualFold(c.Value, "worker"):
+		return fail("role %q is neither manager nor worker", c.Value)
 	}
 	return c, nil
 }
@@ -658,24 +664,35 @@ func ParseConstraints(ss []string) ([]Constraint, error) {
 
 // checkConstraintKey returns why key is not a node descriptor, or "".
 func checkConstraintKey(key string) string {
-	switch key {
+	_, why := normalizeKey(key)
+	return why
+}
+
+// normalizeKey checks a node descriptor and returns it with its fixed part
+// in lower case: the keys and label prefixes are case-insensitive, as in
+// Docker (and engine/scheduler); label names are not.
+func normalizeKey(key string) (string, string) {
+	lower := strings.ToLower(key)
+	switch lower {
 	case keyNodeID, keyNodeHostname, keyNodeRole:
-		return ""
+		return lower, ""
 	}
 	for _, prefix := range []string{keyNodeLabels, keyEngineLabels} {
-		if name, ok := strings.CutPrefix(key, prefix); ok {
-			if name == "" {
-				return fmt.Sprintf("key %q names no label", key)
-			}
-			for _, r := range name {
-				if !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) || strings.ContainsRune("._-/", r)) {
-					return fmt.Sprintf("label name %q may contain only letters, digits, '.', '_', '-' and '/'", name)
-				}
-			}
-			return ""
+		if !strings.HasPrefix(lower, prefix) {
+			continue
 		}
+		name := key[len(prefix):]
+		if name == "" {
+			return "", fmt.Sprintf("key %q names no label", key)
+		}
+		for _, r := range name {
+			if !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) || strings.ContainsRune("._-/", r)) {
+				return "", fmt.Sprintf("label name %q may contain only letters, digits, '.', '_', '-' and '/'", name)
+			}
+		}
+		return prefix + name, ""
 	}
-	return fmt.Sprintf("unknown key %q: expected node.id, node.hostname, node.role, node.labels.<name> or engine.labels.<name>", key)
+	return "", fmt.Sprintf("unknown key %q: expected node.id, node.hostname, node.role, node.labels.<name> or engine.labels.<name>", key)
 }
 
 // NodeValue returns the value of a node descriptor (a constraint key or a

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/scheduler"
 )
 
 func validService() *api.ServiceSpec {
@@ -138,7 +139,9 @@ func TestValidateServiceSpecFieldErrors(t *testing.T) {
 			`spec.task.networks[1]: network "net1" is already listed at networks[0]`},
 		{"no mode", func(s *api.ServiceSpec) { s.Mode = nil },
 			"spec.mode: required: one of replicated, global, replicated_job or global_job"},
-		{"replicas", func(s *api.ServiceSpec) { s.Mode = &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: math.MaxUint64}} },
+		{"replicas", func(s *api.ServiceSpec) {
+			s.Mode = &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: math.MaxUint64}}
+		},
 			"spec.mode.replicated.replicas: 18446744073709551615 is more than the 1000000 allowed (a negative number sent unsigned?)"},
 		{"job completions", func(s *api.ServiceSpec) {
 			s.Update, s.Rollback = nil, nil
@@ -356,9 +359,13 @@ func TestParseConstraint(t *testing.T) {
 		{in: "node.zone==a", err: `malformed constraint "node.zone==a": unknown key "node.zone": expected node.id, node.hostname, node.role, node.labels.<name> or engine.labels.<name>`},
 		{in: "node.labels.==a", err: `malformed constraint "node.labels.==a": key "node.labels." names no label`},
 		{in: "node.labels.a b==c", err: `malformed constraint "node.labels.a b==c": label name "a b" may contain only letters, digits, '.', '_', '-' and '/'`},
-		{in: "node.role==a==b", err: `malformed constraint "node.role==a==b": value "a==b" contains '=' or '!': only one operator is allowed`},
-		{in: "node.role!==a", err: `malformed constraint "node.role!==a": value "=a" contains '=' or '!': only one operator is allowed`},
-		{in: "node.role==a b", err: `malformed constraint "node.role==a b": value "a b" must not contain whitespace or control characters`},
+		{in: "node.id==a==b", err: `malformed constraint "node.id==a==b": value "a==b" contains '=' or '!': only one operator is allowed`},
+		{in: "node.id!==a", err: `malformed constraint "node.id!==a": value "=a" contains '=' or '!': only one operator is allowed`},
+		{in: "node.role==boss", err: `malformed constraint "node.role==boss": role "boss" is neither manager nor worker`},
+		{in: "node.labels.x==a\tb", err: `malformed constraint "node.labels.x==a\tb": value "a\tb" must not contain control characters`},
+		{in: "Node.Labels.Zone==A", want: api.Constraint{Key: "node.labels.Zone", Op: api.OpEqual, Value: "A"}},
+		{in: "NODE.ROLE==Manager", want: api.Constraint{Key: "node.role", Op: api.OpEqual, Value: "Manager"}},
+		{in: "node.labels.dc==us east", want: api.Constraint{Key: "node.labels.dc", Op: api.OpEqual, Value: "us east"}},
 	}
 	for _, tc := range cases {
 		got, err := api.ParseConstraint(tc.in)
@@ -444,6 +451,10 @@ func FuzzParseConstraint(f *testing.F) {
 		again, err := api.ParseConstraint(c.String())
 		if err != nil || again != c {
 			t.Fatalf("%q parsed to %+v, whose String %q parses to %+v, %v", s, c, c.String(), again, err)
+		}
+		// What validation admits, the scheduler can place.
+		if err := scheduler.ValidatePlacement(&api.Placement{Constraints: []string{s}}); err != nil {
+			t.Fatalf("%q: validation accepts it, the scheduler refuses it: %v", s, err)
 		}
 		_ = c.Matches(&api.Node{})
 	})
