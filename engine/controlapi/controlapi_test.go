@@ -417,20 +417,22 @@ func TestRemoveService(t *testing.T) {
 	wantErr(t, err, controlapi.ErrInvalidArgument, "a service ID or name is required")
 }
 
-func TestJobIteration(t *testing.T) {
+// Any change of a job runs it again: spec_version moves, and the
+// orchestrator (which owns job_status) starts a new iteration.
+func TestJobUpdateRunsAgain(t *testing.T) {
 	e := newEnv(t)
 	defer e.k.Activate()()
 	spec := webSpec()
 	spec.Name = "nightly"
 	spec.Mode = &api.ServiceSpec_ReplicatedJob{ReplicatedJob: &api.ReplicatedJob{MaxConcurrent: 3, TotalCompletions: 10}}
 	svc := e.create(spec)
-	if svc.JobStatus == nil || svc.JobStatus.JobIteration != 0 || svc.JobStatus.LastExecution == 0 {
-		t.Fatalf("job status %v", svc.JobStatus)
+	if svc.JobStatus != nil || svc.SpecVersion != 1 {
+		t.Fatalf("new job: spec_version %d, job status %v", svc.SpecVersion, svc.JobStatus)
 	}
-	spec.Task.Container.Image = "batch:2"
+	spec.Mode = &api.ServiceSpec_ReplicatedJob{ReplicatedJob: &api.ReplicatedJob{MaxConcurrent: 3, TotalCompletions: 20}}
 	got := must(e.update("nightly", svc.Meta.Version, spec))
-	if got.JobStatus.JobIteration != 1 {
-		t.Fatalf("job iteration %d, want 1", got.JobStatus.JobIteration)
+	if got.SpecVersion != 2 || got.JobStatus != nil {
+		t.Fatalf("after completions change: spec_version %d, job status %v", got.SpecVersion, got.JobStatus)
 	}
 	_, err := call(e, func(done func(*api.Service, error)) { e.s.RollbackService("nightly", done) })
 	wantErr(t, err, controlapi.ErrFailedPrecondition, `service "nightly" is a job: jobs are not rolled back; update it instead`)

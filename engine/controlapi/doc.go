@@ -12,8 +12,8 @@
 //     free, names unique.
 //   - Update semantics: optimistic concurrency on the version a caller
 //     read (meta.version), spec_version and previous_spec bookkeeping, the
-//     update status that starts a rolling update or a rollback, the job
-//     iteration of jobs, the safety checks on node demotion and removal,
+//     update status that starts a rolling update or a rollback, the safety
+//     checks on node demotion and removal,
 //     and refusing to remove a secret, config or network still in use.
 //   - Errors: every failure wraps one of ErrNotFound, ErrInvalidArgument,
 //     ErrConflict or ErrFailedPrecondition (gRPC's codes of the same
@@ -29,8 +29,8 @@
 // node's loop, possibly before the method returns (a request refused by
 // its checks).
 //
-// Times in objects (created, updated, update_status.started_at,
-// job_status.last_execution) come from the transaction's timestamp, and
+// Times in objects (created, updated, update_status.started_at) come from
+// the transaction's timestamp, and
 // IDs from the node's env.Rand, so the simulator replays them.
 //
 // What it must never do: return or log secret data (listings and reads of

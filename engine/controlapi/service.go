@@ -38,9 +38,6 @@ func (s *Server) CreateService(spec *api.ServiceSpec, done func(*api.Service, er
 		if err := checkPorts(tx, spec, ""); err != nil {
 			return err
 		}
-		if isJob(spec) {
-			svc.JobStatus = &api.JobStatus{LastExecution: tx.Timestamp()}
-		}
 		return tx.Create(svc)
 	}, func(err error) {
 		if err != nil {
@@ -70,8 +67,10 @@ func (s *Server) stored(svc *api.Service) *api.Service {
 // update status is cleared so that the orchestrator starts a rolling
 // update; a change of force_update counts. A change that only touches the
 // service itself (replicas, labels, update policy) keeps spec_version, so
-// no task is replaced for it. Updating a job runs it again: its
-// job_iteration increases. An unchanged spec writes nothing.
+// no task is replaced for it. Any change of a job increases spec_version:
+// updating a job runs it again, and the orchestrator, which owns
+// job_status, starts a new iteration when it sees the new spec_version.
+// An unchanged spec writes nothing.
 func (s *Server) UpdateService(ref string, version uint64, spec *api.ServiceSpec, done func(*api.Service, error)) {
 	if err := api.ValidateServiceSpec(spec); err != nil {
 		done(nil, invalidSpec("service", err))
@@ -107,12 +106,9 @@ func (s *Server) UpdateService(ref string, version uint64, spec *api.ServiceSpec
 		c.Spec = spec
 		c.PreviousSpec = cur.Spec
 		c.PreviousSpecVersion = cur.SpecVersion
-		if reachesTasks(cur.Spec, spec) {
+		if reachesTasks(cur.Spec, spec) || isJob(spec) {
 			c.SpecVersion = cur.SpecVersion + 1
 			c.UpdateStatus = nil
-		}
-		if isJob(spec) {
-			c.JobStatus = &api.JobStatus{JobIteration: cur.GetJobStatus().GetJobIteration() + 1, LastExecution: tx.Timestamp()}
 		}
 		result = c
 		return tx.Update(c)
