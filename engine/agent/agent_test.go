@@ -317,3 +317,36 @@ func TestAgentAdoptsAtRestart(t *testing.T) {
 		t.Errorf("%d starts", r.exec.Stats.Started)
 	}
 }
+
+// A container whose start the old agent asked for turns running after the
+// restart, before any set arrived: the new agent leaves it alone, then
+// adopts it and reports it RUNNING.
+func TestAgentAdoptsContainerStartedBeforeRestart(t *testing.T) {
+	r := newRig(t, []env.NodeID{"m1"}, []env.NodeID{"m1"}, sim.ExecutorConfig{Start: sim.Fixed(5 * time.Second)})
+	defer r.k.Activate()()
+	m := r.mgrs["m1"]
+	m.on = leader(nil)
+	r.run(10 * time.Millisecond)
+	m.assign("w1", true, []*api.Task{newTask("a", "web:1", api.TaskState_TASK_STATE_RUNNING)})
+	r.run(time.Second) // prepared, start asked for
+	r.agent.Stop()
+	m.on = nil
+	r.start([]env.NodeID{"m1"})
+	r.run(10 * time.Second) // running now, with nobody to tell
+	if !r.exec.IsRunning("a") {
+		t.Fatal("container stopped before the first set")
+	}
+	m.on = leader(nil)
+	r.run(20 * time.Second)
+	m.seq = 0
+	starting := newTask("a", "web:1", api.TaskState_TASK_STATE_RUNNING)
+	starting.Status = &api.TaskStatus{State: api.TaskState_TASK_STATE_STARTING}
+	m.assign("w1", true, []*api.Task{starting})
+	r.run(time.Second)
+	if !r.exec.IsRunning("a") || r.exec.Stats.Started != 1 {
+		t.Fatalf("running %v after %d starts", r.exec.Running(), r.exec.Stats.Started)
+	}
+	if got := m.reports(); len(got) == 0 || got[len(got)-1] != "a:TASK_STATE_RUNNING" {
+		t.Errorf("reports %v", got)
+	}
+}

@@ -26,6 +26,16 @@ func (a *Agent) report(ts *task, state api.TaskState, msg, errMsg string, exitCo
 		return
 	}
 	ts.reported = state
+	switch state {
+	case stateComplete:
+		a.stats.TasksCompleted++
+	case stateFailed:
+		a.stats.TasksFailed++
+	case stateRejected:
+		a.stats.TasksRejected++
+	case stateShutdown:
+		a.stats.TasksShutdown++
+	}
 	a.reports[ts.id] = &pendingReport{status: &api.TaskStatus{
 		State:     state,
 		Timestamp: a.now(),

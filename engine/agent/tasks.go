@@ -219,7 +219,6 @@ func (a *Agent) reconcile(ts *task) {
 		if cur >= stateStarting {
 			// It was started before and its container is gone: the machine
 			// lost it.
-			a.stats.TasksFailed++
 			a.report(ts, stateFailed, "", "task: container lost", 0, false)
 			return
 		}
@@ -236,7 +235,6 @@ func (a *Agent) reconcile(ts *task) {
 		}
 	case ctrRunning:
 		if ts.unhealthy {
-			a.stats.TasksFailed++
 			a.report(ts, stateFailed, "", "container unhealthy", 0, true)
 			a.stop(ts)
 			return
@@ -265,12 +263,10 @@ func (a *Agent) retire(ts *task) {
 func (a *Agent) shutdown(ts *task) {
 	switch ts.ctr {
 	case ctrNone:
-		a.stats.TasksShutdown++
 		a.report(ts, stateShutdown, "shutdown", "", 0, false)
 	case ctrPrepared, ctrRunning:
 		a.stop(ts)
 	case ctrExited:
-		a.stats.TasksShutdown++
 		a.report(ts, stateShutdown, "shutdown", "", 0, false)
 		a.remove(ts)
 	}
@@ -280,11 +276,9 @@ func (a *Agent) shutdown(ts *task) {
 // run.
 func (a *Agent) exited(ts *task) {
 	if ts.exitCode == 0 {
-		a.stats.TasksCompleted++
 		a.report(ts, stateComplete, "finished", "", 0, false)
 		return
 	}
-	a.stats.TasksFailed++
 	a.report(ts, stateFailed, "", fmt.Sprintf("task: non-zero exit (%d)", ts.exitCode), int32(ts.exitCode), false)
 }
 
@@ -313,7 +307,20 @@ func (a *Agent) onContainerEvent(ev env.ContainerEvent) {
 	}
 	ts := a.tasks[ev.TaskID]
 	if ts == nil {
-		if ev.State == env.ContainerRemoved || ev.State == env.ContainerFailed {
+		_, listed := a.adopt[ev.TaskID]
+		switch {
+		case ev.State == env.ContainerRemoved:
+			delete(a.adopt, ev.TaskID)
+			return
+		case listed || !a.gotFull:
+			// Not claimed yet: keep its news for the first whole set to
+			// decide on, unless the list already told of a later state
+			// (events that came before List answered are replayed).
+			if c, ok := a.adopt[ev.TaskID]; !ok || lifeOrder(ev.State) >= lifeOrder(c.State) {
+				a.adopt[ev.TaskID] = env.ContainerStatus{TaskID: ev.TaskID, State: ev.State, ExitCode: ev.ExitCode, Health: ev.Health}
+			}
+			return
+		case ev.State == env.ContainerFailed:
 			return
 		}
 		// A container nobody assigned (a late event of one we forgot):
@@ -351,10 +358,8 @@ func (a *Agent) onContainerEvent(ev env.ContainerEvent) {
 		ts.ctr = ctrExited
 		if ts.t != nil && ts.inSet && ts.t.DesiredState <= stateRunning && ts.state() < stateComplete {
 			if wasPreparing {
-				a.stats.TasksRejected++
 				a.report(ts, stateRejected, "", ev.Err, 0, false)
 			} else {
-				a.stats.TasksFailed++
 				a.report(ts, stateFailed, "", ev.Err, 0, false)
 			}
 		}
@@ -369,12 +374,27 @@ func (a *Agent) onContainerEvent(ev env.ContainerEvent) {
 		}
 		if ts.t != nil && ts.t.DesiredState <= stateRunning && ts.state() < stateComplete && ts.state() >= stateStarting {
 			// Removed under us while it was meant to run.
-			a.stats.TasksFailed++
 			a.report(ts, stateFailed, "", "task: container removed", 0, false)
 			return
 		}
 	}
 	a.reconcile(ts)
+}
+
+// lifeOrder ranks container states in the order a container goes through
+// them.
+func lifeOrder(s env.ContainerState) int {
+	switch s {
+	case env.ContainerPrepared:
+		return 1
+	case env.ContainerRunning:
+		return 2
+	case env.ContainerExited, env.ContainerFailed:
+		return 3
+	case env.ContainerRemoved:
+		return 4
+	}
+	return 0
 }
 
 // containerSpec is what the executor needs to run t.
