@@ -31,6 +31,20 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 }
 
+func TestEntryProposals(t *testing.T) {
+	ps := []*proposal{{seq: 1, data: []byte("a")}, {seq: 2, data: []byte("bc")}}
+	got, err := EntryProposals(appendPacked(nil, 9, ps))
+	if err != nil || len(got) != 2 || string(got[0]) != "a" || string(got[1]) != "bc" {
+		t.Fatalf("packed: %q %v", got, err)
+	}
+	if got, err := EntryProposals(nil); err != nil || len(got) != 0 {
+		t.Fatalf("no-op entry: %q %v", got, err)
+	}
+	if _, err := EntryProposals([]byte{1}); !errors.Is(err, ErrCorruptEntry) {
+		t.Fatalf("corrupt entry: %v", err)
+	}
+}
+
 func TestEntryDecodeRejects(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"short":          {entrySingle, 1, 2},
