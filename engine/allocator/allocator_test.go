@@ -677,3 +677,142 @@ func BenchmarkAllocate100kTasks(b *testing.B) {
 		restore()
 	}
 }
+
+// gate holds proposals back until the test lets them through, in the
+// order it chooses, or fails them.
+type gate struct {
+	inner store.Proposer
+	on    bool
+	held  []heldProposal
+}
+
+type heldProposal struct {
+	data []byte
+	done func(any, error)
+}
+
+func (g *gate) Propose(data []byte, done func(any, error)) {
+	if g.on {
+		g.held = append(g.held, heldProposal{data, done})
+		return
+	}
+	g.inner.Propose(data, done)
+}
+
+func (g *gate) take(i int) heldProposal {
+	p := g.held[i]
+	g.held = append(g.held[:i], g.held[i+1:]...)
+	return p
+}
+
+func (g *gate) release(i int)         { p := g.take(i); g.inner.Propose(p.data, p.done) }
+func (g *gate) fail(i int, err error) { p := g.take(i); p.done(nil, err) }
+func (g *gate) open(e *env) {
+	g.on = false
+	for len(g.held) > 0 {
+		g.release(0)
+	}
+	e.run()
+}
+func newGatedEnv(t *testing.T) (*env, *gate) {
+	e := newEnv(t, allocator.Config{})
+	g := &gate{inner: store.NewLoopback(e.st, e.n)}
+	e.st.SetProposer(g)
+	return e, g
+}
+
+// createHeld creates n NEW tasks of svc while the gate is on, lets the
+// create through and runs the loop: the allocator's proposal for them is
+// then the first one held.
+func (e *env) createHeld(g *gate, svc *api.Service, n int) []string {
+	var ids []string
+	e.st.Update(func(tx *store.Tx) error {
+		for i := 0; i < n; i++ {
+			id := e.id("task")
+			ids = append(ids, id)
+			if err := tx.Create(&api.Task{Id: id, ServiceId: svc.Id, Spec: svc.Spec.Task, DesiredState: api.TaskState_TASK_STATE_RUNNING,
+				Status: &api.TaskStatus{State: api.TaskState_TASK_STATE_NEW}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	g.release(len(g.held) - 1)
+	e.run()
+	if len(g.held) != 1 {
+		e.t.Fatalf("%d proposals held, want the allocator's", len(g.held))
+	}
+	return ids
+}
+
+// A proposal the store rejects (a concurrent change to one of its tasks)
+// gives its addresses back, and the batch is retried at once.
+func TestRejectedBatchRetried(t *testing.T) {
+	e, g := newGatedEnv(t)
+	defer e.k.Activate()()
+	e.network(allocator.IngressNetworkName, "10.0.0.0/24")
+	svc := e.service("web", nil)
+	e.a.Start()
+	e.run()
+
+	g.on = true
+	ids := e.createHeld(g, svc, 5)
+	// Another writer changes a task first.
+	e.st.Update(func(tx *store.Tx) error {
+		c := tx.Task(ids[2]).ShallowCopy()
+		c.PendingReason = "touched"
+		return tx.Update(c)
+	}, nil)
+	g.release(1)
+	g.release(0)
+	e.run()
+	if st := e.a.Stats(); st.Rejected != 1 || st.Frees != 5 {
+		t.Fatalf("after the rejection: %+v", st)
+	}
+	g.open(e)
+	for _, id := range ids {
+		if e.state(id) != api.TaskState_TASK_STATE_PENDING {
+			t.Fatalf("task %s %v", id, e.st.Task(id).Status)
+		}
+	}
+	e.checkUnique()
+	if st := e.a.Stats(); st.Allocations-st.Frees != 6 {
+		t.Fatalf("%d held, want 6 (5 tasks and a VIP): %+v", st.Allocations-st.Frees, st)
+	}
+}
+
+// A proposal left in doubt (the proposer failed it, but it may still
+// commit) keeps its addresses: the retry reuses them, so whichever commits
+// holds the same ones.
+func TestInDoubtBatchKeepsAddresses(t *testing.T) {
+	e, g := newGatedEnv(t)
+	defer e.k.Activate()()
+	e.network(allocator.IngressNetworkName, "10.0.0.0/24")
+	svc := e.service("web", nil)
+	e.a.Start()
+	e.run()
+
+	g.on = true
+	ids := e.createHeld(g, svc, 5)
+	g.fail(0, fmt.Errorf("proposal dropped"))
+	e.run()
+	if st := e.a.Stats(); st.Rejected != 1 || st.Frees != 0 || st.Allocations != 6 {
+		t.Fatalf("after the failure: %+v", st)
+	}
+	if len(g.held) != 0 {
+		t.Fatal("retried at once: an in-doubt failure waits for the next event")
+	}
+	// The next event brings the retry.
+	g.on = false
+	more := e.tasks(svc, 1)
+	e.run()
+	for _, id := range append(ids, more...) {
+		if e.state(id) != api.TaskState_TASK_STATE_PENDING {
+			t.Fatalf("task %s %v", id, e.st.Task(id).Status)
+		}
+	}
+	if st := e.a.Stats(); st.Allocations != 7 {
+		t.Fatalf("allocations %d, want 7: the retry reuses the held addresses", st.Allocations)
+	}
+	e.checkUnique()
+}
