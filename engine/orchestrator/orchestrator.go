@@ -201,9 +201,12 @@ func (o *Orchestrator) resync() {
 // cluster object (SwarmKit's default).
 const defaultTaskHistory = 5
 
+// readHistoryLimit reads task_history_limit from the cluster object. A
+// cluster that says 0 keeps no history; only a store without a cluster
+// object gets the default.
 func (o *Orchestrator) readHistoryLimit() uint64 {
-	for c := range slices.Values(o.st.Clusters()) {
-		return c.GetSpec().GetTaskHistoryLimit()
+	if cs := o.st.Clusters(); len(cs) > 0 {
+		return cs[0].GetSpec().GetTaskHistoryLimit()
 	}
 	return defaultTaskHistory
 }

@@ -82,8 +82,15 @@ func (o *Orchestrator) reconcileSlots(s *svcState, c *svcCtx, keys []slotKey, p 
 			return
 		}
 	}
+	u := s.upd
 	for _, k := range keys {
 		o.stats.SlotsReconciled++
+		if u != nil {
+			if _, inBatch := u.batch[k]; inBatch {
+				u.check = append(u.check, k)
+				s.updDirty = true
+			}
+		}
 		si := slotInfo{key: k, tasks: o.slotTasks(c.id, k)}
 		if c.mode.global() != (k.slot == 0) {
 			o.removeForeign(c, &si, p)
@@ -96,9 +103,6 @@ func (o *Orchestrator) reconcileSlots(s *svcState, c *svcCtx, keys []slotKey, p 
 	}
 	if c.mode == modeReplicatedJob {
 		o.refill(c, s.job, p)
-	}
-	if s.upd != nil {
-		s.updDirty = true
 	}
 }
 
@@ -194,6 +198,7 @@ func (o *Orchestrator) scale(c *svcCtx, slots []slotInfo, p *plan) map[uint64]bo
 	switch {
 	case occ < want:
 		need := want - occ
+		p.acts = slices.Grow(p.acts, need)
 		next, i, made := uint64(1), 0, 0
 		for made < need {
 			for i < len(slots) && slots[i].key.slot < next {

@@ -2,8 +2,6 @@ package orchestrator
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/api"
@@ -92,6 +90,12 @@ type update struct {
 	queue []slotKey // dirty slots not yet taken, in order
 	total int       // slots this update replaces: the failure ratio's denominator
 	batch map[slotKey]string
+	// check lists batch slots whose task may have come up (a slot event);
+	// checkAll: look at the whole batch (after a full reconcile). Checking
+	// only these keeps an update with parallelism 0 over 100,000 slots
+	// from walking its batch on every event.
+	check    []slotKey
+	checkAll bool
 	// inBatch: a batch was launched and has not come up yet.
 	inBatch bool
 	nextAt  int64 // the next batch may start then (update.delay after the last came up)
@@ -178,6 +182,7 @@ func (o *Orchestrator) reconcileUpdate(s *svcState, c *svcCtx, dirty []slotKey, 
 			}
 		}
 		u.total = max(u.total, len(u.queue)+len(u.batch))
+		u.checkAll = true
 		if len(u.queue) > 0 {
 			u.doneAt = 0
 		}
@@ -208,12 +213,27 @@ func (o *Orchestrator) advanceUpdate(s *svcState, c *svcCtx, p *plan) {
 		o.failUpdate(s, c, u, p)
 		return
 	}
-	for _, k := range slices.SortedFunc(maps.Keys(u.batch), slotKey.compare) {
-		t := o.st.Task(u.batch[k])
-		if t == nil || t.DesiredState > running || t.GetStatus().GetState() >= running {
+	// Which batch tasks came up (running, or ended: a failure is counted
+	// apart), or went away. Deleting while ranging is order-independent.
+	cameUp := func(k slotKey) {
+		id, ok := u.batch[k]
+		if !ok {
+			return
+		}
+		if t := o.st.Task(id); t == nil || t.DesiredState > running || t.GetStatus().GetState() >= running {
 			delete(u.batch, k)
 		}
 	}
+	if u.checkAll {
+		for k := range u.batch {
+			cameUp(k)
+		}
+	} else {
+		for _, k := range u.check {
+			cameUp(k)
+		}
+	}
+	u.check, u.checkAll = u.check[:0], false
 	if len(u.batch) > 0 {
 		return
 	}
