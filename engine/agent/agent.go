@@ -454,11 +454,13 @@ func (a *Agent) updateManagers(ids []string) {
 	a.nextManager %= len(a.managers)
 }
 
-// scheduleHeartbeat arms the next heartbeat, jittered around the period so
-// that thousands of agents started together do not beat in step.
+// scheduleHeartbeat arms the next heartbeat, jittered so that thousands of
+// agents started together do not beat in step. The jitter only shortens
+// the period: three beats must fit in the dispatcher's grace of three
+// periods, or one lost beat too many marks a live node DOWN.
 func (a *Agent) scheduleHeartbeat() {
 	a.stopTimer(&a.hbTimer)
-	a.hbTimer = a.after(a.jitter(a.period, 0.75, 1.25), a.heartbeat)
+	a.hbTimer = a.after(a.jitter(a.period, 0.75, 1), a.heartbeat)
 }
 
 func (a *Agent) heartbeat() {

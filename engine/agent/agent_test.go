@@ -173,15 +173,18 @@ func TestAgentDetectsDeadSession(t *testing.T) {
 	}
 	r.run(10 * time.Second)
 	answer = false
-	// The last answer came at most a jittered period (6.25s) before: the
-	// grace (15s) cannot run out within 8s.
+	// The last answer came at most a period (5s) before: the grace (15s)
+	// cannot run out within 8s, and has run out 20s later.
 	r.run(8 * time.Second)
 	if r.agent.Stats().Reconnects != 0 {
 		t.Fatalf("session dropped before the grace")
 	}
+	for end := r.k.Now() + 15*time.Second; r.k.Now() < end && r.agent.Stats().Reconnects == 0; {
+		r.run(100 * time.Millisecond)
+	}
 	answer = true
-	r.run(20 * time.Second)
-	if st := r.agent.Stats(); st.Reconnects != 1 || st.SessionsOpened != 2 {
+	r.run(5 * time.Second)
+	if st := r.agent.Stats(); st.Reconnects != 1 || st.SessionsOpened != 2 || r.agent.SessionID() == "" {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -248,7 +251,7 @@ func TestAgentResyncOnGap(t *testing.T) {
 	}
 	// The last message is lost: the heartbeat answer shows it.
 	m.seq++
-	r.run(10 * time.Second)
+	r.run(5 * time.Second)
 	if resyncs() != 2 {
 		t.Fatalf("resyncs %d after a lost last message", resyncs())
 	}

@@ -602,3 +602,72 @@ func TestReelectedLeaderSendsAssignments(t *testing.T) {
 		t.Fatalf("state %v", c.taskState("re1"))
 	}
 }
+
+// TestFaultSweep runs many seeds of a harsh run: 20% loss and duplication
+// with reordering, failing starts and images, a worker crashed and brought
+// back, a leader change and a partitioned worker. Every seed must converge
+// (each task RUNNING or FAILED, the failing image FAILED, every node READY,
+// every report acknowledged) and every task the store says RUNNING must
+// run on its node. A failure names the seed that replays it.
+func TestFaultSweep(t *testing.T) {
+	seeds := uint64(40)
+	if testing.Short() {
+		seeds = 5
+	}
+	running, failed := api.TaskState_TASK_STATE_RUNNING, api.TaskState_TASK_STATE_FAILED
+	for seed := uint64(100); seed < 100+seeds; seed++ {
+		c := newCluster(t, clusterOpts{seed: seed, workers: 20, followers: 2, managers: true,
+			link: sim.LinkModel{Latency: sim.Range{Min: time.Millisecond, Max: 30 * time.Millisecond},
+				Loss: 0.2, Duplicate: 0.2, Reorder: true},
+			exec: sim.ExecutorConfig{Start: sim.Range{Min: 100 * time.Millisecond, Max: 3 * time.Second},
+				Fail: 0.1, FailImages: []string{"bad"}},
+		})
+		restore := c.k.Activate()
+		c.run(5 * time.Second)
+		var ids, bad []string
+		for i, w := range c.workers {
+			ids = append(ids, c.assign(w.id, "web:1", 5)...)
+			if i%5 == 0 {
+				bad = append(bad, c.assign(w.id, "bad", 1)...)
+			}
+		}
+		crashed := c.workers[seed%20]
+		c.crash(crashed)
+		c.run(7 * time.Second)
+		c.disp["m1"].Stop()
+		c.leader = "m3"
+		c.disp["m3"].Start()
+		c.net.Isolate(c.workers[(seed+7)%20].node)
+		c.run(13 * time.Second)
+		c.net.Heal()
+		c.restart(crashed)
+		converged := func() bool {
+			for _, id := range ids {
+				if s := c.taskState(id); s != running && s != failed {
+					return false
+				}
+			}
+			for _, w := range c.workers {
+				if w.agent.PendingReports() != 0 {
+					return false
+				}
+			}
+			return c.allInState(failed, bad) && c.readyNodes() == 20
+		}
+		if !c.runUntil(5*time.Minute, converged) {
+			for _, id := range append(ids, bad...) {
+				if s := c.taskState(id); s != running && s != failed {
+					t.Logf("%s on %s: %v", id, c.st.Task(id).NodeId, s)
+				}
+			}
+			t.Errorf("seed %d: no convergence; %d nodes ready", seed, c.readyNodes())
+		}
+		for _, id := range ids {
+			task := c.st.Task(id)
+			if task.Status.State == running && !c.byID[env.NodeID(task.NodeId)].exec.IsRunning(id) {
+				t.Errorf("seed %d: %s RUNNING in the store but not on %s", seed, id, task.NodeId)
+			}
+		}
+		restore()
+	}
+}
