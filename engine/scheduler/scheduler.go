@@ -1,0 +1,722 @@
+package scheduler
+
+import (
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/env"
+	"github.com/swarmsim/swarmsim/engine/store"
+)
+
+// DefaultMaxBatch bounds the actions of one proposal. 10,000 assignments
+// encode to about 600 KB: large enough that a big deployment commits in a
+// few entries, small enough that raft replicates each one quickly.
+const DefaultMaxBatch = 10000
+
+// retryDelay is how long tasks whose proposal failed (leadership lost, a
+// proposal refused) wait before they are tried again, so that a proposer
+// that keeps failing does not make the scheduler spin.
+const retryDelay = time.Second
+
+// assignedMessage is the status message of a pre-placed task the scheduler
+// accepted; the store writes the same one for AssignTask.
+const assignedMessage = "assigned"
+
+// Scheduler places pending tasks on nodes. It runs on the leader only,
+// between Start and Stop, on the node's loop.
+type Scheduler struct {
+	st       *store.Store
+	loop     env.Loop
+	clock    env.Clock
+	log      *slog.Logger
+	maxBatch int
+
+	running     bool
+	epoch       uint64 // changes at Start, Stop and Restore: older callbacks are ignored
+	cancelWatch func()
+	turnPosted  bool
+	retryTimer  env.Timer
+
+	// The view.
+	nodes      map[string]*nodeInfo
+	order      []*nodeInfo // nodes that may take tasks, in ID order
+	orderDirty bool
+	freeIdx    []int32
+	nextIdx    int32
+	gen        uint64
+	services   map[string]*serviceInfo
+
+	// tasks holds the schedulable tasks the scheduler knows: queued,
+	// waiting for capacity, or with a write in flight.
+	tasks    map[string]*ptask
+	queue    []*ptask
+	waiting  []*ptask // may hold stale entries (waiting false): skipped
+	nWaiting int
+	inflight int
+	// capEpoch counts capacity changes (a node joined or changed, a task
+	// released resources); waiting tasks are retried once it moves past
+	// retryEpoch, the value at the last retry.
+	capEpoch, retryEpoch uint64
+	nextBatch            uint64
+	slab                 []ptask
+
+	// Scratch reused from one turn to the next.
+	work    []*ptask
+	assign  []decision // compact writes: assignments
+	updates []decision // full task updates: pending reasons
+	turnBuf turnScratch
+
+	stats Stats
+}
+
+// ptask is a schedulable task the scheduler tracks.
+type ptask struct {
+	t       *api.Task // latest stored version
+	queued  bool
+	waiting bool
+	gone    bool // no longer schedulable; stale list entries skip it
+	// batch is the proposal carrying a write for the task, 0 if none.
+	// node is the node of an in-flight assignment (nil for a pending
+	// reason write), which holds a reservation for the task.
+	batch uint64
+	node  *nodeInfo
+	// tried is capEpoch when the task was last left pending.
+	tried uint64
+}
+
+// decision is one write a turn decided.
+type decision struct {
+	pt     *ptask
+	node   *nodeInfo // nil: a pending reason write
+	reason string
+}
+
+// batch is one proposal of decisions.
+type batch struct {
+	id    uint64
+	items []*ptask
+	// assignments: a proposal of compact assignments, counted in
+	// Stats.Batches.
+	assignments bool
+}
+
+// New returns a stopped scheduler over st. It proposes through st, posts
+// its turns to loop and reads time from clock; log may be nil.
+func New(st *store.Store, loop env.Loop, clock env.Clock, log *slog.Logger) *Scheduler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Scheduler{st: st, loop: loop, clock: clock, log: log, maxBatch: DefaultMaxBatch}
+}
+
+// SetMaxBatch bounds the actions of one proposal; n <= 0 restores
+// DefaultMaxBatch.
+func (s *Scheduler) SetMaxBatch(n int) {
+	if n <= 0 {
+		n = DefaultMaxBatch
+	}
+	s.maxBatch = n
+}
+
+// Start makes the scheduler active: it reads the whole store, watches it,
+// and schedules what is pending on the next turn of the loop. Starting a
+// started scheduler does nothing.
+func (s *Scheduler) Start() {
+	if s.running {
+		return
+	}
+	s.running = true
+	s.rebuild()
+	s.cancelWatch = s.st.Watch(s.onEvents)
+}
+
+// Stop makes the scheduler inactive: it stops watching, cancels its timer,
+// forgets its view and ignores the callbacks of proposals still in flight.
+// It starts no write afterwards.
+func (s *Scheduler) Stop() {
+	if !s.running {
+		return
+	}
+	s.running = false
+	if s.cancelWatch != nil {
+		s.cancelWatch()
+		s.cancelWatch = nil
+	}
+	s.reset()
+}
+
+// Stats returns the counters and gauges.
+func (s *Scheduler) Stats() Stats {
+	st := s.stats
+	st.Queued = len(s.queue)
+	st.Waiting = s.nWaiting
+	st.InFlight = s.inflight
+	st.Nodes = len(s.order)
+	if s.orderDirty {
+		st.Nodes = 0
+		for _, n := range s.nodes {
+			if n.availability() != filterGone {
+				st.Nodes++
+			}
+		}
+	}
+	return st
+}
+
+// reset drops the view and makes every callback of the previous epoch a
+// no-op.
+func (s *Scheduler) reset() {
+	s.epoch++
+	if s.retryTimer != nil {
+		s.retryTimer.Stop()
+		s.retryTimer = nil
+	}
+	s.turnPosted = false
+	s.nodes = make(map[string]*nodeInfo)
+	s.order = nil
+	s.orderDirty = false
+	s.freeIdx = nil
+	s.nextIdx = 0
+	s.services = make(map[string]*serviceInfo)
+	s.tasks = make(map[string]*ptask)
+	s.queue, s.waiting, s.work = nil, nil, nil
+	s.nWaiting, s.inflight = 0, 0
+	s.capEpoch, s.retryEpoch = 0, 0
+	s.slab = nil
+	s.assign, s.updates = nil, nil
+	s.turnBuf = turnScratch{}
+}
+
+// rebuild reads the view from the store: at Start, and after a Restore
+// replaced the store's content.
+func (s *Scheduler) rebuild() {
+	s.reset()
+	// The unassigned tasks are most of what a full scan tracks: size the
+	// map once rather than growing it through a dozen rehashes.
+	s.tasks = make(map[string]*ptask, s.st.CountTasksByNode(""))
+	for n := range s.st.EachNode() {
+		s.onNode(n.Id, nil, n)
+	}
+	for t := range s.st.EachTask() {
+		if reserves(t) {
+			s.account(t, s.nodeRef(t.NodeId), 1)
+		}
+		if schedulable(t) {
+			s.track(t)
+		}
+	}
+	s.kick()
+}
+
+// kick posts a turn if there is work and none is posted.
+func (s *Scheduler) kick() {
+	if !s.running || s.turnPosted {
+		return
+	}
+	if len(s.queue) == 0 && (s.nWaiting == 0 || s.capEpoch == s.retryEpoch) {
+		return
+	}
+	s.turnPosted = true
+	ep := s.epoch
+	s.loop.Post(func() {
+		if s.epoch == ep && s.running {
+			s.turn()
+		}
+	})
+}
+
+// ---------------------------------------------------------------- events
+
+func (s *Scheduler) onEvents(evs []store.Event) {
+	for i := range evs {
+		e := &evs[i]
+		switch e.Kind {
+		case store.KindTask:
+			old, _ := e.Old.(*api.Task)
+			nw, _ := e.New.(*api.Task)
+			s.onTask(e.ID, old, nw)
+		case store.KindNode:
+			old, _ := e.Old.(*api.Node)
+			nw, _ := e.New.(*api.Node)
+			s.onNode(e.ID, old, nw)
+		case store.KindService:
+			if e.Action == store.ActionDelete {
+				s.onServiceDeleted(e.ID)
+			}
+		case store.KindNone:
+			if e.Action == store.ActionRestore {
+				s.rebuild()
+				return
+			}
+		}
+	}
+	s.kick()
+}
+
+func (s *Scheduler) onTask(id string, old, nw *api.Task) {
+	pt := s.tasks[id]
+	wasInFlight, wasReason, taken := false, false, false
+	if pt != nil && pt.batch != 0 {
+		wasInFlight, wasReason = true, pt.node == nil
+		pt.batch = 0
+		s.inflight--
+		if n := pt.node; n != nil {
+			pt.node = nil
+			if reserves(nw) && nw.NodeId == n.id && sameFootprint(pt.t, nw) {
+				// Our assignment took: its in-flight reservation is now
+				// the task's own.
+				taken = true
+				s.stats.Assigned++
+			} else {
+				s.account(pt.t, n, -1)
+				s.capacityChanged()
+				s.stats.Skipped++
+			}
+		}
+	}
+	switch {
+	case taken:
+		if reserves(old) { // not expected: the task was pending
+			s.account(old, s.nodeRef(old.NodeId), -1)
+			s.capacityChanged()
+		}
+	case reserves(old) && reserves(nw) && old.NodeId == nw.NodeId && sameFootprint(old, nw):
+		// The hot path of status reports: nothing moves.
+	default:
+		if reserves(old) {
+			s.account(old, s.nodeRef(old.NodeId), -1)
+			s.capacityChanged()
+		}
+		if reserves(nw) {
+			s.account(nw, s.nodeRef(nw.NodeId), 1)
+		}
+	}
+	if failed(old, nw) {
+		s.service(nw.ServiceId).recordFailure(s.nodeRef(nw.NodeId), s.clock.Now().UnixNano())
+	}
+
+	if !schedulable(nw) {
+		if pt != nil {
+			s.forget(pt)
+		}
+		return
+	}
+	if pt == nil {
+		s.track(nw)
+		return
+	}
+	same := samePlacementInput(pt.t, nw)
+	pt.t = nw
+	switch {
+	case !same:
+		s.enqueue(pt)
+	case wasReason:
+		// Our pending reason landed: back to waiting, unless capacity
+		// changed since the decision.
+		if pt.tried != s.capEpoch {
+			s.enqueue(pt)
+		} else {
+			s.wait(pt)
+		}
+	case wasInFlight:
+		s.enqueue(pt)
+	}
+}
+
+// failed reports whether the change from old to nw is a task failing on
+// its node.
+func failed(old, nw *api.Task) bool {
+	if nw == nil || nw.NodeId == "" {
+		return false
+	}
+	st := nw.GetStatus().GetState()
+	if st != api.TaskState_TASK_STATE_FAILED && st != api.TaskState_TASK_STATE_REJECTED {
+		return false
+	}
+	return old == nil || old.GetStatus().GetState() < api.TaskState_TASK_STATE_FAILED
+}
+
+func (s *Scheduler) onNode(id string, old, nw *api.Node) {
+	ni := s.nodes[id]
+	if nw == nil {
+		if ni == nil || ni.n == nil {
+			return
+		}
+		ni.n = nil
+		ni.gen = s.nextGen()
+		ni.cpuCap, ni.memCap = 0, 0
+		s.orderDirty = true
+		s.dropNodeIfUnused(ni)
+		return
+	}
+	if ni == nil {
+		ni = s.newNode(id)
+	}
+	prev := ni.n
+	ni.n = nw
+	res := nw.GetDescription().GetResources()
+	changed := prev == nil || prev.Removed != nw.Removed ||
+		ni.cpuCap != res.GetNanoCpus() || ni.memCap != res.GetMemoryBytes()
+	ni.cpuCap, ni.memCap = res.GetNanoCpus(), res.GetMemoryBytes()
+	if prev == nil || prev.Removed != nw.Removed {
+		s.orderDirty = true
+	}
+	if prev == nil || !constraintInputsEqual(prev, nw) {
+		ni.gen = s.nextGen()
+		changed = true
+	}
+	if prev != nil && prev.GetStatus().GetState() != nw.GetStatus().GetState() ||
+		prev != nil && prev.GetSpec().GetAvailability() != nw.GetSpec().GetAvailability() {
+		changed = true
+	}
+	if changed {
+		s.capacityChanged()
+	}
+}
+
+func (s *Scheduler) onServiceDeleted(id string) {
+	svc := s.services[id]
+	if svc == nil {
+		return
+	}
+	svc.deleted = true
+	svc.failures = nil
+	svc.placements = nil
+	if svc.total == 0 {
+		delete(s.services, id)
+	}
+}
+
+// capacityChanged notes that waiting tasks may fit now.
+func (s *Scheduler) capacityChanged() { s.capEpoch++ }
+
+func (s *Scheduler) nextGen() uint64 {
+	s.gen++
+	return s.gen
+}
+
+func (s *Scheduler) newNode(id string) *nodeInfo {
+	ni := &nodeInfo{id: id, gen: s.nextGen()}
+	if k := len(s.freeIdx); k > 0 {
+		ni.idx = s.freeIdx[k-1]
+		s.freeIdx = s.freeIdx[:k-1]
+	} else {
+		ni.idx = s.nextIdx
+		s.nextIdx++
+	}
+	s.nodes[id] = ni
+	return ni
+}
+
+// nodeRef returns the view of the node called id, creating a placeholder
+// when the store has no such node (a task names a node that left).
+func (s *Scheduler) nodeRef(id string) *nodeInfo {
+	if ni := s.nodes[id]; ni != nil {
+		return ni
+	}
+	return s.newNode(id)
+}
+
+// dropNodeIfUnused forgets a node the store no longer holds once nothing
+// reserves on it.
+func (s *Scheduler) dropNodeIfUnused(ni *nodeInfo) {
+	if ni.n != nil || ni.tasks != 0 || s.nodes[ni.id] != ni {
+		return
+	}
+	delete(s.nodes, ni.id)
+	s.freeIdx = append(s.freeIdx, ni.idx)
+}
+
+func (s *Scheduler) service(id string) *serviceInfo {
+	svc := s.services[id]
+	if svc == nil {
+		svc = &serviceInfo{id: id, counts: make(map[*nodeInfo]int32)}
+		s.services[id] = svc
+	}
+	return svc
+}
+
+// account adds (sign 1) or removes (sign -1) what t reserves on n.
+func (s *Scheduler) account(t *api.Task, n *nodeInfo, sign int32) {
+	r := t.GetSpec().GetReservations()
+	n.cpuUsed += int64(sign) * r.GetNanoCpus()
+	n.memUsed += int64(sign) * r.GetMemoryBytes()
+	n.tasks += sign
+	svc := s.service(t.ServiceId)
+	svc.add(n, sign)
+	ports := t.GetEndpoint().GetPorts()
+	for i := 0; ; {
+		var hp hostPort
+		var ok bool
+		if hp, i, ok = nextHostPort(ports, i); !ok {
+			break
+		}
+		n.addPort(hp, sign)
+	}
+	if sign < 0 {
+		s.dropNodeIfUnused(n)
+		if svc.deleted && svc.total == 0 {
+			delete(s.services, svc.id)
+		}
+	}
+}
+
+func (n *nodeInfo) addPort(hp hostPort, d int32) {
+	if n.ports == nil {
+		n.ports = make(map[hostPort]int32)
+	}
+	if c := n.ports[hp] + d; c == 0 {
+		delete(n.ports, hp)
+	} else {
+		n.ports[hp] = c
+	}
+}
+
+// ------------------------------------------------------------ task lists
+
+// track starts tracking a schedulable task and queues it.
+func (s *Scheduler) track(t *api.Task) {
+	if len(s.slab) == 0 {
+		s.slab = make([]ptask, 256)
+	}
+	pt := &s.slab[0]
+	s.slab = s.slab[1:]
+	pt.t = t
+	s.tasks[t.Id] = pt
+	s.enqueue(pt)
+}
+
+func (s *Scheduler) forget(pt *ptask) {
+	pt.gone = true
+	if pt.waiting {
+		pt.waiting = false
+		s.nWaiting--
+	}
+	delete(s.tasks, pt.t.Id)
+}
+
+func (s *Scheduler) enqueue(pt *ptask) {
+	if pt.queued || pt.gone {
+		return
+	}
+	if pt.waiting {
+		pt.waiting = false
+		s.nWaiting--
+	}
+	pt.queued = true
+	s.queue = append(s.queue, pt)
+}
+
+// wait parks a task until capacity changes.
+func (s *Scheduler) wait(pt *ptask) {
+	if pt.waiting || pt.queued || pt.gone {
+		return
+	}
+	pt.waiting = true
+	s.nWaiting++
+	s.waiting = append(s.waiting, pt)
+	if len(s.waiting) > 1024 && len(s.waiting) > 2*s.nWaiting {
+		s.waiting = slices.DeleteFunc(s.waiting, func(p *ptask) bool { return !p.waiting })
+	}
+}
+
+// ------------------------------------------------------------------ turn
+
+// turn schedules everything queued, and the waiting tasks when capacity
+// changed since they were last tried, then commits the decisions.
+func (s *Scheduler) turn() {
+	s.turnPosted = false
+	work := s.work[:0]
+	if s.nWaiting > 0 && s.capEpoch != s.retryEpoch {
+		// Waiting tasks first: they have waited longest.
+		for _, pt := range s.waiting {
+			if pt.waiting {
+				pt.waiting = false
+				work = append(work, pt)
+			}
+		}
+		clear(s.waiting)
+		s.waiting = s.waiting[:0]
+		s.nWaiting = 0
+	}
+	s.retryEpoch = s.capEpoch
+	for _, pt := range s.queue {
+		if pt.queued {
+			pt.queued = false
+			if !pt.gone && pt.batch == 0 {
+				work = append(work, pt)
+			}
+		}
+	}
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	if len(work) > 0 {
+		s.stats.Turns++
+		s.sortNodes()
+		s.decide(work, s.clock.Now().UnixNano())
+		s.commit()
+	}
+	clear(work)
+	s.work = work[:0]
+}
+
+// sortNodes brings the candidate list up to date after nodes joined or
+// left.
+func (s *Scheduler) sortNodes() {
+	if !s.orderDirty {
+		return
+	}
+	s.orderDirty = false
+	s.order = s.order[:0]
+	for _, n := range s.nodes {
+		if n.n != nil && !n.n.Removed {
+			s.order = append(s.order, n)
+		}
+	}
+	slices.SortFunc(s.order, func(a, b *nodeInfo) int { return strings.Compare(a.id, b.id) })
+}
+
+// commit proposes the turn's decisions: assignments first, in compact
+// actions that never void a batch, then the full updates (pending reasons),
+// each split into proposals of at most maxBatch actions.
+func (s *Scheduler) commit() {
+	s.propose(s.assign, true)
+	s.propose(s.updates, false)
+	clear(s.assign)
+	s.assign = s.assign[:0]
+	clear(s.updates)
+	s.updates = s.updates[:0]
+}
+
+func (s *Scheduler) propose(list []decision, assignments bool) {
+	for len(list) > 0 {
+		chunk := list[:min(len(list), s.maxBatch)]
+		list = list[len(chunk):]
+		s.nextBatch++
+		b := &batch{id: s.nextBatch, items: make([]*ptask, len(chunk)), assignments: assignments}
+		for i := range chunk {
+			pt := chunk[i].pt
+			pt.batch = b.id
+			b.items[i] = pt
+		}
+		s.inflight += len(chunk)
+		ep := s.epoch
+		s.st.Update(func(tx *store.Tx) error {
+			ts := tx.Timestamp()
+			for i := range chunk {
+				d := &chunk[i]
+				if err := s.write(tx, d, ts); err != nil {
+					s.log.Warn("scheduler: write refused", "task", d.pt.t.Id, "err", err)
+					s.abandon(d.pt)
+					continue
+				}
+				if d.node != nil {
+					s.stats.Latency.Observe(time.Duration(ts - d.pt.t.GetStatus().GetTimestamp()))
+				}
+			}
+			return nil
+		}, func(err error) {
+			if s.epoch == ep {
+				s.batchDone(b, err)
+			}
+		})
+	}
+}
+
+// write records one decision in tx.
+func (s *Scheduler) write(tx *store.Tx, d *decision, ts int64) error {
+	t := d.pt.t
+	switch {
+	case d.node == nil:
+		nt := t.ShallowCopy()
+		nt.PendingReason = d.reason
+		return tx.Update(nt)
+	case t.NodeId == "":
+		return tx.AssignTask(t.Id, d.node.id, t.GetMeta().GetVersion())
+	case t.PendingReason == "":
+		// A pre-placed task: AssignTask only takes tasks on no node, and
+		// a status update is just as compact and never voids the batch.
+		return tx.UpdateTaskStatus(t.Id, &api.TaskStatus{
+			State: api.TaskState_TASK_STATE_ASSIGNED, Timestamp: ts, Message: assignedMessage})
+	default:
+		// A pre-placed task whose old pending reason must go too.
+		nt := t.ShallowCopy()
+		nt.Status = &api.TaskStatus{State: api.TaskState_TASK_STATE_ASSIGNED, Timestamp: ts, Message: assignedMessage}
+		nt.PendingReason = ""
+		return tx.Update(nt)
+	}
+}
+
+// abandon takes back a decision the transaction refused at once. The view
+// and the store disagree about the task, which its next event will settle;
+// until then it waits, with a timer as a backstop, rather than being
+// retried at once and refused again.
+func (s *Scheduler) abandon(pt *ptask) {
+	pt.batch = 0
+	s.inflight--
+	if n := pt.node; n != nil {
+		pt.node = nil
+		s.account(pt.t, n, -1)
+	}
+	pt.tried = s.capEpoch
+	s.wait(pt)
+	s.armRetry()
+}
+
+// batchDone settles a proposal: writes no event confirmed did not take.
+func (s *Scheduler) batchDone(b *batch, err error) {
+	if err != nil {
+		s.stats.ProposalErrors++
+		s.log.Warn("scheduler: proposal failed", "actions", len(b.items), "err", err)
+	} else if b.assignments {
+		s.stats.Batches++
+	}
+	for _, pt := range b.items {
+		if pt.batch != b.id {
+			continue // settled by its event
+		}
+		pt.batch = 0
+		s.inflight--
+		if n := pt.node; n != nil {
+			pt.node = nil
+			s.account(pt.t, n, -1)
+			if err == nil {
+				// The guard failed at apply: something changed that
+				// the view already shows. Freed capacity may fit others.
+				s.stats.Skipped++
+				s.capacityChanged()
+			}
+		}
+		switch {
+		case pt.gone:
+		case err != nil:
+			pt.tried = s.capEpoch
+			s.wait(pt)
+		default:
+			s.enqueue(pt)
+		}
+	}
+	if err != nil {
+		s.armRetry()
+	}
+	s.kick()
+}
+
+// armRetry makes waiting tasks be tried again after retryDelay.
+func (s *Scheduler) armRetry() {
+	if s.retryTimer != nil || !s.running {
+		return
+	}
+	ep := s.epoch
+	s.retryTimer = s.clock.AfterFunc(retryDelay, func() {
+		if s.epoch != ep || !s.running {
+			return
+		}
+		s.retryTimer = nil
+		s.capacityChanged()
+		s.kick()
+	})
+}
