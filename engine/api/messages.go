@@ -40,7 +40,7 @@ func (*TaskStatusReport) Method() string { return MethodTaskStatusReport }
 // Method implements env.Message.
 func (*TaskStatusAck) Method() string { return MethodTaskStatusAck }
 
-// TraceString is a short description for traces: "Assignments s=7 full +10 -0".
+// TraceString is a short description for traces: "Assignments seq=7 full +10 -0".
 func (x *Assignments) TraceString() string {
 	b := make([]byte, 0, traceBufLen)
 	b = append(b, "Assignments seq="...)

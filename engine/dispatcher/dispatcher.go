@@ -111,7 +111,6 @@ type Stats struct {
 // Dispatcher is the leader's side of the worker protocol. See the package
 // documentation.
 type Dispatcher struct {
-	id    env.NodeID
 	loop  env.Loop
 	clock env.Clock
 	rand  env.Rand
@@ -183,14 +182,13 @@ func New(d Deps) *Dispatcher {
 	}
 	grace := int64(cfg.HeartbeatPeriod) * int64(cfg.DownAfter)
 	return &Dispatcher{
-		id:           d.ID,
 		loop:         d.Loop,
 		clock:        d.Clock,
 		rand:         d.Rand,
 		tr:           d.Transport,
 		st:           d.Store,
 		cfg:          cfg,
-		log:          log.With("component", "dispatcher"),
+		log:          log.With("component", "dispatcher", "node", string(d.ID)),
 		leaderID:     d.LeaderID,
 		managersFn:   d.Managers,
 		grace:        grace,

@@ -242,10 +242,9 @@ func (d *Dispatcher) sendIncremental(s *session) {
 // under its new deadline. Each session is thus touched about once per
 // grace, not once per heartbeat, and there is one timer in all.
 type expiryWheel struct {
-	gran  int64 // ns per bucket
-	ring  [][]*session
-	next  int64 // the first bucket not swept yet
-	count int
+	gran int64 // ns per bucket
+	ring [][]*session
+	next int64 // the first bucket not swept yet
 }
 
 func (w *expiryWheel) init(now, gran, span int64) {
@@ -255,7 +254,6 @@ func (w *expiryWheel) init(now, gran, span int64) {
 		w.ring = make([][]*session, n)
 	}
 	w.next = now / gran
-	w.count = 0
 }
 
 func (w *expiryWheel) reset() {
@@ -263,7 +261,6 @@ func (w *expiryWheel) reset() {
 		clear(w.ring[i])
 		w.ring[i] = w.ring[i][:0]
 	}
-	w.count = 0
 }
 
 // add files s under deadline (ns). A deadline is never further than the
@@ -279,7 +276,6 @@ func (w *expiryWheel) add(s *session, deadline int64) {
 	s.bucket = b
 	i := b % int64(len(w.ring))
 	w.ring[i] = append(w.ring[i], s)
-	w.count++
 }
 
 // advance visits every session in the buckets up to now. visit returns
@@ -290,7 +286,6 @@ func (w *expiryWheel) advance(now int64, visit func(*session) (bool, int64)) {
 		i := w.next % int64(len(w.ring))
 		list := w.ring[i]
 		w.ring[i] = nil
-		w.count -= len(list)
 		for j, s := range list {
 			list[j] = nil
 			if s.bucket != w.next {
