@@ -182,6 +182,14 @@ func TestCreateServiceRefusals(t *testing.T) {
 	_, err = call(e, func(done func(*api.Service, error)) { e.s.CreateService(missing, done) })
 	wantErr(t, err, controlapi.ErrInvalidArgument, `spec.task.container.secrets[0]: secret "nope" not found`)
 
+	sec := must(call(e, func(done func(*api.Secret, error)) {
+		e.s.CreateSecret(&api.SecretSpec{Name: "s", Data: []byte("x")}, done)
+	}))
+	missing.Task.Container.Secrets = []*api.SecretReference{{SecretName: "s"}, {SecretId: sec.Id}}
+	_, err = call(e, func(done func(*api.Service, error)) { e.s.CreateService(missing, done) })
+	wantErr(t, err, controlapi.ErrInvalidArgument, `spec.task.container.secrets[1].target: "s" is already the target of secrets[0]`)
+	applied = e.st.AppliedIndex()
+
 	missing.Task.Container.Secrets = nil
 	missing.Task.Networks = []string{"nowhere"}
 	_, err = call(e, func(done func(*api.Service, error)) { e.s.CreateService(missing, done) })

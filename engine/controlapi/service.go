@@ -292,6 +292,9 @@ func resolveReferences(r store.Reader, spec *api.ServiceSpec) error {
 		}
 		c.Secrets[i] = &api.SecretReference{SecretId: x.id, SecretName: x.name, Target: target}
 	}
+	if err := uniqueTargets("secrets", len(c.GetSecrets()), func(i int) string { return c.Secrets[i].Target }); err != nil {
+		return err
+	}
 	for i, ref := range c.GetConfigs() {
 		field := fmt.Sprintf("spec.task.container.configs[%d]", i)
 		x, err := resolveOne(field, "config", ref.ConfigId, ref.ConfigName,
@@ -316,6 +319,9 @@ func resolveReferences(r store.Reader, spec *api.ServiceSpec) error {
 		}
 		c.Configs[i] = &api.ConfigReference{ConfigId: x.id, ConfigName: x.name, Target: target}
 	}
+	if err := uniqueTargets("configs", len(c.GetConfigs()), func(i int) string { return c.Configs[i].Target }); err != nil {
+		return err
+	}
 	if t := spec.GetTask(); t != nil {
 		seen := map[string]int{}
 		for i, ref := range t.Networks {
@@ -329,6 +335,21 @@ func resolveReferences(r store.Reader, spec *api.ServiceSpec) error {
 			seen[n.Id] = i
 			t.Networks[i] = n.Id
 		}
+	}
+	return nil
+}
+
+// uniqueTargets checks, once names are known, that no two references
+// share a target file (validation could not tell for references by ID
+// whose target defaults to the name).
+func uniqueTargets(kind string, n int, target func(int) string) error {
+	seen := make(map[string]int, n)
+	for i := 0; i < n; i++ {
+		t := target(i)
+		if j, dup := seen[t]; dup {
+			return errorf(ErrInvalidArgument, nil, "spec.task.container.%s[%d].target: %q is already the target of %s[%d]", kind, i, t, kind, j)
+		}
+		seen[t] = i
 	}
 	return nil
 }
