@@ -233,6 +233,10 @@ func TestConflictRetried(t *testing.T) {
 	h.o.Start()
 	svc := h.createService(replicated("web", "web:1", 2))
 	h.settle()
+	for _, tk := range h.tasks(svc) {
+		h.do(func(tx *store.Tx) error { return tx.AssignTask(tk.Id, "n1", tk.Meta.Version) })
+		h.setStatus(tk.Id, running, false)
+	}
 	h.scale(svc, 1)
 	// The orchestrator's next proposal removes a slot; just before it,
 	// another writer changes both tasks (a full update moves the version).

@@ -18,6 +18,15 @@ type plan struct {
 	groups []group
 	open   int            // index of the open group, or -1
 	tasks  map[string]int // task ID -> index in acts of its raise or delete
+	// created: slots given a new task by this plan. The store does not
+	// show it yet, so a later decision of the same pass about the slot
+	// (a rolling update's) must leave it alone.
+	created map[slotRef]struct{}
+}
+
+type slotRef struct {
+	svc string
+	key slotKey
 }
 
 type opKind uint8
@@ -71,7 +80,9 @@ type group struct {
 	from, to int
 }
 
-func newPlan() *plan { return &plan{open: -1, tasks: make(map[string]int)} }
+func newPlan() *plan {
+	return &plan{open: -1, tasks: make(map[string]int), created: make(map[slotRef]struct{})}
+}
 
 // begin opens a group; actions go to it until end.
 func (p *plan) begin(svc string, k slotKey, full bool) {
@@ -139,6 +150,7 @@ func (p *plan) orphan(t *api.Task) {
 func (o *Orchestrator) create(p *plan, svc *api.Service, k slotKey, desired api.TaskState, iter uint64, tag statTag) string {
 	id := api.NewID(o.rand)
 	p.add(action{op: opCreate, tag: tag, id: id, desired: desired, svc: svc, slot: k.slot, node: k.node, iter: iter})
+	p.created[slotRef{svc.Id, k}] = struct{}{}
 	return id
 }
 

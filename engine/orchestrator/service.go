@@ -264,10 +264,10 @@ func (o *Orchestrator) scaleDown(c *svcCtx, slots []slotInfo, k int, p *plan) ma
 	for _, si := range cands[:k] {
 		p.begin(c.id, si.key, true)
 		for _, t := range si.current {
-			p.raise(t, remove)
+			o.removeTask(t, p)
 		}
 		if si.marker != nil {
-			p.raise(si.marker, remove)
+			o.removeTask(si.marker, p)
 		}
 		p.end()
 		removed[si.key.slot] = true

@@ -288,6 +288,9 @@ func (o *Orchestrator) startBatch(c *svcCtx, u *update, p *plan) {
 // updateSlot replaces one slot's task by one of the current spec and
 // returns the new task's ID, or "" when the slot needs nothing.
 func (o *Orchestrator) updateSlot(c *svcCtx, u *update, k slotKey, p *plan) string {
+	if _, ok := p.created[slotRef{c.id, k}]; ok {
+		return "" // restarted in this very pass, with the current spec
+	}
 	tasks := o.slotTasks(c.id, k)
 	var liveTasks []*api.Task
 	var newest *api.Task

@@ -310,3 +310,54 @@ func TestGlobalRollingUpdate(t *testing.T) {
 		t.Fatalf("not updated\n%s", h.dump())
 	}
 }
+
+// TestUpdateLeavesRestartedSlot: when a dirty slot's task fails in the
+// pass that would take the slot into the next batch, the restart (with the
+// new spec) replaces it and the update does not add a second task.
+func TestUpdateLeavesRestartedSlot(t *testing.T) {
+	h := newHarness(t, 1)
+	h.addNode("n1", nil)
+	h.o.Start()
+	spec := replicated("web", "web:1", 2)
+	spec.Task.Restart = &api.RestartPolicy{Condition: api.RestartPolicy_ANY}
+	spec.Update = &api.UpdateConfig{Parallelism: 1, Delay: int64(time.Hour), Monitor: int64(time.Second)}
+	svc := h.createService(spec)
+	h.settle()
+	for _, tk := range h.tasks(svc) {
+		h.setStatus(tk.Id, running, false)
+	}
+	h.updateService(svc, func(s *api.ServiceSpec) { s.Task.Container.Image = "web:2" })
+	h.run(100 * time.Millisecond)
+	// Batch 1 took one slot (stop-first): its old task stops, the new one
+	// runs.
+	for _, tk := range h.tasks(svc) {
+		if tk.DesiredState == shutdown {
+			h.setStatus(tk.Id, shutdown, false)
+		}
+	}
+	h.run(100 * time.Millisecond)
+	for _, tk := range h.live(svc) {
+		if tk.Spec.Container.Image == "web:2" {
+			h.setStatus(tk.Id, running, false)
+		}
+	}
+	h.run(100 * time.Millisecond)
+	var other *api.Task
+	for _, tk := range h.live(svc) {
+		if tk.Spec.Container.Image == "web:1" {
+			other = tk
+		}
+	}
+	if other == nil {
+		t.Fatalf("no slot left to update\n%s", h.dump())
+	}
+	// The other slot's task fails, and the next batch is due in the same
+	// pass.
+	h.setStatus(other.Id, api.TaskState_TASK_STATE_FAILED, false)
+	h.o.svcs[svc].upd.nextAt = 0
+	h.o.markUpdate(svc)
+	h.run(100 * time.Millisecond)
+	if n := len(h.st.TasksBySlot(svc, other.Slot)); n != 2 {
+		t.Fatalf("slot %d has %d tasks, want the failed one and one replacement\n%s", other.Slot, n, h.dump())
+	}
+}
