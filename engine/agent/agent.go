@@ -223,6 +223,12 @@ func (a *Agent) Start() {
 	}
 	a.running = true
 	a.gen++
+	// Started again after a Stop: what the executor has is learnt afresh,
+	// as by a new agent; unacknowledged statuses are kept and resent.
+	a.tasks = make(map[string]*task)
+	a.listed, a.gotFull, a.adopt, a.early = false, false, nil, nil
+	a.inflight, a.inflightLog = make(map[uint64][]sentStatus), nil
+	a.appliedSeq, a.failures, a.redirects = 0, 0, 0
 	// The incarnation tells this agent's session attempts from those of
 	// the agent that ran here before a restart; report numbers start at a
 	// random point for the same reason (a late ack of the old agent's

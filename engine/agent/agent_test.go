@@ -353,3 +353,27 @@ func TestAgentAdoptsContainerStartedBeforeRestart(t *testing.T) {
 		t.Errorf("reports %v", got)
 	}
 }
+
+// Stop and Start of one Agent behave as a restart: containers are kept and
+// adopted, none started again.
+func TestAgentStopStart(t *testing.T) {
+	r := newRig(t, []env.NodeID{"m1"}, []env.NodeID{"m1"}, sim.ExecutorConfig{})
+	defer r.k.Activate()()
+	m := r.mgrs["m1"]
+	m.on = leader(nil)
+	r.run(10 * time.Millisecond)
+	m.assign("w1", true, []*api.Task{newTask("a", "web:1", api.TaskState_TASK_STATE_RUNNING)})
+	r.run(time.Second)
+	r.agent.Stop()
+	r.run(time.Second)
+	r.w.Post(r.agent.Start)
+	r.run(10 * time.Millisecond)
+	running := newTask("a", "web:1", api.TaskState_TASK_STATE_RUNNING)
+	running.Status = &api.TaskStatus{State: api.TaskState_TASK_STATE_RUNNING}
+	m.seq = 0
+	m.assign("w1", true, []*api.Task{running})
+	r.run(time.Second)
+	if !r.exec.IsRunning("a") || r.exec.Stats.Started != 1 || r.agent.Stats().TasksAdopted != 1 {
+		t.Fatalf("running %v, %d starts, stats %+v", r.exec.Running(), r.exec.Stats.Started, r.agent.Stats())
+	}
+}
