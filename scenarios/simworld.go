@@ -5,16 +5,18 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/agent"
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/controlapi"
 	"github.com/swarmsim/swarmsim/engine/dispatcher"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/raft"
+	"github.com/swarmsim/swarmsim/engine/store"
 	"github.com/swarmsim/swarmsim/sim"
+	"google.golang.org/protobuf/proto"
 )
 
 // Options are how a run is made.
@@ -41,20 +43,64 @@ func RunSimulation(sc *Scenario, opt Options) (*Result, error) {
 	if wall == nil {
 		wall = time.Now
 	}
+	start := wall()
 	w, err := NewSimWorld(sc, seed, opt.Trace)
 	if err != nil {
 		return nil, err
 	}
 	defer w.Close()
-	res := NewRunner(sc, w, opt.Out, wall).Run(seed)
-	if w.setupErr != nil && res.Passed {
-		res.Passed = false
-		res.Failure = w.setupErr.Error()
+	var res *Result
+	if w.setupErr != nil {
+		st := w.Stats()
+		res = &Result{Scenario: sc, Seed: seed, Failure: fmt.Sprintf("at %s: %v", FormatDuration(w.Now()), w.setupErr),
+			Virtual: w.Now(), Wall: wall().Sub(start), Events: st.Events, TraceHash: st.TraceHash, Notes: st.Notes}
+	} else {
+		res = NewRunner(sc, w, opt.Out, wall).Run(seed)
 	}
 	if err := w.k.TraceErr(); err != nil {
 		return res, fmt.Errorf("writing the trace: %w", err)
 	}
 	return res, nil
+}
+
+// labelNodes gives nodes their labels from the file, through the control
+// API as an operator would (docker node update --label-add), once each has
+// registered.
+func (w *SimWorld) labelNodes(names []string, done func(error)) {
+	var next func(i int)
+	next = func(i int) {
+		if i == len(names) {
+			done(nil)
+			return
+		}
+		m := w.c.Machine(names[i])
+		if len(w.check.shadow.NodesByName(names[i])) == 0 {
+			w.k.Schedule(pollEvery, sim.KindStep, func() { next(i) })
+			return
+		}
+		w.leaderCall(func(mgr *manager.Manager, done func(error)) {
+			ctl := mgr.Control()
+			n, err := ctl.GetNode(names[i])
+			if err != nil {
+				done(err)
+				return
+			}
+			spec := proto.Clone(n.GetSpec()).(*api.NodeSpec)
+			spec.Labels = m.Shape.Labels
+			ctl.UpdateNode(n.GetId(), n.GetMeta().GetVersion(), spec, func(_ *api.Node, err error) { done(err) })
+		}, func(err error) {
+			if errors.Is(err, store.ErrSequenceConflict) || errors.Is(err, controlapi.ErrConflict) {
+				next(i) // the node changed meanwhile (it registered again): read it again
+				return
+			}
+			if err != nil {
+				done(fmt.Errorf("labelling %s: %w", names[i], err))
+				return
+			}
+			next(i + 1)
+		})
+	}
+	next(0)
 }
 
 // SimWorld is a scenario's cluster in the simulator.
@@ -69,6 +115,9 @@ type SimWorld struct {
 
 	setupErr error
 	notes    []string
+	// specs are the services' current specs in the file's terms, which
+	// update steps change key by key.
+	specs map[string]Service
 }
 
 // NewSimWorld builds sc's cluster on a kernel seeded with seed and starts
@@ -78,7 +127,7 @@ func NewSimWorld(sc *Scenario, seed uint64, trace io.Writer) (*SimWorld, error) 
 	if trace != nil {
 		k.SetTrace(trace)
 	}
-	w := &SimWorld{sc: sc, k: k, chooser: k.NewRand("scenario/selectors")}
+	w := &SimWorld{sc: sc, k: k, chooser: k.NewRand("scenario/selectors"), specs: map[string]Service{}}
 	w.restore = k.Activate()
 	w.check = newChecker(w.Now, sc.Check, kernelClock{k})
 
@@ -145,16 +194,56 @@ func NewSimWorld(sc *Scenario, seed uint64, trace io.Writer) (*SimWorld, error) 
 	return w, nil
 }
 
-// setup waits for a leader, then creates the file's secrets, configs and
-// services, as the steps expect to find them.
+// setup creates the file's secrets, configs and services once a leader
+// is elected, as the steps expect to find them, and starts the clients.
+// The steps' clock starts at 0 regardless: `at` is time since the start.
 func (w *SimWorld) setup() {
-	if len(w.sc.Secrets) == 0 && len(w.sc.Configs) == 0 && len(w.sc.Services) == 0 {
-		if w.clients != nil {
-			w.clients.start()
+	if w.clients != nil {
+		w.clients.start()
+	}
+	var calls []func(done func(error))
+	var labelled []string
+	for _, n := range w.sc.Cluster.InitialNodes() {
+		if len(n.Labels) > 0 {
+			labelled = append(labelled, n.Name)
 		}
+	}
+	if len(labelled) > 0 {
+		calls = append(calls, func(done func(error)) { w.labelNodes(labelled, done) })
+	}
+	for _, s := range w.sc.Secrets {
+		calls = append(calls, w.secretCall(Secret(s)))
+	}
+	for _, c := range w.sc.Configs {
+		calls = append(calls, w.configCall(Config(c)))
+	}
+	for _, svc := range w.sc.Services {
+		calls = append(calls, w.createCall(svc))
+	}
+	if len(calls) == 0 {
 		return
 	}
-	w.setupErr = errors.New("services, secrets and configs need the control API, which this build does not have yet")
+	finished := false
+	var run func(i int)
+	run = func(i int) {
+		if i == len(calls) {
+			finished = true
+			return
+		}
+		calls[i](func(err error) {
+			if err != nil {
+				w.setupErr = fmt.Errorf("setting up the file's secrets, configs and services: %w", err)
+				finished = true
+				return
+			}
+			run(i + 1)
+		})
+	}
+	run(0)
+	w.k.RunUntil(w.sc.Duration, func() bool { return finished })
+	if !finished {
+		w.setupErr = errors.New("setting up the file's services: no leader accepted them within the run's duration")
+	}
 }
 
 // Close gives crypto/rand.Reader back.
@@ -287,10 +376,43 @@ func (w *SimWorld) Apply(a Action, targets []string, done func(error)) {
 		w.removeManager(targets[0], done)
 	case AddWorker:
 		shape := simShape(a.Resources, a.Labels)
-		_, err := w.c.AddWorker(a.Name, shape)
-		done(err)
+		if _, err := w.c.AddWorker(a.Name, shape); err != nil {
+			done(err)
+			return
+		}
+		if len(a.Labels) > 0 {
+			w.labelNodes([]string{a.Name}, done)
+			return
+		}
+		done(nil)
+	case RemoveWorker:
+		// The worker leaves (its machine goes away) and the operator
+		// removes its node, as `docker swarm leave` then `docker node rm`.
+		var next func(i int)
+		next = func(i int) {
+			if i == len(targets) {
+				done(nil)
+				return
+			}
+			if err := w.c.Remove(targets[i]); err != nil {
+				done(err)
+				return
+			}
+			w.leaderCall(func(mgr *manager.Manager, d func(error)) {
+				mgr.Control().RemoveNode(targets[i], true, d)
+			}, func(err error) {
+				if err != nil {
+					done(fmt.Errorf("remove node %s: %w", targets[i], err))
+					return
+				}
+				next(i + 1)
+			})
+		}
+		next(0)
 	default:
-		done(fmt.Errorf("%s: not supported in the simulator yet", a.Kind()))
+		if !w.applyService(a, targets, done) {
+			done(fmt.Errorf("%s: not supported in the simulator yet", a.Kind()))
+		}
 	}
 }
 
@@ -383,6 +505,9 @@ func (w *SimWorld) Holds(c Condition) (bool, string) {
 		n := m.Executor.NumRunning()
 		return n == c.N, fmt.Sprintf("%s runs %d", name, n)
 	}
+	if ok, what, handled := w.holdsService(c); handled {
+		return ok, what
+	}
 	return false, fmt.Sprintf("%s: not supported in the simulator yet", c)
 }
 
@@ -424,5 +549,3 @@ type kernelTimer struct {
 }
 
 func (t kernelTimer) Stop() bool { return t.k.Cancel(t.id) }
-
-var _ = strings.Join

@@ -8,8 +8,10 @@ import (
 
 	"github.com/swarmsim/swarmsim/engine/allocator"
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/controlapi"
 	"github.com/swarmsim/swarmsim/engine/dispatcher"
 	"github.com/swarmsim/swarmsim/engine/env"
+	"github.com/swarmsim/swarmsim/engine/orchestrator"
 	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/engine/scheduler"
 	"github.com/swarmsim/swarmsim/engine/store"
@@ -52,10 +54,12 @@ type Manager struct {
 	raft  *raft.Node
 	store *store.Store
 
-	dispatcher *dispatcher.Dispatcher
-	scheduler  *scheduler.Scheduler
-	allocator  *allocator.Allocator
-	leaderOnly []subsystem
+	control      *controlapi.Server
+	dispatcher   *dispatcher.Dispatcher
+	scheduler    *scheduler.Scheduler
+	allocator    *allocator.Allocator
+	orchestrator *orchestrator.Orchestrator
+	leaderOnly   []subsystem
 
 	leader  bool
 	stopped bool
@@ -108,10 +112,18 @@ func New(e env.Env, cfg Config) (*Manager, error) {
 		Config: cfg.Allocator,
 	})
 	m.scheduler = scheduler.New(m.store, e.Loop, e.Clock, m.log)
+	m.orchestrator = orchestrator.New(orchestrator.Deps{
+		Store:  m.store,
+		Clock:  e.Clock,
+		Loop:   e.Loop,
+		Rand:   e.Rand,
+		Logger: m.log,
+	})
+	m.control = controlapi.New(m.store, e.Rand)
 	// Start order: the allocator and scheduler watch before the
 	// orchestrator writes, and the dispatcher serves last, once tasks can
 	// move. Stop runs in reverse.
-	m.leaderOnly = []subsystem{m.allocator, m.scheduler, m.dispatcher}
+	m.leaderOnly = []subsystem{m.allocator, m.scheduler, m.orchestrator, m.dispatcher}
 
 	switch {
 	case cfg.Bootstrap != nil:
@@ -145,6 +157,13 @@ func (m *Manager) IsLeader() bool { return m.leader }
 
 // LeaderID names the current leader as this manager knows it.
 func (m *Manager) LeaderID() env.NodeID { return m.raft.Status().Leader }
+
+// Control is this manager's control API. Reads come from this manager's
+// store; writes go through raft (a follower's are forwarded to the leader).
+func (m *Manager) Control() *controlapi.Server { return m.control }
+
+// Orchestrator is this manager's orchestrator (running only while leader).
+func (m *Manager) Orchestrator() *orchestrator.Orchestrator { return m.orchestrator }
 
 // Dispatcher is this manager's dispatcher (serving only while leader).
 func (m *Manager) Dispatcher() *dispatcher.Dispatcher { return m.dispatcher }

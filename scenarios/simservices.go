@@ -1,0 +1,306 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/controlapi"
+	"github.com/swarmsim/swarmsim/engine/manager"
+	"github.com/swarmsim/swarmsim/engine/raft"
+	"github.com/swarmsim/swarmsim/sim"
+)
+
+// Service, secret, config and node steps go through the control API of
+// the leader, as `docker service ...` goes through a manager. A call made
+// while no leader is known waits for one; a call the leader could not
+// finish because it lost leadership is retried on the next leader.
+
+// leaderCall runs call on the leader's loop once there is a leader.
+func (w *SimWorld) leaderCall(call func(mgr *manager.Manager, done func(error)), done func(error)) {
+	var try func()
+	try = func() {
+		lm, ok := w.c.Leader()
+		if !ok || lm.Engine == nil || lm.Engine.Manager() == nil {
+			w.k.Schedule(pollEvery, sim.KindStep, try)
+			return
+		}
+		mgr := lm.Engine.Manager()
+		lm.Kernel.Post(func() {
+			call(mgr, func(err error) {
+				if err != nil && retriable(err) {
+					w.k.Schedule(pollEvery, sim.KindStep, try)
+					return
+				}
+				done(err)
+			})
+		})
+	}
+	try()
+}
+
+// retriable reports whether a control API call failed only because
+// leadership moved, so that nothing applied and asking the next leader is
+// safe. Ambiguous failures are not retried: the step fails and says so.
+func retriable(err error) bool {
+	return errors.Is(err, raft.ErrNoLeader) || errors.Is(err, raft.ErrProposalDropped) || errors.Is(err, raft.ErrNotLeader)
+}
+
+func (w *SimWorld) secretCall(s Secret) func(func(error)) {
+	return func(done func(error)) {
+		w.leaderCall(func(mgr *manager.Manager, done func(error)) {
+			mgr.Control().CreateSecret(&api.SecretSpec{Name: s.Name, Data: []byte(s.Data)}, func(_ *api.Secret, err error) { done(err) })
+		}, done)
+	}
+}
+
+func (w *SimWorld) configCall(c Config) func(func(error)) {
+	return func(done func(error)) {
+		w.leaderCall(func(mgr *manager.Manager, done func(error)) {
+			mgr.Control().CreateConfig(&api.ConfigSpec{Name: c.Name, Data: []byte(c.Data)}, func(_ *api.Config, err error) { done(err) })
+		}, done)
+	}
+}
+
+func (w *SimWorld) createCall(svc Service) func(func(error)) {
+	return func(done func(error)) {
+		w.leaderCall(func(mgr *manager.Manager, done func(error)) {
+			mgr.Control().CreateService(ServiceSpec(svc), func(_ *api.Service, err error) {
+				if err == nil {
+					w.specs[svc.Name] = svc
+				}
+				done(err)
+			})
+		}, done)
+	}
+}
+
+// applyService performs the service, secret, config and node-availability
+// steps. It reports false for actions it does not handle.
+func (w *SimWorld) applyService(a Action, targets []string, done func(error)) bool {
+	ctl := func(call func(c *controlapi.Server, done func(error))) {
+		w.leaderCall(func(mgr *manager.Manager, done func(error)) { call(mgr.Control(), done) }, done)
+	}
+	nodes := func(call func(c *controlapi.Server, name string, done func(error))) {
+		var next func(i int)
+		next = func(i int) {
+			if i == len(targets) {
+				done(nil)
+				return
+			}
+			w.leaderCall(func(mgr *manager.Manager, d func(error)) { call(mgr.Control(), targets[i], d) }, func(err error) {
+				if err != nil {
+					done(fmt.Errorf("%s: %w", targets[i], err))
+					return
+				}
+				next(i + 1)
+			})
+		}
+		next(0)
+	}
+	switch a := a.(type) {
+	case Create:
+		w.createCall(a.Service)(done)
+	case Remove:
+		ctl(func(c *controlapi.Server, done func(error)) {
+			c.RemoveService(a.Service, done)
+		})
+	case Scale:
+		ctl(func(c *controlapi.Server, done func(error)) {
+			c.ScaleService(a.Service, uint64(a.Replicas), func(_ *api.Service, err error) {
+				if err == nil {
+					svc := w.specs[a.Service]
+					svc.Replicas = a.Replicas
+					w.specs[a.Service] = svc
+				}
+				done(err)
+			})
+		})
+	case Update:
+		ctl(func(c *controlapi.Server, done func(error)) {
+			cur, err := c.GetService(a.Service)
+			if err != nil {
+				done(err)
+				return
+			}
+			svc := w.specs[a.Service]
+			a.Apply(&svc)
+			c.UpdateService(a.Service, cur.GetMeta().GetVersion(), ServiceSpec(svc), func(_ *api.Service, err error) {
+				if err == nil {
+					w.specs[a.Service] = svc
+				}
+				done(err)
+			})
+		})
+	case Rollback:
+		ctl(func(c *controlapi.Server, done func(error)) {
+			c.RollbackService(a.Service, func(_ *api.Service, err error) { done(err) })
+		})
+	case Secret:
+		w.secretCall(a)(done)
+	case Config:
+		w.configCall(a)(done)
+	case Drain:
+		nodes(func(c *controlapi.Server, n string, done func(error)) {
+			c.DrainNode(n, func(_ *api.Node, err error) { done(err) })
+		})
+	case Pause:
+		nodes(func(c *controlapi.Server, n string, done func(error)) {
+			c.PauseNode(n, func(_ *api.Node, err error) { done(err) })
+		})
+	case Activate:
+		nodes(func(c *controlapi.Server, n string, done func(error)) {
+			c.ActivateNode(n, func(_ *api.Node, err error) { done(err) })
+		})
+	case FailTasks:
+		done(w.failTasks(a))
+	default:
+		return false
+	}
+	return true
+}
+
+// failTasks makes count running containers of the service exit with an
+// error, chosen by the seed among every running one.
+func (w *SimWorld) failTasks(a FailTasks) error {
+	svc := w.check.shadow.ServiceByName(a.Service)
+	if svc == nil {
+		return fmt.Errorf("no service %q", a.Service)
+	}
+	type victim struct {
+		m    *sim.Machine
+		task string
+	}
+	var running []victim
+	for t := range w.check.shadow.EachTaskByService(svc.GetId()) {
+		m := w.c.Machine(w.nodeName(t.GetNodeId()))
+		if m != nil && m.Status == sim.NodeUp && m.Executor.IsRunning(t.GetId()) {
+			running = append(running, victim{m, t.GetId()})
+		}
+	}
+	if len(running) < a.Count {
+		return fmt.Errorf("service %s has %d running containers, fewer than %d to fail", a.Service, len(running), a.Count)
+	}
+	for i := 0; i < a.Count; i++ {
+		j := int(w.chooser.Int63n(int64(len(running))))
+		v := running[j]
+		running = slices.Delete(running, j, j+1)
+		v.m.Executor.Kill(v.task, 1)
+	}
+	return nil
+}
+
+// nodeName maps a store node ID to its machine's name. Nodes register
+// under their machine's name in the simulator.
+func (w *SimWorld) nodeName(id string) string {
+	if n := w.check.shadow.Node(id); n != nil {
+		return n.GetDescription().GetHostname()
+	}
+	return id
+}
+
+// holdsService evaluates the service conditions on the committed state.
+func (w *SimWorld) holdsService(c Condition) (bool, string, bool) {
+	st := w.check.shadow
+	switch c := c.(type) {
+	case Running:
+		svc := st.ServiceByName(c.Service)
+		if svc == nil {
+			return c.N == 0, "no such service", true
+		}
+		n := 0
+		if c.Image == "" && c.On == nil {
+			n = w.check.running(svc.GetId())
+		} else {
+			for t := range st.EachTaskByService(svc.GetId()) {
+				if countsAsRunning(t) && w.taskMatches(t, c.Image, c.On) {
+					n++
+				}
+			}
+		}
+		return n == c.N, fmt.Sprintf("%d running", n), true
+	case Completed:
+		svc := st.ServiceByName(c.Service)
+		if svc == nil {
+			return c.N == 0, "no such service", true
+		}
+		n := 0
+		for t := range st.EachTaskByService(svc.GetId()) {
+			if t.GetStatus().GetState() == api.TaskState_TASK_STATE_COMPLETE && w.taskMatches(t, c.Image, c.On) {
+				n++
+			}
+		}
+		return n == c.N, fmt.Sprintf("%d completed", n), true
+	case Converged:
+		for svc := range st.EachService() {
+			ok, what := w.serviceConverged(svc)
+			if !ok {
+				return false, svc.GetSpec().GetName() + ": " + what, true
+			}
+		}
+		return true, "", true
+	}
+	return false, "", false
+}
+
+func (w *SimWorld) taskMatches(t *api.Task, image string, on *Constraint) bool {
+	if image != "" && t.GetSpec().GetContainer().GetImage() != image {
+		return false
+	}
+	if on != nil {
+		con, err := api.ParseConstraint(on.String())
+		if err != nil || !con.Matches(w.check.shadow.Node(t.GetNodeId())) {
+			return false
+		}
+	}
+	return true
+}
+
+// serviceConverged reports whether a service runs what its spec asks for:
+// every replica (or one task per eligible node) running at the current
+// spec version, or a job's completions done.
+func (w *SimWorld) serviceConverged(svc *api.Service) (bool, string) {
+	st := w.check.shadow
+	spec := svc.GetSpec()
+	current := 0
+	for t := range st.EachTaskByService(svc.GetId()) {
+		if countsAsRunning(t) && t.GetSpecVersion() == svc.GetSpecVersion() {
+			current++
+		}
+	}
+	switch {
+	case spec.GetReplicated() != nil:
+		want := int(spec.GetReplicated().GetReplicas())
+		return current == want && w.check.running(svc.GetId()) == want, fmt.Sprintf("%d of %d running at the current spec", current, want)
+	case spec.GetGlobal() != nil:
+		want := w.eligibleNodes(spec)
+		return current == want, fmt.Sprintf("%d of %d nodes run it", current, want)
+	case spec.GetReplicatedJob() != nil:
+		done := 0
+		for t := range st.EachTaskByService(svc.GetId()) {
+			if t.GetStatus().GetState() == api.TaskState_TASK_STATE_COMPLETE && t.GetSpecVersion() == svc.GetSpecVersion() {
+				done++
+			}
+		}
+		want := int(spec.GetReplicatedJob().GetTotalCompletions())
+		return done >= want, fmt.Sprintf("%d of %d completed", done, want)
+	}
+	return true, ""
+}
+
+// eligibleNodes counts the nodes a global service should run on.
+func (w *SimWorld) eligibleNodes(spec *api.ServiceSpec) int {
+	cons, _ := api.ParseConstraints(spec.GetTask().GetPlacement().GetConstraints())
+	n := 0
+	for nd := range w.check.shadow.EachNode() {
+		if nd.GetRemoved() || nd.GetStatus().GetState() != api.NodeState_NODE_STATE_READY ||
+			nd.GetSpec().GetAvailability() != api.NodeAvailability_NODE_AVAILABILITY_ACTIVE {
+			continue
+		}
+		if api.MatchesAll(cons, nd) {
+			n++
+		}
+	}
+	return n
+}
