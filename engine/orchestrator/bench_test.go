@@ -1,4 +1,4 @@
-package orchestrator
+package orchestrator_test
 
 import (
 	"syscall"
@@ -50,16 +50,11 @@ func BenchmarkPlanFromEmpty(b *testing.B) {
 	h.createService(replicated("web", "web:1", benchReplicas))
 	h.st.SetProposer(dropProposer{})
 	h.o.Start()
+	h.o.Detach()
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	for range b.N {
-		h.o.markFull("svc-web")
-		h.o.pass()
-		b.StopTimer()
-		for _, s := range h.o.svcs {
-			s.busy = 0 // the dropped proposals never answer
-		}
-		b.StartTimer()
+		h.o.PassNow("svc-web", nil)
 	}
 	b.ReportMetric(float64(benchReplicas)*float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
@@ -189,26 +184,14 @@ func BenchmarkPlanReactToFailures(b *testing.B) {
 		}
 		return nil
 	})
-	h.o.Stop() // from here on the test drives passes by hand
-	h.o.running = true
+	h.o.Detach() // from here on the benchmark drives passes by hand
 	h.st.SetProposer(dropProposer{})
 	b.ResetTimer()
 	var cpu time.Duration
 	for range b.N {
-		b.StopTimer()
-		for _, t := range victims {
-			h.o.markSlot(svc, keyOf(t))
-		}
-		h.o.posted = false
-		b.StartTimer()
 		cpu0 := cpuTime()
-		h.o.pass()
+		h.o.PassNow(svc, victims)
 		cpu += cpuTime() - cpu0
-		b.StopTimer()
-		for _, s := range h.o.svcs {
-			s.busy = 0
-		}
-		b.StartTimer()
 	}
 	b.ReportMetric(float64(fails)*float64(b.N)/b.Elapsed().Seconds(), "restarts/s")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")

@@ -1,4 +1,4 @@
-package orchestrator
+package orchestrator_test
 
 import (
 	"fmt"
@@ -10,9 +10,29 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/orchestrator"
 	"github.com/swarmsim/swarmsim/engine/store"
 	"github.com/swarmsim/swarmsim/sim"
 )
+
+// The tests are external (package orchestrator_test): they drive the
+// simulator, and sim imports the manager, which imports this package.
+
+const (
+	assigned = api.TaskState_TASK_STATE_ASSIGNED
+	ready    = api.TaskState_TASK_STATE_READY
+	running  = api.TaskState_TASK_STATE_RUNNING
+	complete = api.TaskState_TASK_STATE_COMPLETE
+	shutdown = api.TaskState_TASK_STATE_SHUTDOWN
+	failed   = api.TaskState_TASK_STATE_FAILED
+	remove   = api.TaskState_TASK_STATE_REMOVE
+)
+
+// live: meant to run (desired READY or RUNNING).
+func live(t *api.Task) bool { return t.DesiredState <= running }
+
+// ended: stopped, for whatever reason.
+func ended(t *api.Task) bool { return t.GetStatus().GetState() > running }
 
 // harness runs an orchestrator on one simulated manager whose store
 // applies proposals through a Loopback on the manager's loop. The test
@@ -23,7 +43,7 @@ type harness struct {
 	k       *sim.Kernel
 	n       *sim.Node
 	st      *store.Store
-	o       *Orchestrator
+	o       *orchestrator.Orchestrator
 	restore func()
 
 	// the fake cluster
@@ -45,7 +65,7 @@ func newHarness(t testing.TB, seed uint64) *harness {
 	h.n = k.AddNode("m1")
 	h.st = store.New(h.n)
 	h.st.SetProposer(store.NewLoopback(h.st, h.n))
-	h.o = New(Deps{Store: h.st, Clock: h.n, Loop: h.n, Rand: h.n.Rand("orchestrator")})
+	h.o = orchestrator.New(orchestrator.Deps{Store: h.st, Clock: h.n, Loop: h.n, Rand: h.n.Rand("orchestrator")})
 	return h
 }
 

@@ -1,4 +1,4 @@
-package orchestrator
+package orchestrator_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/orchestrator"
 	"github.com/swarmsim/swarmsim/engine/store"
 )
 
@@ -98,8 +99,15 @@ func TestHistoryLimit(t *testing.T) {
 	}
 }
 
+// slotTasksOf lists a global service's tasks on a node.
 func (h *harness) slotTasksOf(svc, node string) []*api.Task {
-	return h.o.slotTasks(svc, slotKey{node: node})
+	var out []*api.Task
+	for _, t := range h.st.TasksByNode(node) {
+		if t.ServiceId == svc {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // TestAttemptsSurviveHistoryLimit: the failures a max_attempts policy
@@ -150,7 +158,7 @@ func TestLeaderChangeMidUpdate(t *testing.T) {
 	old := h.o
 	old.Stop()
 	before := old.Stats()
-	h.o = New(Deps{Store: h.st, Clock: h.n, Loop: h.n, Rand: h.n.Rand("orchestrator-2")})
+	h.o = orchestrator.New(orchestrator.Deps{Store: h.st, Clock: h.n, Loop: h.n, Rand: h.n.Rand("orchestrator-2")})
 	h.run(5 * time.Second) // no leader for a while
 	h.o.Start()
 	h.waitFor(2*time.Minute, "update completed", func() bool { return h.updateState(svc) == api.UpdateStatus_COMPLETED })

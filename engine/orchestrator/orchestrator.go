@@ -53,6 +53,7 @@ type Orchestrator struct {
 	wakeIndex  map[wakeKey]int64
 	timer      env.Timer
 	timerAt    int64
+	timerGen   uint64 // which AfterFunc is the current timer
 	maxActions int
 	conCache   map[*api.Placement][]api.Constraint
 
@@ -131,6 +132,7 @@ func (o *Orchestrator) reset() {
 		o.timer = nil
 	}
 	o.timerAt = 0
+	o.timerGen++
 }
 
 // Stats returns a copy of the counters.
@@ -576,9 +578,12 @@ func (o *Orchestrator) armTimer(now int64) {
 		o.timer.Stop()
 	}
 	o.timerAt = at
-	epoch := o.epoch
+	o.timerGen++
+	gen := o.timerGen
 	o.timer = o.clock.AfterFunc(time.Duration(max(at-now, 0)), func() {
-		if o.epoch != epoch || !o.running {
+		// A timer replaced by an earlier one may still fire (its Stop lost
+		// a race in real mode): only the current one counts.
+		if o.timerGen != gen || !o.running {
 			return
 		}
 		o.timer = nil

@@ -237,7 +237,16 @@ func (o *Orchestrator) maintain(c *svcCtx, si *slotInfo, p *plan) {
 		si.occupied, si.marker = true, si.newest
 	}
 	if c.mode.global() && keep && start && !si.occupied {
-		o.create(p, c.svc, si.key, running, c.iter, tagNone)
+		// A node that came back may still be stopping the service's old
+		// task there: the new one waits for it, as a replacement does.
+		desired := running
+		if stopping {
+			desired = ready
+		}
+		id := o.create(p, c.svc, si.key, desired, c.iter, tagNone)
+		if desired == ready {
+			o.promoteAt[id] = now
+		}
 		si.occupied, si.replaced = true, true
 	}
 	for _, t := range si.current {

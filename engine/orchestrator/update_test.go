@@ -1,4 +1,4 @@
-package orchestrator
+package orchestrator_test
 
 import (
 	"fmt"
@@ -354,8 +354,7 @@ func TestUpdateLeavesRestartedSlot(t *testing.T) {
 	// The other slot's task fails, and the next batch is due in the same
 	// pass.
 	h.setStatus(other.Id, api.TaskState_TASK_STATE_FAILED, false)
-	h.o.svcs[svc].upd.nextAt = 0
-	h.o.markUpdate(svc)
+	h.o.DueNextBatch(svc)
 	h.run(100 * time.Millisecond)
 	if n := len(h.st.TasksBySlot(svc, other.Slot)); n != 2 {
 		t.Fatalf("slot %d has %d tasks, want the failed one and one replacement\n%s", other.Slot, n, h.dump())
