@@ -26,6 +26,7 @@ type harness struct {
 	lb    *store.Loopback
 	held  []heldProposal
 	hold  bool
+	fail  error // when set, proposals fail with it instead of applying
 	nextT int
 }
 
@@ -36,6 +37,11 @@ type heldProposal struct {
 
 // Propose implements store.Proposer: straight to the loopback, or held.
 func (h *harness) Propose(data []byte, done func(any, error)) {
+	if h.fail != nil {
+		err := h.fail
+		h.n.Post(func() { done(nil, err) })
+		return
+	}
 	if h.hold {
 		h.held = append(h.held, heldProposal{data, done})
 		return
