@@ -172,7 +172,7 @@ func (o *Orchestrator) slotsOf(id string) []slotInfo {
 		}
 		all = sorted
 	}
-	var out []slotInfo
+	out := make([]slotInfo, 0, min(uint64(len(all)), top+1))
 	for i := 0; i < len(all); {
 		j := i + 1
 		for j < len(all) && all[j].Slot == all[i].Slot {
