@@ -46,7 +46,7 @@ func TestServiceRemoval(t *testing.T) {
 			if h.running(other) != 1 {
 				t.Fatalf("the other service was touched")
 			}
-			if pendingDelete && h.o.Stats().ServicesDelete != 1 {
+			if pendingDelete && h.o.Stats().ServicesDeleted != 1 {
 				t.Fatalf("stats %+v", h.o.Stats())
 			}
 		})

@@ -76,7 +76,7 @@ type Stats struct {
 	TasksPromoted  uint64 // READY to RUNNING once a restart delay or an old task's stop passed
 	TasksOrphaned  uint64 // status ORPHANED: their node was removed
 	TasksDeleted   uint64 // by the reaper
-	ServicesDelete uint64 // services marked pending_delete deleted once their tasks were gone
+	ServicesDeleted uint64 // services marked pending_delete deleted once their tasks were gone
 
 	Restarts    uint64 // replacements under a restart policy (task ended, or its node went down)
 	Reschedules uint64 // replacements of tasks on drained or no longer matching nodes

@@ -224,7 +224,7 @@ func (o *Orchestrator) committed(c *txCounts) {
 	o.stats.TasksPromoted += c.promoted
 	o.stats.TasksOrphaned += c.orphaned
 	o.stats.TasksDeleted += c.deleted
-	o.stats.ServicesDelete += c.svcDeleted
+	o.stats.ServicesDeleted += c.svcDeleted
 	o.stats.Restarts += c.tags[tagRestart]
 	o.stats.Reschedules += c.tags[tagReschedule]
 	o.stats.UpdatesStarted += c.tags[tagUpdateStarted]

@@ -184,3 +184,54 @@ func TestNodeDownReplacesTasks(t *testing.T) {
 		t.Fatalf("restarts %d", h.o.Stats().Restarts)
 	}
 }
+
+// TestConstraintNoLongerMet: a replicated task on a node whose labels stop
+// matching the task's constraints is moved, like a drain; pausing a node
+// moves nothing.
+func TestConstraintNoLongerMet(t *testing.T) {
+	h := newHarness(t, 1)
+	h.addNode("n1", map[string]string{"zone": "a"})
+	h.addNode("n2", map[string]string{"zone": "a"})
+	h.o.Start()
+	h.startAgents()
+	spec := replicated("web", "web:1", 4)
+	spec.Task.Placement = &api.Placement{Constraints: []string{"node.labels.zone==a"}}
+	svc := h.createService(spec)
+	h.waitFor(10*time.Second, "running", func() bool { return h.running(svc) == 4 })
+	h.setAvailability("n2", api.NodeAvailability_NODE_AVAILABILITY_PAUSE)
+	h.run(2 * time.Second)
+	if n := h.count(svc, func(t *api.Task) bool { return isRunning(t) && t.NodeId == "n2" }); n != 2 {
+		t.Fatalf("pause moved tasks: %d left on n2", n)
+	}
+	h.setAvailability("n2", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE)
+	h.editNode("n1", func(n *api.Node) {
+		spec := protoClone(n.Spec)
+		spec.Labels = map[string]string{"zone": "b"}
+		n.Spec = spec
+	})
+	h.waitFor(10*time.Second, "moved to n2", func() bool {
+		return h.count(svc, func(t *api.Task) bool { return isRunning(t) && t.NodeId == "n2" }) == 4
+	})
+}
+
+// TestStoreRestored: when the store is replaced by a snapshot (a follower
+// catching up, then leading), the orchestrator re-reads everything.
+func TestStoreRestored(t *testing.T) {
+	h := newHarness(t, 1)
+	h.addNode("n1", nil)
+	svc := h.createService(replicated("web", "web:1", 2))
+	snap, err := h.st.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.deleteService(svc)
+	h.o.Start()
+	h.settle()
+	if err := h.st.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if n := len(h.live(svc)); n != 2 {
+		t.Fatalf("%d live tasks after the restore\n%s", n, h.dump())
+	}
+}
