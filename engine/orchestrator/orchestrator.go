@@ -70,12 +70,12 @@ type Stats struct {
 	FailedWrites       uint64 // proposals rejected or dropped; their services are reconciled again
 	Conflicts          uint64 // of FailedWrites, those rejected for a concurrent change
 
-	TasksCreated   uint64
-	TasksShutDown  uint64 // desired state raised to SHUTDOWN
-	TasksRemoved   uint64 // desired state raised to REMOVE
-	TasksPromoted  uint64 // READY to RUNNING once a restart delay or an old task's stop passed
-	TasksOrphaned  uint64 // status ORPHANED: their node was removed
-	TasksDeleted   uint64 // by the reaper
+	TasksCreated    uint64
+	TasksShutDown   uint64 // desired state raised to SHUTDOWN
+	TasksRemoved    uint64 // desired state raised to REMOVE
+	TasksPromoted   uint64 // READY to RUNNING once a restart delay or an old task's stop passed
+	TasksOrphaned   uint64 // status ORPHANED: their node was removed
+	TasksDeleted    uint64 // by the reaper
 	ServicesDeleted uint64 // services marked pending_delete deleted once their tasks were gone
 
 	Restarts    uint64 // replacements under a restart policy (task ended, or its node went down)
