@@ -20,23 +20,30 @@ func (x *Task) ShallowCopy() *Task {
 	if x == nil {
 		return nil
 	}
-	return &Task{
-		Id:            x.Id,
-		Meta:          x.Meta,
-		ServiceId:     x.ServiceId,
-		Slot:          x.Slot,
-		NodeId:        x.NodeId,
-		Spec:          x.Spec,
-		SpecVersion:   x.SpecVersion,
-		DesiredState:  x.DesiredState,
-		Status:        x.Status,
-		Networks:      x.Networks,
-		Endpoint:      x.Endpoint,
-		JobIteration:  x.JobIteration,
-		PendingReason: x.PendingReason,
-		ServiceName:   x.ServiceName,
-		unknownFields: x.unknownFields,
-	}
+	return x.ShallowCopyInto(new(Task))
+}
+
+// ShallowCopyInto sets every field of dst, which must be a new zero Task
+// never used as a message, to those of x (non-nil), and returns dst. It lets
+// a caller allocate the task together with other data (the store allocates
+// a task, its meta and its status in one block).
+func (x *Task) ShallowCopyInto(dst *Task) *Task {
+	dst.Id = x.Id
+	dst.Meta = x.Meta
+	dst.ServiceId = x.ServiceId
+	dst.Slot = x.Slot
+	dst.NodeId = x.NodeId
+	dst.Spec = x.Spec
+	dst.SpecVersion = x.SpecVersion
+	dst.DesiredState = x.DesiredState
+	dst.Status = x.Status
+	dst.Networks = x.Networks
+	dst.Endpoint = x.Endpoint
+	dst.JobIteration = x.JobIteration
+	dst.PendingReason = x.PendingReason
+	dst.ServiceName = x.ServiceName
+	dst.unknownFields = x.unknownFields
+	return dst
 }
 
 // ShallowCopy returns a new Node whose fields are those of x; sub-messages,
