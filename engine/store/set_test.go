@@ -15,14 +15,17 @@ func checkSet(t tb, s *recSet[string], want []string) {
 	total := 0
 	prev := ""
 	for ci, c := range s.chunks {
-		if len(c) == 0 || len(c) > maxChunk {
-			t.Fatalf("chunk %d holds %d recs", ci, len(c))
+		if len(c) == 0 || cap(c) > maxChunk {
+			t.Fatalf("chunk %d holds %d recs in room for %d", ci, len(c), cap(c))
 		}
-		for _, r := range c {
-			if total > 0 && r.id <= prev {
-				t.Fatalf("chunk %d: %q after %q", ci, r.id, prev)
+		for _, e := range c {
+			if total > 0 && e.r.id <= prev {
+				t.Fatalf("chunk %d: %q after %q", ci, e.r.id, prev)
 			}
-			prev = r.id
+			if e.key != idKey(e.r.id) {
+				t.Fatalf("chunk %d: stale key for %q", ci, e.r.id)
+			}
+			prev = e.r.id
 			total++
 		}
 	}
@@ -50,17 +53,21 @@ func TestRecSetProperty(t *testing.T) {
 		// Runs of ascending inserts (as Restore does) and of removals
 		// exercise splits and merges, not only random positions.
 		mode := rapid.SampledFrom([]string{"random", "ascending", "fill-then-drain"}).Draw(t, "mode")
+		// IDs of the same length, IDs that tie on the 8-byte inline key
+		// (long common prefix, variable length, NUL bytes) so that the
+		// full comparison is exercised too.
+		format := rapid.SampledFrom([]string{"%05d", "common-prefix-%05d", "%d", "ab\x00%d", "ab\x00\x00\x00\x00\x00\x00%x"}).Draw(t, "format")
 		for i := range ops {
 			var id string
 			insert := true
 			switch mode {
 			case "random":
-				id = fmt.Sprintf("%05d", rapid.IntRange(0, universe).Draw(t, "id"))
+				id = fmt.Sprintf(format, rapid.IntRange(0, universe).Draw(t, "id"))
 				insert = rapid.Bool().Draw(t, "insert")
 			case "ascending":
-				id = fmt.Sprintf("%05d", i)
+				id = fmt.Sprintf(format, i)
 			case "fill-then-drain":
-				id = fmt.Sprintf("%05d", (i*7919)%(ops/2+1))
+				id = fmt.Sprintf(format, (i*7919)%(ops/2+1))
 				insert = i < ops/2
 			}
 			if insert {
@@ -94,5 +101,19 @@ func TestRecSetAscendingFill(t *testing.T) {
 	}
 	if len(s.chunks) != n/maxChunk {
 		t.Fatalf("%d chunks for %d ascending ids, want %d", len(s.chunks), n, n/maxChunk)
+	}
+}
+
+func TestIDKeyPreservesOrder(t *testing.T) {
+	ids := []string{"", "\x00", "a", "a\x00", "a\x00\x00", "a\x01", "ab", "abcdefgh", "abcdefgh\x00", "abcdefghi", "abcdefgi", "b", "\xff\xff\xff\xff\xff\xff\xff\xff\xff"}
+	for i, a := range ids {
+		for _, b := range ids[i+1:] {
+			if a >= b {
+				t.Fatalf("test list not sorted at %q, %q", a, b)
+			}
+			if idKey(a) > idKey(b) {
+				t.Fatalf("idKey(%q) > idKey(%q)", a, b)
+			}
+		}
 	}
 }
