@@ -43,17 +43,30 @@ const assignedMessage = "assigned"
 // Apply reads no clock and draws no randomness; two stores given the same
 // entries end byte-identical.
 func (s *Store) Apply(index uint64, data []byte) (result any, err error) {
-	p := &api.Proposal{}
-	if err := proto.Unmarshal(data, p); err != nil {
+	ts, ops, err := s.c.decodeProposal(data, s.ops[:0])
+	defer func() {
+		s.c.taskIdx.specs.sweep()
+		// ops alias data and hold decoded objects: keep the storage only.
+		clear(ops)
+		if cap(ops) <= 4096 {
+			s.ops = ops[:0]
+		} else {
+			s.ops = nil
+		}
+	}()
+	if err != nil {
 		s.stats.DecodeErrors++
 		return nil, fmt.Errorf("store: decode entry %d: %w", index, err)
 	}
 	s.applied = index
 	s.stats.Proposals++
-	s.stats.Actions += uint64(len(p.Actions))
+	s.stats.Actions += uint64(len(ops))
+	if cap(s.log) < len(ops) {
+		s.log = make([]Event, 0, len(ops)) // one allocation for a big batch
+	}
 	var skipped uint64
-	for i, a := range p.Actions {
-		ok, err := s.applyAction(index, p.Timestamp, a)
+	for i := range ops {
+		ok, err := s.applyOp(index, ts, &ops[i])
 		if err != nil {
 			s.rollback()
 			s.stats.Conflicts++
@@ -68,20 +81,29 @@ func (s *Store) Apply(index uint64, data []byte) (result any, err error) {
 	return nil, nil
 }
 
-// applyAction applies one action. It reports false for a compact action it
+// applyOp applies one action. It reports false for a compact action it
 // skipped, and an error for an action that rejects the proposal.
-func (s *Store) applyAction(index uint64, ts int64, a *api.StoreAction) (bool, error) {
-	switch t := a.GetTarget().(type) {
-	case *api.StoreAction_TaskStatus:
-		return s.applyStatus(index, ts, t.TaskStatus), nil
-	case *api.StoreAction_TaskAssignment:
-		return s.applyAssignment(index, ts, t.TaskAssignment), nil
+func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
+	switch o.kind {
+	case opStatus:
+		return s.applyStatus(index, ts, o.taskID, o.status), nil
+	case opAssign:
+		return s.applyAssignment(index, ts, o.taskID, o.nodeID, o.version), nil
 	}
-	o := actionObject(a)
-	if o == nil {
+	a := o.full
+	switch t := a.GetTarget().(type) {
+	case *api.StoreAction_TaskStatus: // not in the hand decoder's shape
+		u := t.TaskStatus
+		return s.applyStatus(index, ts, []byte(u.GetTaskId()), u.GetStatus()), nil
+	case *api.StoreAction_TaskAssignment:
+		u := t.TaskAssignment
+		return s.applyAssignment(index, ts, []byte(u.GetTaskId()), []byte(u.GetNodeId()), u.GetExpectedVersion()), nil
+	}
+	obj := actionObject(a)
+	if obj == nil {
 		return false, fmt.Errorf("action without an object: %w", ErrInvalid)
 	}
-	k, id := KindOf(o), ID(o)
+	k, id := KindOf(obj), ID(obj)
 	if id == "" {
 		return false, objectError(k, id, ErrInvalid)
 	}
@@ -92,40 +114,40 @@ func (s *Store) applyAction(index uint64, ts int64, a *api.StoreAction) (bool, e
 		if cur != nil {
 			return false, objectError(k, id, ErrExist)
 		}
-		if err := checkName(k, id, o, tbl.nameHolder); err != nil {
+		if err := checkName(k, id, obj, tbl.nameHolder); err != nil {
 			return false, err
 		}
-		if t, ok := o.(*api.Task); ok {
-			s.c.intern(t, nil)
+		if t, ok := obj.(*api.Task); ok {
+			s.c.intern(t)
 		}
-		setMeta(o, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
-		s.record(ActionCreate, k, id, nil, o)
-		tbl.put(id, o)
+		setMeta(obj, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
+		s.record(ActionCreate, k, id, nil, obj)
+		tbl.put(id, obj)
 	case api.StoreAction_UPDATE:
 		if cur == nil {
 			return false, objectError(k, id, ErrNotExist)
 		}
-		if v, want := metaVersion(o), s.baseVersion(index, k, id, cur); v != want {
+		if v, want := metaVersion(obj), s.baseVersion(index, k, id, cur); v != want {
 			return false, objectError(k, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
 		}
-		if err := checkName(k, id, o, tbl.nameHolder); err != nil {
+		if err := checkName(k, id, obj, tbl.nameHolder); err != nil {
 			return false, err
 		}
-		if t, ok := o.(*api.Task); ok {
+		if t, ok := obj.(*api.Task); ok {
 			old := cur.(*api.Task)
 			if err := checkTaskUpdate(old, t); err != nil {
 				return false, err
 			}
-			s.c.intern(t, old)
+			s.c.intern(t)
 		}
-		setMeta(o, &api.Meta{Version: index, CreatedAt: cur.GetMeta().GetCreatedAt(), UpdatedAt: ts})
-		s.record(ActionUpdate, k, id, cur, o)
-		tbl.put(id, o)
+		setMeta(obj, &api.Meta{Version: index, CreatedAt: cur.GetMeta().GetCreatedAt(), UpdatedAt: ts})
+		s.record(ActionUpdate, k, id, cur, obj)
+		tbl.put(id, obj)
 	case api.StoreAction_DELETE:
 		if cur == nil {
 			return false, objectError(k, id, ErrNotExist)
 		}
-		if v, want := metaVersion(o), s.baseVersion(index, k, id, cur); v != 0 && v != want {
+		if v, want := metaVersion(obj), s.baseVersion(index, k, id, cur); v != 0 && v != want {
 			return false, objectError(k, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
 		}
 		s.record(ActionDelete, k, id, cur, nil)
@@ -136,33 +158,61 @@ func (s *Store) applyAction(index uint64, ts int64, a *api.StoreAction) (bool, e
 	return true, nil
 }
 
-func (s *Store) applyStatus(index uint64, ts int64, u *api.TaskStatusUpdate) bool {
-	st := u.GetStatus()
-	cur := s.c.tasks.lookup(u.GetTaskId())
-	if st == nil || cur == nil || compareStatus(cur.Status, st) <= 0 {
+// Compact actions allocate the new task with its new meta (and status) in
+// one block: one allocation instead of three, on the hottest path. Interior
+// pointers keep the block alive as long as any part is referenced.
+type (
+	taskWithMeta struct {
+		task api.Task
+		meta api.Meta
+	}
+	taskWithMetaStatus struct {
+		task   api.Task
+		meta   api.Meta
+		status api.TaskStatus
+	}
+)
+
+// setMetaFields fills a fresh meta: version index, updated at ts, created
+// when cur was.
+func setMetaFields(m *api.Meta, cur *api.Task, index uint64, ts int64) *api.Meta {
+	m.Version = index
+	m.CreatedAt = cur.GetMeta().GetCreatedAt()
+	m.UpdatedAt = ts
+	return m
+}
+
+func (s *Store) applyStatus(index uint64, ts int64, taskID []byte, st *api.TaskStatus) bool {
+	r := s.c.tasks.recBytes(taskID)
+	if st == nil || r == nil || compareStatus(r.obj.Status, st) <= 0 {
 		return false
 	}
-	n := cur.ShallowCopy()
+	cur := r.obj
+	b := new(taskWithMeta)
+	n := cur.ShallowCopyInto(&b.task)
 	n.Status = st
-	n.Meta = &api.Meta{Version: index, CreatedAt: cur.GetMeta().GetCreatedAt(), UpdatedAt: ts}
-	s.record(ActionUpdate, KindTask, cur.Id, cur, n)
-	s.c.tasks.put(cur.Id, n)
+	n.Meta = setMetaFields(&b.meta, cur, index, ts)
+	s.record(ActionUpdate, KindTask, r.id, cur, n)
+	s.c.tasks.replace(r, n)
 	return true
 }
 
-func (s *Store) applyAssignment(index uint64, ts int64, a *api.TaskAssignment) bool {
-	cur := s.c.tasks.lookup(a.GetTaskId())
-	if cur == nil || s.baseVersion(index, KindTask, cur.Id, cur) != a.GetExpectedVersion() {
+func (s *Store) applyAssignment(index uint64, ts int64, taskID, nodeID []byte, expectedVersion uint64) bool {
+	r := s.c.tasks.recBytes(taskID)
+	if r == nil || s.baseVersion(index, KindTask, r.id, r.obj) != expectedVersion {
 		return false
 	}
-	node := s.c.nodes.lookup(a.GetNodeId())
-	if checkAssignment(cur, a.GetNodeId(), node) != nil {
+	cur := r.obj
+	node := s.c.nodes.lookupBytes(nodeID)
+	if node == nil || checkAssignment(cur, node.Id, node) != nil {
 		return false
 	}
-	n := assign(cur, s.c.nodes.canonical(node.Id), ts)
-	n.Meta = &api.Meta{Version: index, CreatedAt: cur.GetMeta().GetCreatedAt(), UpdatedAt: ts}
-	s.record(ActionUpdate, KindTask, cur.Id, cur, n)
-	s.c.tasks.put(cur.Id, n)
+	b := new(taskWithMetaStatus)
+	n := cur.ShallowCopyInto(&b.task)
+	setAssigned(n, &b.status, s.c.nodes.canonical(node.Id), ts)
+	n.Meta = setMetaFields(&b.meta, cur, index, ts)
+	s.record(ActionUpdate, KindTask, r.id, cur, n)
+	s.c.tasks.replace(r, n)
 	return true
 }
 
@@ -210,13 +260,15 @@ func checkAssignment(t *api.Task, nodeID string, n *api.Node) error {
 	return nil
 }
 
-// assign returns t placed on nodeID at ts, without a new meta.
-func assign(t *api.Task, nodeID string, ts int64) *api.Task {
-	n := t.ShallowCopy()
+// setAssigned places n (a fresh copy of a pending task) on nodeID at ts,
+// with st (fresh) as its status.
+func setAssigned(n *api.Task, st *api.TaskStatus, nodeID string, ts int64) {
+	st.State = api.TaskState_TASK_STATE_ASSIGNED
+	st.Timestamp = ts
+	st.Message = assignedMessage
+	n.Status = st
 	n.NodeId = nodeID
-	n.Status = &api.TaskStatus{State: api.TaskState_TASK_STATE_ASSIGNED, Timestamp: ts, Message: assignedMessage}
 	n.PendingReason = ""
-	return n
 }
 
 // checkName fails when o's unique name is held by another object.
@@ -303,32 +355,16 @@ func (s *Store) resetLog() {
 	s.log = s.log[:0]
 }
 
-// intern makes a task about to be stored share strings and its spec with
-// objects already stored, so that 100,000 tasks of one service hold one
-// spec, not 100,000 equal copies. Sharing is safe because stored objects are
-// immutable, and invisible: the content is equal.
-func (c *content) intern(t *api.Task, old *api.Task) {
+// intern makes a task about to be stored share the strings of the service
+// and node it names, instead of holding its own copies. (Specs are shared
+// by the decoder: see specRegistry.) Sharing is safe because stored objects
+// are immutable, and invisible: the content is equal.
+func (c *content) intern(t *api.Task) {
 	t.NodeId = c.nodes.canonical(t.NodeId)
-	svc := c.services.lookup(t.ServiceId)
-	if svc != nil {
+	if svc := c.services.lookup(t.ServiceId); svc != nil {
 		t.ServiceId = c.services.canonical(t.ServiceId)
 		if name := svc.GetSpec().GetName(); t.ServiceName == name {
 			t.ServiceName = name
 		}
-	}
-	if t.Spec == nil {
-		return
-	}
-	if old != nil && old.Spec != nil && proto.Equal(t.Spec, old.Spec) {
-		t.Spec = old.Spec
-		return
-	}
-	if svc == nil {
-		return
-	}
-	if ts := svc.GetSpec().GetTask(); ts != nil && proto.Equal(t.Spec, ts) {
-		t.Spec = ts
-	} else if ts := svc.GetPreviousSpec().GetTask(); ts != nil && proto.Equal(t.Spec, ts) {
-		t.Spec = ts
 	}
 }

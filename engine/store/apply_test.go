@@ -322,9 +322,13 @@ func checkIndexes(t tb, s *Store) {
 			t.Fatalf("TasksBySlot(%q, %d) = %v, want %v", k.service, k.slot, got, want)
 		}
 	}
-	if len(s.c.taskIdx.byService) != len(bySvc) || len(s.c.taskIdx.byNode) != len(byNode) {
+	nodes := len(byNode)
+	if byNode[""] != nil {
+		nodes-- // tasks on no node are found by a scan
+	}
+	if len(s.c.taskIdx.byService) != len(bySvc) || len(s.c.taskIdx.byNode) != nodes {
 		t.Fatalf("index holds %d services and %d nodes, want %d and %d (empty sets must go)",
-			len(s.c.taskIdx.byService), len(s.c.taskIdx.byNode), len(bySvc), len(byNode))
+			len(s.c.taskIdx.byService), len(s.c.taskIdx.byNode), len(bySvc), nodes)
 	}
 	slots := 0
 	for k := range bySlot {
@@ -413,27 +417,42 @@ func TestApplyErrorNamesAction(t *testing.T) {
 	}
 }
 
-// Tasks made from a service's spec share it once stored; the content is
-// unchanged.
-func TestApplySharesTaskSpec(t *testing.T) {
+// Stored tasks with equal specs share one spec; the registry that makes
+// them share forgets a spec once no task uses it, and keeps nothing from a
+// rejected proposal.
+func TestApplySharesTaskSpecs(t *testing.T) {
 	s := baseStore(t)
-	svc := s.Service("s1")
-	tk := task("t9", "s1", 3, "", pending)
-	tk.Spec = proto.Clone(svc.Spec.Task).(*api.TaskSpec)
-	tk.ServiceName = "web"
-	mustApply(t, s, 200, aCreate(tk))
-	got := s.Task("t9")
-	if got.Spec != svc.Spec.Task {
-		t.Fatal("task spec not shared with its service")
+	specs := s.c.taskIdx.specs
+	base := specs.len()
+	spec := s.Service("s1").Spec.Task
+	mk := func(id, image string) *api.StoreAction {
+		tk := task(id, "s1", 9, "", pending)
+		tk.Spec = proto.Clone(spec).(*api.TaskSpec)
+		tk.Spec.Container.Image = image
+		return aCreate(tk)
 	}
-	if !proto.Equal(got.Spec, tk.Spec) {
-		t.Fatal("shared spec differs")
+	mustApply(t, s, 200, mk("x1", "a"), mk("x2", "a"))
+	mustApply(t, s, 300, mk("x3", "a"), mk("y1", "b"))
+	x1, x2, x3, y1 := s.Task("x1"), s.Task("x2"), s.Task("x3"), s.Task("y1")
+	if x1.Spec != x2.Spec || x1.Spec != x3.Spec {
+		t.Fatal("equal specs not shared")
 	}
-	other := proto.Clone(tk).(*api.Task)
-	other.Id = "t10"
-	other.Spec.Container.Image = "other"
-	mustApply(t, s, 300, aCreate(other))
-	if s.Task("t10").Spec == svc.Spec.Task || s.Task("t10").Spec.Container.Image != "other" {
+	if y1.Spec == x1.Spec || y1.Spec.Container.Image != "b" || x1.Spec.Container.Image != "a" {
 		t.Fatal("a different spec must not be shared")
+	}
+	if got := specs.len(); got != base+2 {
+		t.Fatalf("%d specs registered, want %d", got, base+2)
+	}
+	// A status change keeps the spec; a rejected proposal registers nothing.
+	mustApply(t, s, 400, aStatus("x1", running, 1))
+	if err := apply(t, s, 500, mk("z1", "c"), aCreate(task("x1", "s1", 1, "", pending))); !errors.Is(err, ErrExist) {
+		t.Fatal(err)
+	}
+	if got := specs.len(); got != base+2 {
+		t.Fatalf("%d specs registered after a rejected proposal, want %d", got, base+2)
+	}
+	mustApply(t, s, 600, aDelete(KindTask, "x1", 0), aDelete(KindTask, "x2", 0), aDelete(KindTask, "x3", 0), aDelete(KindTask, "y1", 0))
+	if got := specs.len(); got != base {
+		t.Fatalf("%d specs registered once their tasks are gone, want %d", got, base)
 	}
 }

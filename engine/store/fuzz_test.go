@@ -3,6 +3,11 @@ package store
 import (
 	"bytes"
 	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/swarmsim/swarmsim/engine/api"
 )
 
 // fuzzSeeds are encoded proposals from the random workload, valid and not.
@@ -79,4 +84,84 @@ func checkRestore(t *testing.T, s *Store, data []byte) {
 	if !bytes.Equal(snap, snapshot(t, again)) {
 		t.Fatal("snapshot round trip changed the bytes")
 	}
+}
+
+// FuzzDecode checks the hand decoders of entries and snapshots against
+// proto.Unmarshal: the same inputs fail, and the others decode to the same
+// proposal or snapshot.
+func FuzzDecode(f *testing.F) {
+	for _, seed := range fuzzSeeds(f) {
+		f.Add(seed)
+	}
+	// Shapes the hand decoder must leave to proto: a field twice, an
+	// unknown field, both compact targets, a wrong wire type, bad UTF-8.
+	for _, seed := range []string{
+		"\x12\x08\x5a\x06\x0a\x01t\x18\x01\x5a\x00",        // assignment twice: merged
+		"\x12\x0a\x5a\x08\x0a\x01t\x0a\x01u\x18\x01",       // task_id twice: last wins
+		"\x12\x07\x5a\x05\x0a\x01t\x20\x01",                // unknown field 4
+		"\x12\x06\x52\x02\x0a\x00\x5a\x00",                 // status, then assignment
+		"\x12\x05\x5a\x03\x0a\x01\xff",                     // invalid UTF-8
+		"\x12\x04\x08\x01\x08\x02\x5a\x00",                 // kind twice (length off: an error)
+		"\x12\x06\x08\x01\x08\x02\x5a\x00",                 // kind twice
+		"\x12\x05\x52\x03\x12\x01\x08",                     // status with a bad status
+		"\x12\x04\x52\x02\x12\x00\x08\x05\x12\x02\x5d\x00", // trailing garbage
+		"\x08\x96\x01\x12\x04\x5a\x02\x18\x07\x0a\x03abc",  // unknown top-level bytes
+		"\x12\x03\x5a\x01\x18",                             // truncated varint
+		"\x12\x04\x5a\x02\x1a\x00",                         // version as bytes
+	} {
+		f.Add([]byte(seed))
+	}
+	// Task actions whose spec field the decoder must not split out.
+	spec := func(image string) []byte {
+		b, _ := proto.Marshal(&api.TaskSpec{Container: &api.ContainerSpec{Image: image}})
+		return b
+	}
+	tk, _ := proto.Marshal(&api.Task{Id: "t1", ServiceId: "s1", Status: &api.TaskStatus{State: running}})
+	withSpec := protowire.AppendBytes(protowire.AppendTag(tk, fieldTaskSpec, protowire.BytesType), spec("a"))
+	for _, task := range [][]byte{
+		withSpec,
+		protowire.AppendBytes(protowire.AppendTag(withSpec, fieldTaskSpec, protowire.BytesType), spec("b")), // merged
+		protowire.AppendVarint(protowire.AppendTag(tk, fieldTaskSpec, protowire.VarintType), 3),             // unknown
+		append(protowire.AppendBytes(protowire.AppendTag(nil, fieldTaskSpec, protowire.BytesType), spec("c")), tk...),
+	} {
+		action := protowire.AppendBytes(protowire.AppendTag(nil, fieldActionTask, protowire.BytesType), task)
+		f.Add(protowire.AppendBytes(protowire.AppendTag(nil, fieldProposalActions, protowire.BytesType), action))
+		f.Add(protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), task)) // a snapshot's task
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		snap, err := newContent().decodeSnapshot(data)
+		var wantSnap api.StoreSnapshot
+		wantErr := proto.Unmarshal(data, &wantSnap)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("snapshot: hand decoder error %v, proto error %v", err, wantErr)
+		}
+		// Unknown top-level fields are dropped: the store keeps objects only.
+		wantSnap.ProtoReflect().SetUnknown(nil)
+		if err == nil && !proto.Equal(snap, &wantSnap) {
+			t.Fatalf("snapshot: hand decoder %v, proto %v", snap, &wantSnap)
+		}
+
+		ts, ops, err := newContent().decodeProposal(data, nil)
+		var want api.Proposal
+		wantErr = proto.Unmarshal(data, &want)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("hand decoder error %v, proto error %v", err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		if ts != want.Timestamp || len(ops) != len(want.Actions) {
+			t.Fatalf("decoded ts %d with %d actions, proto %d with %d", ts, len(ops), want.Timestamp, len(want.Actions))
+		}
+		for i := range ops {
+			got, w := ops[i].action(), want.Actions[i]
+			if ops[i].kind != opFull {
+				w = proto.Clone(w).(*api.StoreAction)
+				w.Kind = 0 // the kind of a compact action means nothing
+			}
+			if !proto.Equal(got, w) {
+				t.Fatalf("action %d: hand decoder %v, proto %v", i, got, w)
+			}
+		}
+	})
 }

@@ -3,8 +3,6 @@ package store
 import (
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/swarmsim/swarmsim/engine/api"
 )
 
@@ -39,11 +37,11 @@ func (s *Store) Snapshot() ([]byte, error) {
 // AppliedIndex becomes the highest meta.version in the snapshot: the
 // snapshot does not record the index it was taken at.
 func (s *Store) Restore(data []byte) error {
-	var snap api.StoreSnapshot
-	if err := proto.Unmarshal(data, &snap); err != nil {
+	c := newContent()
+	snap, err := c.decodeSnapshot(data)
+	if err != nil {
 		return fmt.Errorf("store: decode snapshot: %w", err)
 	}
-	c := newContent()
 	var maxVersion uint64
 	add := func(o Object) error {
 		k, id := KindOf(o), ID(o)
@@ -58,7 +56,7 @@ func (s *Store) Restore(data []byte) error {
 			return err
 		}
 		if t, ok := o.(*api.Task); ok {
-			c.intern(t, nil)
+			c.intern(t)
 		}
 		maxVersion = max(maxVersion, metaVersion(o))
 		tbl.put(id, o)
@@ -66,7 +64,7 @@ func (s *Store) Restore(data []byte) error {
 	}
 	// Services and nodes come before tasks, which share their strings and
 	// specs.
-	err := addAll(add, snap.Services)
+	err = addAll(add, snap.Services)
 	if err == nil {
 		err = addAll(add, snap.Nodes)
 	}
@@ -91,6 +89,7 @@ func (s *Store) Restore(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
+	c.taskIdx.specs.sweep()
 	s.c = c
 	s.applied = maxVersion
 	s.stats.Restores++

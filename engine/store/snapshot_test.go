@@ -119,7 +119,7 @@ func TestRestoreRejects(t *testing.T) {
 	}
 }
 
-// Restored tasks share their service's spec, as applied ones do.
+// Restored tasks share equal specs, as applied ones do.
 func TestRestoreSharesSpecs(t *testing.T) {
 	src := baseStore(t)
 	svc := src.Service("s1")
@@ -132,10 +132,13 @@ func TestRestoreSharesSpecs(t *testing.T) {
 	if err := dst.Restore(snapshot(t, src)); err != nil {
 		t.Fatal(err)
 	}
-	spec := dst.Service("s1").Spec.Task
+	spec := dst.Task("x0").Spec
 	for i := range 3 {
-		if dst.Task(fmt.Sprint("x", i)).Spec != spec {
-			t.Fatalf("task x%d does not share its service's spec", i)
+		if got := dst.Task(fmt.Sprint("x", i)).Spec; got != spec || !proto.Equal(got, svc.Spec.Task) {
+			t.Fatalf("task x%d does not share the spec", i)
 		}
+	}
+	if n := dst.c.taskIdx.specs.len(); n != 1 {
+		t.Fatalf("%d specs registered, want 1", n)
 	}
 }

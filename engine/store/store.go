@@ -35,6 +35,7 @@ type Store struct {
 	applied uint64
 
 	// apply state, reused from one proposal to the next
+	ops     []op
 	log     []Event
 	touched map[kindID]uint64
 
@@ -183,8 +184,8 @@ type Reader interface {
 	KVs() []*api.KV
 
 	TasksByService(serviceID string) []*api.Task
-	// TasksByNode lists the tasks on a node; the empty node ID lists the
-	// tasks on no node.
+	// TasksByNode lists the tasks on a node. The empty node ID lists the
+	// tasks on no node, by scanning every task: O(all tasks).
 	TasksByNode(nodeID string) []*api.Task
 	// TasksBySlot lists a service's tasks for one slot (several, when old
 	// tasks of the slot are kept as history).
@@ -236,6 +237,13 @@ func (s *Store) TasksByService(serviceID string) []*api.Task {
 }
 
 func (s *Store) TasksByNode(nodeID string) []*api.Task {
+	if nodeID == "" {
+		var out []*api.Task
+		for t := range s.EachTaskByNode("") {
+			out = append(out, t)
+		}
+		return out
+	}
 	return s.c.taskIdx.byNode[nodeID].list()
 }
 
@@ -270,9 +278,18 @@ func (s *Store) EachTaskByService(serviceID string) iter.Seq[*api.Task] {
 	return eachIn(s.c.taskIdx.byService[serviceID])
 }
 
-// EachTaskByNode yields a node's tasks in ID order; the empty node ID
-// yields the tasks on no node.
+// EachTaskByNode yields a node's tasks in ID order. The empty node ID
+// yields the tasks on no node, by scanning every task.
 func (s *Store) EachTaskByNode(nodeID string) iter.Seq[*api.Task] {
+	if nodeID == "" {
+		return func(yield func(*api.Task) bool) {
+			for t := range s.EachTask() {
+				if t.NodeId == "" && !yield(t) {
+					return
+				}
+			}
+		}
+	}
 	return eachIn(s.c.taskIdx.byNode[nodeID])
 }
 
@@ -281,8 +298,16 @@ func (s *Store) CountTasksByService(serviceID string) int {
 	return s.c.taskIdx.byService[serviceID].lenOrZero()
 }
 
-// CountTasksByNode returns the number of tasks on a node, in O(1).
+// CountTasksByNode returns the number of tasks on a node, in O(1) (for the
+// empty node ID, in O(all tasks)).
 func (s *Store) CountTasksByNode(nodeID string) int {
+	if nodeID == "" {
+		n := 0
+		for range s.EachTaskByNode("") {
+			n++
+		}
+		return n
+	}
 	return s.c.taskIdx.byNode[nodeID].lenOrZero()
 }
 

@@ -49,6 +49,15 @@ func (t *table[T]) lookup(id string) T {
 	return zero
 }
 
+// lookupBytes is lookup for an ID held as bytes; it does not allocate.
+func (t *table[T]) lookupBytes(id []byte) T {
+	if r := t.byID[string(id)]; r != nil {
+		return r.obj
+	}
+	var zero T
+	return zero
+}
+
 func (t *table[T]) get(id string) Object {
 	if r := t.byID[id]; r != nil {
 		return r.obj
@@ -65,17 +74,24 @@ func (t *table[T]) canonical(id string) string {
 	return id
 }
 
+// recBytes returns the rec of the object with the given ID, or nil; it
+// does not allocate.
+func (t *table[T]) recBytes(id []byte) *rec[T] { return t.byID[string(id)] }
+
 func (t *table[T]) put(id string, o Object) {
 	v := o.(T)
-	var old T
 	r := t.byID[id]
 	if r == nil {
 		r = &rec[T]{id: id}
 		t.byID[id] = r
 		t.all.insert(r)
-	} else {
-		old = r.obj
 	}
+	t.replace(r, v)
+}
+
+// replace makes v, whose ID is r.id, the object of the stored rec r.
+func (t *table[T]) replace(r *rec[T], v T) {
+	old := r.obj
 	r.obj = v
 	if t.names != nil {
 		if on, nn := Name(old), Name(v); on != nn {
@@ -156,13 +172,15 @@ type slotKey struct {
 }
 
 // taskIndex indexes tasks by service, by node and by (service, slot).
-// Tasks without a node are indexed under the empty node ID; tasks of slot 0
-// (global services) are not indexed by slot, since (service, 0) would just
-// repeat the service's whole set.
+// Tasks on no node are not indexed by node: at 100,000 pending tasks, that
+// set would be the largest of all, and every assignment would pay to leave
+// it. Tasks of slot 0 (global services) are not indexed by slot, since
+// (service, 0) would just repeat the service's whole set.
 type taskIndex struct {
 	byService map[string]*recSet[*api.Task]
 	byNode    map[string]*recSet[*api.Task]
 	bySlot    map[slotKey]*recSet[*api.Task]
+	specs     *specRegistry
 }
 
 func newTaskIndex() *taskIndex {
@@ -170,12 +188,21 @@ func newTaskIndex() *taskIndex {
 		byService: make(map[string]*recSet[*api.Task]),
 		byNode:    make(map[string]*recSet[*api.Task]),
 		bySlot:    make(map[slotKey]*recSet[*api.Task]),
+		specs:     newSpecRegistry(),
 	}
 }
 
 // change moves r between sets when a key changed. A status change, the
 // hottest update, changes no key and touches no set.
 func (x *taskIndex) change(r *rec[*api.Task], old, new *api.Task) {
+	if old == nil || new == nil || old.Spec != new.Spec {
+		if new != nil {
+			x.specs.retain(new.Spec)
+		}
+		if old != nil {
+			x.specs.release(old.Spec)
+		}
+	}
 	if old == nil || new == nil || old.ServiceId != new.ServiceId {
 		if old != nil {
 			removeFrom(x.byService, old.ServiceId, r.id)
@@ -185,10 +212,10 @@ func (x *taskIndex) change(r *rec[*api.Task], old, new *api.Task) {
 		}
 	}
 	if old == nil || new == nil || old.NodeId != new.NodeId {
-		if old != nil {
+		if old != nil && old.NodeId != "" {
 			removeFrom(x.byNode, old.NodeId, r.id)
 		}
-		if new != nil {
+		if new != nil && new.NodeId != "" {
 			addTo(x.byNode, new.NodeId, r)
 		}
 	}
@@ -217,3 +244,84 @@ func (x nodeNameIndex) change(r *rec[*api.Node], old, new *api.Node) {
 		addTo(x, nn, r)
 	}
 }
+
+// specRegistry lets the tasks of a service share one TaskSpec instead of
+// each holding an equal copy (at 100,000 tasks, most of a store's memory).
+// It maps the encoding of a spec, as found in entries and snapshots, to the
+// stored spec decoded from it, counting the stored tasks that use it. The
+// decoder looks a task's spec bytes up before decoding them: a hit costs a
+// hash of the bytes instead of a decode (and no proto.Equal, which costs
+// three decodes). Equal bytes decode to equal specs, so sharing is
+// invisible; equal specs encoded differently just are not shared.
+type specRegistry struct {
+	byKey  map[string]*specRef
+	bySpec map[*api.TaskSpec]*specRef
+	// fresh lists specs registered while decoding the current entry or
+	// snapshot; those no task retained are dropped by sweep.
+	fresh []*specRef
+}
+
+type specRef struct {
+	key  string
+	spec *api.TaskSpec
+	refs int
+}
+
+func newSpecRegistry() *specRegistry {
+	return &specRegistry{byKey: make(map[string]*specRef), bySpec: make(map[*api.TaskSpec]*specRef)}
+}
+
+// lookup returns the registered spec encoded as key, or nil. It does not
+// allocate.
+func (g *specRegistry) lookup(key []byte) *api.TaskSpec {
+	if r := g.byKey[string(key)]; r != nil {
+		return r.spec
+	}
+	return nil
+}
+
+// register records spec, just decoded from key, with no user yet.
+func (g *specRegistry) register(key []byte, spec *api.TaskSpec) {
+	r := &specRef{key: string(key), spec: spec}
+	g.byKey[r.key] = r
+	g.bySpec[spec] = r
+	g.fresh = append(g.fresh, r)
+}
+
+func (g *specRegistry) retain(spec *api.TaskSpec) {
+	if r := g.bySpec[spec]; r != nil {
+		r.refs++
+	}
+}
+
+func (g *specRegistry) release(spec *api.TaskSpec) {
+	if r := g.bySpec[spec]; r != nil {
+		if r.refs--; r.refs <= 0 {
+			g.drop(r)
+		}
+	}
+}
+
+func (g *specRegistry) drop(r *specRef) {
+	if g.byKey[r.key] == r {
+		delete(g.byKey, r.key)
+	}
+	if g.bySpec[r.spec] == r {
+		delete(g.bySpec, r.spec)
+	}
+}
+
+// sweep drops the specs registered since the last sweep that no task
+// retained (their proposal was rejected, or failed to decode further on).
+func (g *specRegistry) sweep() {
+	for _, r := range g.fresh {
+		if r.refs <= 0 {
+			g.drop(r)
+		}
+	}
+	clear(g.fresh)
+	g.fresh = g.fresh[:0]
+}
+
+// len is the number of registered specs.
+func (g *specRegistry) len() int { return len(g.byKey) }

@@ -234,7 +234,9 @@ func (tx *Tx) AssignTask(taskID, nodeID string, expectedVersion uint64) error {
 	if err := checkAssignment(cur, nodeID, tx.Node(nodeID)); err != nil {
 		return err
 	}
-	tx.write(KindTask, taskID, cur, assign(cur, nodeID, tx.ts))
+	n := cur.ShallowCopy()
+	setAssigned(n, &api.TaskStatus{}, nodeID, tx.ts)
+	tx.write(KindTask, taskID, cur, n)
 	tx.actions = append(tx.actions, &api.StoreAction{
 		Kind: api.StoreAction_UPDATE,
 		Target: &api.StoreAction_TaskAssignment{TaskAssignment: &api.TaskAssignment{
