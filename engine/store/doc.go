@@ -7,9 +7,10 @@
 //   - The objects, indexed by ID for every kind; by name for services,
 //     networks, secrets and configs (unique) and nodes (not unique, so that
 //     a removed node's tombstone does not block a node that rejoins under the
-//     same name); tasks by service, by node (the empty node ID indexes the
-//     unassigned tasks) and by (service, slot). Every query answers in ID
-//     order, from per-index ordered sets, so no query sorts the whole kind.
+//     same name); tasks by service, by node and by (service, slot). Every
+//     query answers in ID order from per-index ordered sets, so its cost
+//     follows its result and no query sorts a whole kind. (Unassigned tasks
+//     are the exception: not indexed by node, they are found by a scan.)
 //   - Transactions: Update runs a function against a Tx that records creates,
 //     updates and deletes (reads in the Tx see its own writes), encodes them
 //     as one api.Proposal and hands it to a Proposer (the raft driver, or a
@@ -19,6 +20,10 @@
 //     its actions or none; Snapshot and Restore move the whole content as one
 //     deterministic api.StoreSnapshot.
 //   - Watches: callbacks that see every applied change, in order.
+//   - Memory at scale: stored tasks with equal specs share one spec, found by
+//     its encoded bytes when an entry or snapshot is decoded; the hot compact
+//     actions (task status updates, task assignments) are decoded by hand
+//     without allocating messages.
 //
 // What it must never do: start goroutines, block, read a clock or draw
 // randomness while applying (time travels in Proposal.timestamp, IDs in the

@@ -6,7 +6,10 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	"pgregory.net/rapid"
+
+	"github.com/swarmsim/swarmsim/engine/api"
 )
 
 // eventLog records what a store publishes, as text.
@@ -108,4 +111,97 @@ func TestDeterminism(t *testing.T) {
 	if st1.Conflicts == 0 || st1.Conflicts == st1.Proposals || st1.SkippedActions == 0 || st1.Objects[KindTask] == 0 {
 		t.Fatalf("workload too tame: %+v", st1)
 	}
+}
+
+// Random writes through one transaction: whatever the Tx accepts applies
+// without a conflict (nothing ran concurrently), and the store then shows
+// exactly what the Tx's reads showed, meta aside.
+func TestTxMatchesApply(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		s, _ := newSyncStore()
+		g := gen{c: rapidChooser{rt}, s: s}
+		for round := range rapid.IntRange(1, 8).Draw(rt, "rounds") {
+			var view map[Kind][]Object
+			err := update(rt, s, func(tx *Tx) error {
+				for range rapid.IntRange(1, 12).Draw(rt, "writes") {
+					txWrite(tx, g.action())
+				}
+				view = contentOf(tx)
+				return nil
+			})
+			if err != nil {
+				rt.Fatalf("round %d: the Tx accepted writes Apply rejected: %v", round, err)
+			}
+			if got := contentOf(s); !sameContent(got, view) {
+				rt.Fatalf("round %d: store after apply differs from the Tx's view", round)
+			}
+			checkIndexes(rt, s)
+		}
+	})
+}
+
+// txWrite performs the write a generated action stands for; errors are
+// expected (stale versions, taken names) and mean nothing was recorded.
+func txWrite(tx *Tx, a *api.StoreAction) {
+	switch t := a.Target.(type) {
+	case *api.StoreAction_TaskStatus:
+		_ = tx.UpdateTaskStatus(t.TaskStatus.TaskId, t.TaskStatus.Status)
+		return
+	case *api.StoreAction_TaskAssignment:
+		_ = tx.AssignTask(t.TaskAssignment.TaskId, t.TaskAssignment.NodeId, t.TaskAssignment.ExpectedVersion)
+		return
+	}
+	o := actionObject(a)
+	switch a.Kind {
+	case api.StoreAction_CREATE:
+		_ = tx.Create(o)
+	case api.StoreAction_UPDATE:
+		_ = tx.Update(o)
+	case api.StoreAction_DELETE:
+		_ = tx.Delete(KindOf(o), ID(o), metaVersion(o))
+	}
+}
+
+// contentOf lists every object a Reader shows, by kind, without meta.
+func contentOf(r Reader) map[Kind][]Object {
+	out := map[Kind][]Object{}
+	add := func(k Kind, o Object) {
+		c := proto.Clone(o).(Object)
+		setMeta(c, nil)
+		out[k] = append(out[k], c)
+	}
+	for _, o := range r.Nodes() {
+		add(KindNode, o)
+	}
+	for _, o := range r.Services() {
+		add(KindService, o)
+	}
+	for _, o := range r.Tasks() {
+		add(KindTask, o)
+	}
+	for _, o := range r.Networks() {
+		add(KindNetwork, o)
+	}
+	for _, o := range r.Clusters() {
+		add(KindCluster, o)
+	}
+	for _, o := range r.Secrets() {
+		add(KindSecret, o)
+	}
+	for _, o := range r.Configs() {
+		add(KindConfig, o)
+	}
+	for _, o := range r.KVs() {
+		add(KindKV, o)
+	}
+	return out
+}
+
+func sameContent(a, b map[Kind][]Object) bool {
+	for _, k := range Kinds {
+		if !slices.EqualFunc(a[k], b[k], func(x, y Object) bool { return proto.Equal(x, y) }) {
+			return false
+		}
+	}
+	return true
 }
