@@ -32,6 +32,11 @@ func TestPendingReason(t *testing.T) {
 	id := h.addTasks("svc", ts, 1)[0]
 	want := "no suitable node: 3 nodes lack memory, 2 nodes are not ready, 1 node fails constraint node.labels.zone==a"
 	h.assertPending(want, id)
+	// Writing the reason comes back as an event that changes nothing the
+	// placement reads: no second turn.
+	if got := h.s.Stats().Turns; got != 1 {
+		t.Fatalf("%d turns, want 1", got)
+	}
 	version := h.st.Task(id).Meta.Version
 	writes := h.s.Stats().ReasonWrites
 	turns := h.s.Stats().Turns

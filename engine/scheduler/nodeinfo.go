@@ -3,6 +3,8 @@ package scheduler
 import (
 	"maps"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/swarmsim/swarmsim/engine/api"
 )
 
@@ -122,32 +124,41 @@ func sameFootprint(a, b *api.Task) bool {
 			return false
 		}
 	}
-	if a.Endpoint != b.Endpoint {
-		pa, pb := a.GetEndpoint().GetPorts(), b.GetEndpoint().GetPorts()
-		var ia, ib int
-		for {
-			var ha, hb hostPort
-			var oka, okb bool
-			ha, ia, oka = nextHostPort(pa, ia)
-			hb, ib, okb = nextHostPort(pb, ib)
-			if oka != okb || ha != hb {
-				return false
-			}
-			if !oka {
-				return true
-			}
-		}
-	}
-	return true
+	return samePorts(a, b)
 }
 
 // samePlacementInput reports whether b, a newer version of a schedulable
 // task a, would be placed exactly as a: only its pending reason, meta or
-// status details changed.
+// status details changed. Specs and endpoints are compared by value when
+// their pointers differ, since a full update (our own pending reason
+// write) decodes new ones.
 func samePlacementInput(a, b *api.Task) bool {
-	return a.NodeId == b.NodeId && a.ServiceId == b.ServiceId && a.Spec == b.Spec &&
-		a.Endpoint == b.Endpoint && a.DesiredState == b.DesiredState &&
-		a.GetStatus().GetState() == b.GetStatus().GetState()
+	if a.NodeId != b.NodeId || a.ServiceId != b.ServiceId || a.DesiredState != b.DesiredState ||
+		a.GetStatus().GetState() != b.GetStatus().GetState() || !samePorts(a, b) {
+		return false
+	}
+	return a.Spec == b.Spec || proto.Equal(a.Spec, b.Spec)
+}
+
+// samePorts reports whether a and b publish the same host ports.
+func samePorts(a, b *api.Task) bool {
+	if a.Endpoint == b.Endpoint {
+		return true
+	}
+	pa, pb := a.GetEndpoint().GetPorts(), b.GetEndpoint().GetPorts()
+	var ia, ib int
+	for {
+		var ha, hb hostPort
+		var oka, okb bool
+		ha, ia, oka = nextHostPort(pa, ia)
+		hb, ib, okb = nextHostPort(pb, ib)
+		if oka != okb || ha != hb {
+			return false
+		}
+		if !oka {
+			return true
+		}
+	}
 }
 
 // nextHostPort returns the first host-mode published port of ports at or

@@ -97,11 +97,17 @@ func (s *Scheduler) groupTasks(work []*ptask) []*group {
 	clear(sc.byKey)
 	clear(sc.byVer)
 	groups := sc.groups[:0]
+	var last groupKey
+	var g *group
 	for _, pt := range work {
 		t := pt.t
 		sig := portSignature(t)
 		k := groupKey{t.ServiceId, t.Spec, sig}
-		g := sc.byKey[k]
+		// Tasks arrive in runs of one service (a creation batch, a full
+		// scan in ID order... ): skip the map while the key repeats.
+		if g == nil || k != last {
+			g, last = sc.byKey[k], k
+		}
 		if g == nil {
 			vk := versionKey{t.ServiceId, t.SpecVersion, sig}
 			for _, o := range sc.byVer[vk] {

@@ -96,8 +96,9 @@ type decision struct {
 
 // batch is one proposal of decisions.
 type batch struct {
-	id    uint64
-	items []*ptask
+	id      uint64
+	items   []*ptask
+	written int // actions recorded
 	// assignments: a proposal of compact assignments, counted in
 	// Stats.Batches.
 	assignments bool
@@ -295,7 +296,9 @@ func (s *Scheduler) onTask(id string, old, nw *api.Task) {
 		}
 	}
 	if failed(old, nw) {
-		s.service(nw.ServiceId).recordFailure(s.nodeRef(nw.NodeId), s.clock.Now().UnixNano())
+		if n := s.nodes[nw.NodeId]; n != nil && n.n != nil {
+			s.service(nw.ServiceId).recordFailure(n, s.clock.Now().UnixNano())
+		}
 	}
 
 	if !schedulable(nw) {
@@ -613,6 +616,7 @@ func (s *Scheduler) propose(list []decision, assignments bool) {
 					s.abandon(d.pt)
 					continue
 				}
+				b.written++
 				if d.node != nil {
 					s.stats.Latency.Observe(time.Duration(ts - d.pt.t.GetStatus().GetTimestamp()))
 				}
@@ -671,7 +675,7 @@ func (s *Scheduler) batchDone(b *batch, err error) {
 	if err != nil {
 		s.stats.ProposalErrors++
 		s.log.Warn("scheduler: proposal failed", "actions", len(b.items), "err", err)
-	} else if b.assignments {
+	} else if b.assignments && b.written > 0 {
 		s.stats.Batches++
 	}
 	for _, pt := range b.items {
