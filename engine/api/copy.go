@@ -23,10 +23,11 @@ func (x *Task) ShallowCopy() *Task {
 	return x.ShallowCopyInto(new(Task))
 }
 
-// ShallowCopyInto sets every field of dst, which must be a new zero Task
-// never used as a message, to those of x (non-nil), and returns dst. It lets
-// a caller allocate the task together with other data (the store allocates
-// a task, its meta and its status in one block).
+// ShallowCopyInto overwrites every field of dst with those of x (non-nil)
+// and returns dst. It lets a caller allocate the task together with other
+// data (the store allocates a task, its meta and its status in one block),
+// or reuse one scratch Task (to marshal variants of many tasks). dst must
+// not be shared with anyone who expects it unchanged.
 func (x *Task) ShallowCopyInto(dst *Task) *Task {
 	dst.Id = x.Id
 	dst.Meta = x.Meta

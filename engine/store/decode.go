@@ -25,6 +25,7 @@ const (
 	fieldAssignVersion     = 3
 	fieldTaskSpec          = 6
 	fieldSnapshotNodes     = 1
+	fieldSnapshotTasks     = 3
 	fieldSnapshotKVs       = 8
 )
 

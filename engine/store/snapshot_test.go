@@ -16,7 +16,24 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	src := baseStore(t)
 	mustApply(t, src, 200, aAssign("t1", "n3", 1), aStatus("t2", failed, 9),
 		aCreate(&api.Cluster{Id: "c1", Spec: &api.ClusterSpec{Name: "default"}}))
+	for i, image := range []string{"a", "a", "b"} { // two tasks share a spec
+		tk := task(fmt.Sprint("x", i), "s1", uint64(10+i), "", pending)
+		tk.Spec = proto.Clone(src.Service("s1").Spec.Task).(*api.TaskSpec)
+		tk.Spec.Container.Image = image
+		mustApply(t, src, 300, aCreate(tk))
+	}
 	data := snapshot(t, src)
+
+	// Whatever the field order, the bytes mean the store's content.
+	var decoded api.StoreSnapshot
+	if err := proto.Unmarshal(data, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	want := &api.StoreSnapshot{Nodes: src.Nodes(), Services: src.Services(), Tasks: src.Tasks(),
+		Networks: src.Networks(), Clusters: src.Clusters(), Secrets: src.Secrets(), Configs: src.Configs(), Kvs: src.KVs()}
+	if !proto.Equal(&decoded, want) {
+		t.Fatalf("snapshot decodes to\n%v\nwant\n%v", &decoded, want)
+	}
 
 	dst, _ := newSyncStore()
 	if err := dst.Restore(data); err != nil {
@@ -35,8 +52,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			t.Fatalf("task %s differs after restore", tk.Id)
 		}
 	}
-	if dst.AppliedIndex() != 2 {
-		t.Fatalf("applied index %d, want the highest version 2", dst.AppliedIndex())
+	if dst.AppliedIndex() != 5 {
+		t.Fatalf("applied index %d, want the highest version 5", dst.AppliedIndex())
 	}
 	checkIndexes(t, dst)
 	// The restored store goes on applying like the original.
