@@ -7,6 +7,7 @@ import (
 
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/sim"
+	"github.com/swarmsim/swarmsim/sim/cluster"
 )
 
 // clientTimeout is how long a scenario client waits for an answer before
@@ -70,10 +71,10 @@ func (cs *clients) start() {
 }
 
 // managers lists the machines that run managers, in order.
-func (cs *clients) managers() []*sim.Machine {
-	var out []*sim.Machine
+func (cs *clients) managers() []*cluster.Machine {
+	var out []*cluster.Machine
 	for _, m := range cs.w.c.Machines() {
-		if m.Manager && m.Status != sim.NodeRemoved {
+		if m.Manager && m.Status != cluster.NodeRemoved {
 			out = append(out, m)
 		}
 	}
@@ -149,7 +150,7 @@ func (cs *clients) next(c *client) {
 		c.target++
 		cs.next(c)
 	})
-	if m.Status != sim.NodeUp || m.Engine == nil {
+	if m.Status != cluster.NodeUp || m.Engine == nil {
 		return // the call reaches nobody; the timeout answers it
 	}
 	eng := m.Engine

@@ -10,6 +10,7 @@ import (
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/sim"
+	"github.com/swarmsim/swarmsim/sim/cluster"
 )
 
 // Service, secret, config and node steps go through the control API of
@@ -169,13 +170,13 @@ func (w *SimWorld) failTasks(a FailTasks) error {
 		return fmt.Errorf("no service %q", a.Service)
 	}
 	type victim struct {
-		m    *sim.Machine
+		m    *cluster.Machine
 		task string
 	}
 	var running []victim
 	for t := range w.check.shadow.EachTaskByService(svc.GetId()) {
 		m := w.c.Machine(w.nodeName(t.GetNodeId()))
-		if m != nil && m.Status == sim.NodeUp && m.Executor.IsRunning(t.GetId()) {
+		if m != nil && m.Status == cluster.NodeUp && m.Executor.IsRunning(t.GetId()) {
 			running = append(running, victim{m, t.GetId()})
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/engine/store"
 	"github.com/swarmsim/swarmsim/sim"
+	"github.com/swarmsim/swarmsim/sim/cluster"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -107,7 +108,7 @@ func (w *SimWorld) labelNodes(names []string, done func(error)) {
 type SimWorld struct {
 	sc      *Scenario
 	k       *sim.Kernel
-	c       *sim.Cluster
+	c       *cluster.Cluster
 	check   *checker
 	chooser *sim.Rand
 	restore func()
@@ -132,7 +133,7 @@ func NewSimWorld(sc *Scenario, seed uint64, trace io.Writer) (*SimWorld, error) 
 	w.check = newChecker(w.Now, sc.Check, kernelClock{k})
 
 	cl := sc.Cluster
-	cfg := sim.ClusterConfig{
+	cfg := cluster.ClusterConfig{
 		Network:  simLink(sc.Network),
 		DiskSync: sim.Range(cl.Disk.Sync),
 		Executor: sim.ExecutorConfig{
@@ -171,10 +172,10 @@ func NewSimWorld(sc *Scenario, seed uint64, trace io.Writer) (*SimWorld, error) 
 	for _, x := range sc.Executor.Exits {
 		cfg.Executor.Exits = append(cfg.Executor.Exits, sim.ExecutorExit{Image: x.Image, After: sim.Range(x.After), Code: x.Code})
 	}
-	w.c = sim.NewCluster(k, cfg)
+	w.c = cluster.NewCluster(k, cfg)
 
 	var managers, workers []string
-	shapes := map[string]sim.NodeShape{}
+	shapes := map[string]cluster.NodeShape{}
 	for _, n := range cl.InitialNodes() {
 		shapes[n.Name] = simShape(n.Resources, n.Labels)
 		if n.Manager {
@@ -258,7 +259,7 @@ func (w *SimWorld) Close() {
 func (w *SimWorld) Kernel() *sim.Kernel { return w.k }
 
 // Cluster is the world's simulated cluster.
-func (w *SimWorld) Cluster() *sim.Cluster { return w.c }
+func (w *SimWorld) Cluster() *cluster.Cluster { return w.c }
 
 // Now implements World.
 func (w *SimWorld) Now() time.Duration { return w.k.Now() }
@@ -290,10 +291,10 @@ func (w *SimWorld) Nodes() []NodeState {
 		out = append(out, NodeState{
 			Name:    m.Name,
 			Manager: m.Manager,
-			Up:      m.Status == sim.NodeUp,
-			Crashed: m.Status == sim.NodeCrashed,
-			Stopped: m.Status == sim.NodeStopped,
-			Removed: m.Status == sim.NodeRemoved,
+			Up:      m.Status == cluster.NodeUp,
+			Crashed: m.Status == cluster.NodeCrashed,
+			Stopped: m.Status == cluster.NodeStopped,
+			Removed: m.Status == cluster.NodeRemoved,
 		})
 	}
 	return out
@@ -529,8 +530,8 @@ func simLink(m LinkModel) sim.LinkModel {
 	return sim.LinkModel{Latency: sim.Range(m.Latency), Loss: m.Loss, Duplicate: m.Duplicate, Reorder: m.Reorder}
 }
 
-func simShape(r Resources, labels map[string]string) sim.NodeShape {
-	return sim.NodeShape{NanoCPUs: r.NanoCPUs, MemoryBytes: r.MemoryBytes, Labels: labels}
+func simShape(r Resources, labels map[string]string) cluster.NodeShape {
+	return cluster.NodeShape{NanoCPUs: r.NanoCPUs, MemoryBytes: r.MemoryBytes, Labels: labels}
 }
 
 // kernelClock is the checker's clock: its store stamps nothing (it only

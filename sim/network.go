@@ -90,6 +90,10 @@ func (nw *Network) Attach(n *Node, id env.NodeID, h env.Handler) *Endpoint {
 // Endpoint returns the endpoint of id, or nil.
 func (nw *Network) Endpoint(id env.NodeID) *Endpoint { return nw.byID[id] }
 
+// SetHandler sets where the endpoint's inbound messages go; nil drops
+// them (a machine that is down).
+func (ep *Endpoint) SetHandler(h env.Handler) { ep.handler = h }
+
 // SetIdentity sets who the endpoint's messages say they come from (what
 // its certificate proves).
 func (ep *Endpoint) SetIdentity(p env.Peer) { ep.identity = p }

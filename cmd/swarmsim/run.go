@@ -51,8 +51,8 @@ file could not be run at all.`,
 }
 
 func runFiles(stdout io.Writer, files []string, f runFlags) error {
-	out := bufio.NewWriter(stdout)
-	defer out.Flush()
+	// Unbuffered: a long run shows each step as it happens.
+	out := stdout
 
 	var trace io.Writer
 	if f.trace != "" {
@@ -136,8 +136,7 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 			} else {
 				scenarios.WriteSummary(out, res)
 			}
-			out.Flush()
-		}
+			}
 	}
 	if f.junit != "" {
 		if err := writeJUnit(f.junit, results); err != nil {

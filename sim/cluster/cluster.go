@@ -1,4 +1,9 @@
-package sim
+// Package cluster builds a simulated swarm: machines (kernel node, disk,
+// network endpoint, fake container runtime) running engine nodes, and the
+// faults a scenario applies to them. It is the one place where the
+// simulator meets the engine's composition, so the kernel, disk and network
+// stay leaf packages that the engine's own tests can use.
+package cluster
 
 import (
 	"fmt"
@@ -15,13 +20,14 @@ import (
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/node"
 	"github.com/swarmsim/swarmsim/engine/raft"
+	"github.com/swarmsim/swarmsim/sim"
 )
 
 // ClusterConfig is how every node of a simulated cluster behaves.
 type ClusterConfig struct {
-	Network  LinkModel
-	DiskSync Range
-	Executor ExecutorConfig
+	Network  sim.LinkModel
+	DiskSync sim.Range
+	Executor sim.ExecutorConfig
 	// Raft holds the timing every manager uses; RaftID, Observer and Logf
 	// are set per node.
 	Raft       raft.Config
@@ -64,10 +70,10 @@ type Machine struct {
 	Shape   NodeShape
 	Status  NodeStatus
 
-	Kernel   *Node
-	Disk     *Disk
-	Endpoint *Endpoint
-	Executor *Executor
+	Kernel   *sim.Node
+	Disk     *sim.Disk
+	Endpoint *sim.Endpoint
+	Executor *sim.Executor
 	Engine   *node.Node // nil while down
 
 	raftID      uint64
@@ -84,20 +90,20 @@ func (m *Machine) RaftID() uint64 { return m.raftID }
 
 // Cluster is a simulated swarm: machines on one kernel and one network.
 type Cluster struct {
-	K        *Kernel
-	Net      *Network
+	K        *sim.Kernel
+	Net      *sim.Network
 	cfg      ClusterConfig
 	machines []*Machine
 	byName   map[string]*Machine
 	initial  []raft.Member
-	rand     *Rand
+	rand     *sim.Rand
 }
 
 // NewCluster returns a cluster on k with no machines yet.
-func NewCluster(k *Kernel, cfg ClusterConfig) *Cluster {
+func NewCluster(k *sim.Kernel, cfg ClusterConfig) *Cluster {
 	return &Cluster{
 		K:      k,
-		Net:    NewNetwork(k, cfg.Network),
+		Net:    sim.NewNetwork(k, cfg.Network),
 		cfg:    cfg,
 		byName: make(map[string]*Machine),
 		rand:   k.NewRand("cluster"),
@@ -137,10 +143,10 @@ func (c *Cluster) add(name string, manager bool, shape NodeShape) *Machine {
 		Manager: manager,
 		Shape:   shape,
 		Kernel:  kn,
-		Disk:    NewDisk(kn, c.cfg.DiskSync),
+		Disk:    sim.NewDisk(kn, c.cfg.DiskSync),
 	}
 	xc := c.cfg.Executor
-	m.Executor = NewExecutor(kn, env.NodeID(name), xc)
+	m.Executor = sim.NewExecutor(kn, env.NodeID(name), xc)
 	m.Endpoint = c.Net.Attach(kn, env.NodeID(name), nil)
 	m.Endpoint.SetIdentity(env.Peer{ID: env.NodeID(name), Role: roleOf(manager)})
 	c.machines = append(c.machines, m)
@@ -214,7 +220,7 @@ func (c *Cluster) boot(m *Machine) error {
 		return fmt.Errorf("start %s: %w", m.Name, err)
 	}
 	m.Engine = eng
-	m.Endpoint.handler = eng.Handle
+	m.Endpoint.SetHandler(eng.Handle)
 	if mgr := eng.Manager(); mgr != nil {
 		mgr.OnStop(func(err error) {
 			m.err = err
@@ -255,7 +261,7 @@ func (c *Cluster) Stop(name string) error {
 func (c *Cluster) down(m *Machine) {
 	m.Kernel.Crash()
 	m.Executor.Crash()
-	m.Endpoint.handler = nil
+	m.Endpoint.SetHandler(nil)
 	m.Engine = nil
 }
 
