@@ -61,6 +61,7 @@ func TestPendingReason(t *testing.T) {
 		n.Status.State = api.NodeState_NODE_STATE_READY
 		n.Description.Resources = &api.Resources{}
 	})
+	h.advance(scheduler.RetryInterval) // retries are at least this far apart
 	h.assertPending("no suitable node: 4 nodes lack memory, 1 node is not ready, 1 node fails constraint node.labels.zone==a", id)
 	if got := h.s.Stats().ReasonWrites - writes; got != 1 {
 		t.Fatalf("%d reason writes, want 1", got)
@@ -99,8 +100,10 @@ func TestRetryWhenCapacityAppears(t *testing.T) {
 
 	// A node that joins is used at once.
 	h.addNodes(mkNode("n2", resources(1e9, gib), down))
+	h.advance(scheduler.RetryInterval)
 	h.assertPending("no suitable node: 1 node is not ready, 1 node lacks CPU", ids[2])
 	h.setNode("n2", func(n *api.Node) { n.Status.State = api.NodeState_NODE_STATE_READY })
+	h.advance(scheduler.RetryInterval)
 	h.assertAssigned(ids[2])
 	if got := h.nodeOf(ids[2]); got != "n2" {
 		t.Fatalf("task on %s, want n2", got)
@@ -114,6 +117,7 @@ func TestRetryWhenCapacityAppears(t *testing.T) {
 		t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
 		return tx.Update(t)
 	})
+	h.advance(scheduler.RetryInterval)
 	h.assertAssigned(more...)
 }
 
@@ -514,4 +518,38 @@ func TestServiceDeleted(t *testing.T) {
 	h.assertPending("no suitable node: 1 node lacks CPU", next...)
 	h.update(func(tx *store.Tx) error { return tx.Delete(store.KindTask, old[0], 0) })
 	h.assertAssigned(next...)
+}
+
+// TestRetryInterval: retries of waiting tasks are at least RetryInterval
+// apart, however often capacity changes; new tasks do not wait.
+func TestRetryInterval(t *testing.T) {
+	h := newHarness(t)
+	defer h.k.Activate()()
+	h.addNodes(mkNode("n1", resources(1e9, gib)))
+	ts := spec(2e9, 0)
+	h.addService("svc", ts)
+	h.s.Start()
+	waiting := h.addTasks("svc", ts, 1)
+	h.assertPending("no suitable node: 1 node lacks CPU", waiting...)
+	turns := h.s.Stats().Turns
+	for i := range 5 {
+		h.addNodes(mkNode(fmt.Sprintf("m%d", i), resources(1e9, gib)))
+	}
+	if got := h.s.Stats().Turns - turns; got != 1 {
+		t.Fatalf("%d retries for 5 joins at one instant, want 1", got)
+	}
+	// A new task is placed at once even while retries are held back.
+	small := spec(1e9, 0)
+	h.addService("small", small)
+	h.assertAssigned(h.addTasks("small", small, 1)...)
+	h.assertPending("no suitable node: 2 nodes lack CPU", waiting...)
+	// The joins after the first retry are seen by the next one.
+	h.advance(scheduler.RetryInterval)
+	if got := h.s.Stats().Turns - turns; got != 3 {
+		t.Fatalf("%d turns, want the retry, the new task and one more retry", got)
+	}
+	h.assertPending("no suitable node: 6 nodes lack CPU", waiting...)
+	if n := h.k.Pending(); n != 0 {
+		t.Fatalf("%d events pending after the retries", n)
+	}
 }

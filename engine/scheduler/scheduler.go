@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,12 @@ const DefaultMaxBatch = 10000
 // proposal refused) wait before they are tried again, so that a proposer
 // that keeps failing does not make the scheduler spin.
 const retryDelay = time.Second
+
+// RetryInterval is the least time between two retries of the tasks that
+// fit nowhere. Capacity changes with every task that ends; in a big busy
+// cluster, retrying thousands of waiting tasks after each would keep the
+// leader's loop busy for nothing. New tasks do not wait for it.
+const RetryInterval = 100 * time.Millisecond
 
 // assignedMessage is the status message of a pre-placed task the scheduler
 // accepted; the store writes the same one for AssignTask.
@@ -60,6 +67,7 @@ type Scheduler struct {
 	// released resources); waiting tasks are retried once it moves past
 	// retryEpoch, the value at the last retry.
 	capEpoch, retryEpoch uint64
+	lastRetry            int64 // clock time of the last retry, Unix ns
 	nextBatch            uint64
 	slab                 []ptask
 
@@ -186,6 +194,7 @@ func (s *Scheduler) reset() {
 	s.queue, s.waiting, s.work = nil, nil, nil
 	s.nWaiting, s.inflight = 0, 0
 	s.capEpoch, s.retryEpoch = 0, 0
+	s.lastRetry = math.MinInt64
 	s.slab = nil
 	s.assign, s.updates = nil, nil
 	s.turnBuf = turnScratch{}
@@ -217,7 +226,7 @@ func (s *Scheduler) kick() {
 	if !s.running || s.turnPosted {
 		return
 	}
-	if len(s.queue) == 0 && (s.nWaiting == 0 || s.capEpoch == s.retryEpoch) {
+	if len(s.queue) == 0 && !s.retryDue(s.clock.Now().UnixNano()) {
 		return
 	}
 	s.turnPosted = true
@@ -533,7 +542,12 @@ func (s *Scheduler) wait(pt *ptask) {
 func (s *Scheduler) turn() {
 	s.turnPosted = false
 	work := s.work[:0]
-	if s.nWaiting > 0 && s.capEpoch != s.retryEpoch {
+	now := s.clock.Now().UnixNano()
+	if s.nWaiting == 0 {
+		s.retryEpoch = s.capEpoch
+	}
+	if s.retryDue(now) {
+		s.retryEpoch, s.lastRetry = s.capEpoch, now
 		// Waiting tasks first: they have waited longest.
 		for _, pt := range s.waiting {
 			if pt.waiting {
@@ -545,7 +559,6 @@ func (s *Scheduler) turn() {
 		s.waiting = s.waiting[:0]
 		s.nWaiting = 0
 	}
-	s.retryEpoch = s.capEpoch
 	for _, pt := range s.queue {
 		if pt.queued {
 			pt.queued = false
@@ -559,7 +572,7 @@ func (s *Scheduler) turn() {
 	if len(work) > 0 {
 		s.stats.Turns++
 		s.sortNodes()
-		s.decide(work, s.clock.Now().UnixNano())
+		s.decide(work, now)
 		s.commit()
 	}
 	clear(work)
@@ -667,7 +680,7 @@ func (s *Scheduler) abandon(pt *ptask) {
 	}
 	pt.tried = s.capEpoch
 	s.wait(pt)
-	s.armRetry()
+	s.armRetry(retryDelay)
 }
 
 // batchDone settles a proposal: writes no event confirmed did not take.
@@ -704,18 +717,34 @@ func (s *Scheduler) batchDone(b *batch, err error) {
 		}
 	}
 	if err != nil {
-		s.armRetry()
+		s.armRetry(retryDelay)
 	}
 	s.kick()
 }
 
-// armRetry makes waiting tasks be tried again after retryDelay.
-func (s *Scheduler) armRetry() {
+// retryDue reports whether the waiting tasks should be tried again now:
+// capacity changed since they were last tried, and the last retry is
+// RetryInterval old. When only the interval holds it back, it arms the
+// timer that will.
+func (s *Scheduler) retryDue(now int64) bool {
+	if s.nWaiting == 0 || s.capEpoch == s.retryEpoch {
+		return false
+	}
+	if wait := s.lastRetry + int64(RetryInterval) - now; s.lastRetry != math.MinInt64 && wait > 0 {
+		s.armRetry(time.Duration(wait))
+		return false
+	}
+	return true
+}
+
+// armRetry makes waiting tasks be tried again after d, unless a timer is
+// armed already.
+func (s *Scheduler) armRetry(d time.Duration) {
 	if s.retryTimer != nil || !s.running {
 		return
 	}
 	ep := s.epoch
-	s.retryTimer = s.clock.AfterFunc(retryDelay, func() {
+	s.retryTimer = s.clock.AfterFunc(d, func() {
 		if s.epoch != ep || !s.running {
 			return
 		}
