@@ -53,8 +53,8 @@ const (
 	createPerBatch = 20000
 )
 
-// Result is what one run measured.
-type Result struct {
+// BenchResult is what one run measured.
+type BenchResult struct {
 	Variant      string
 	Nodes        int
 	TasksPerNode int
@@ -294,13 +294,13 @@ func (c *Cluster) Verify() (int, error) {
 // RunBenchmark prepares a workload, places it once and reports what it
 // measured. It reads the wall clock and the runtime's counters, and must
 // not run alongside a simulation's kernel (none is involved here).
-func RunBenchmark(nodes, tasksPerNode int, variant string) (Result, error) {
+func RunBenchmark(nodes, tasksPerNode int, variant string) (BenchResult, error) {
 	t0 := time.Now()
 	c, err := Prepare(nodes, tasksPerNode, variant, nil)
 	if err != nil {
-		return Result{}, err
+		return BenchResult{}, err
 	}
-	r := Result{Variant: variant, Nodes: nodes, TasksPerNode: tasksPerNode, Tasks: nodes * tasksPerNode, Setup: time.Since(t0)}
+	r := BenchResult{Variant: variant, Nodes: nodes, TasksPerNode: tasksPerNode, Tasks: nodes * tasksPerNode, Setup: time.Since(t0)}
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"maps"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -186,11 +187,14 @@ func hostPorts(dst []hostPort, t *api.Task) []hostPort {
 	}
 }
 
-// failureWindow and maxFailures: a node where maxFailures tasks of a
-// service failed within failureWindow goes last for that service.
+// A node where maxFailures tasks of a service failed (or were rejected)
+// within FailureWindow goes to the back of the candidates for that
+// service: it may be missing an image, a mount or a device the service
+// needs, and placing there again would fail again.
 const (
-	failureWindowNanos = int64(5 * 60 * 1e9)
+	FailureWindow      = 5 * time.Minute
 	maxFailures        = 5
+	failureWindowNanos = int64(FailureWindow)
 )
 
 // failureLog keeps the times of the last maxFailures failures of one
