@@ -1,11 +1,3 @@
-// Package schedbench measures the scheduler: it builds a store holding
-// ready nodes and one service's pending tasks, starts a scheduler over it
-// and times the placement of every task, decisions committed through the
-// store's real codec and Apply (a synchronous loopback proposer).
-//
-// It lives outside engine/ because it reads the wall clock and the Go
-// runtime's allocation counters; the scheduler's Go benchmarks
-// (engine/scheduler) and `swarmsim bench scheduler` both drive it.
 package schedbench
 
 import (

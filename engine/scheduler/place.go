@@ -277,6 +277,7 @@ func (s *Scheduler) placeGroup(g *group, now int64) {
 	clear(sc.cands)
 	if placed < k {
 		reason := s.explain(g)
+		s.log.Debug("scheduler: tasks left pending", "service", g.svc.id, "placed", placed, "pending", k-placed, "reason", reason)
 		for _, pt := range g.tasks[placed:] {
 			s.leavePending(pt, reason)
 		}
