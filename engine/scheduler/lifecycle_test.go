@@ -553,3 +553,34 @@ func TestRetryInterval(t *testing.T) {
 		t.Fatalf("%d events pending after the retries", n)
 	}
 }
+
+// TestStopDuringCommit: a synchronous proposer applies each chunk inside
+// Update, so a watcher that stops the scheduler (leadership lost while
+// applying) runs in the middle of a commit; no chunk may follow.
+func TestStopDuringCommit(t *testing.T) {
+	h := newHarness(t)
+	defer h.k.Activate()()
+	h.st.SetProposer(store.NewSyncLoopback(h.st))
+	h.addNodes(mkNode("n1"))
+	ts := spec(0, 0)
+	h.addService("svc", ts)
+	h.s.SetMaxBatch(2)
+	h.s.Start()
+	applied := 0
+	h.st.Watch(func(evs []store.Event) {
+		for _, e := range evs {
+			if t, ok := e.New.(*api.Task); ok && t.NodeId != "" {
+				applied++
+				h.s.Stop()
+			}
+		}
+	})
+	ids := h.addTasks("svc", ts, 6)
+	h.advance(time.Minute)
+	if applied != 2 {
+		t.Fatalf("%d assignments applied, want the first chunk's 2 only", applied)
+	}
+	if got := h.perNode(ids)[""]; got != 4 {
+		t.Fatalf("%d tasks left pending, want 4", got)
+	}
+}

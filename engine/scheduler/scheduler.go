@@ -599,8 +599,11 @@ func (s *Scheduler) sortNodes() {
 // actions that never void a batch, then the full updates (pending reasons),
 // each split into proposals of at most maxBatch actions.
 func (s *Scheduler) commit() {
+	ep := s.epoch
 	s.propose(s.assign, true)
-	s.propose(s.updates, false)
+	if s.epoch == ep {
+		s.propose(s.updates, false)
+	}
 	clear(s.assign)
 	s.assign = s.assign[:0]
 	clear(s.updates)
@@ -608,7 +611,14 @@ func (s *Scheduler) commit() {
 }
 
 func (s *Scheduler) propose(list []decision, assignments bool) {
+	ep := s.epoch
 	for len(list) > 0 {
+		if s.epoch != ep {
+			// Stopped (or restored) by a callback of an earlier chunk,
+			// which a synchronous proposer runs inside Update: write
+			// nothing more.
+			return
+		}
 		chunk := list[:min(len(list), s.maxBatch)]
 		list = list[len(chunk):]
 		s.nextBatch++
@@ -619,7 +629,6 @@ func (s *Scheduler) propose(list []decision, assignments bool) {
 			b.items[i] = pt
 		}
 		s.inflight += len(chunk)
-		ep := s.epoch
 		s.st.Update(func(tx *store.Tx) error {
 			ts := tx.Timestamp()
 			for i := range chunk {
