@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -32,6 +33,9 @@ type Options struct {
 	Metrics io.Writer
 	// Wall reads the wall clock for the summary; nil: time.Now.
 	Wall func() time.Time
+	// Log receives the nodes' logs (debug level and up), stamped with
+	// virtual time; nil logs nothing.
+	Log io.Writer
 }
 
 // RunSimulation runs sc in the simulator.
@@ -45,7 +49,7 @@ func RunSimulation(sc *Scenario, opt Options) (*Result, error) {
 		wall = time.Now
 	}
 	start := wall()
-	w, err := NewSimWorld(sc, seed, opt.Trace)
+	w, err := newSimWorld(sc, seed, opt.Trace, opt.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +128,10 @@ type SimWorld struct {
 // NewSimWorld builds sc's cluster on a kernel seeded with seed and starts
 // it. The world owns crypto/rand.Reader until Close.
 func NewSimWorld(sc *Scenario, seed uint64, trace io.Writer) (*SimWorld, error) {
+	return newSimWorld(sc, seed, trace, nil)
+}
+
+func newSimWorld(sc *Scenario, seed uint64, trace, logw io.Writer) (*SimWorld, error) {
 	k := sim.NewKernel(seed)
 	if trace != nil {
 		k.SetTrace(trace)
@@ -168,6 +176,17 @@ func NewSimWorld(sc *Scenario, seed uint64, trace io.Writer) (*SimWorld, error) 
 			Autolock:         cl.Autolock,
 		},
 		RaftObserver: w.check,
+	}
+	if logw != nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{
+			Level: slog.LevelDebug,
+			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey && len(groups) == 0 {
+					return slog.String("t", FormatClock(k.Now()))
+				}
+				return a
+			},
+		}))
 	}
 	for _, x := range sc.Executor.Exits {
 		cfg.Executor.Exits = append(cfg.Executor.Exits, sim.ExecutorExit{Image: x.Image, After: sim.Range(x.After), Code: x.Code})

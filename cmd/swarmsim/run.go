@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,8 @@ type runFlags struct {
 	real    bool
 	json    bool
 	quiet   bool
+	cpuprof string
+	log     string
 }
 
 func runCmd() *cobra.Command {
@@ -47,12 +50,25 @@ file could not be run at all.`,
 	cmd.Flags().BoolVar(&f.real, "real", false, "run against real swarmd containers on Docker instead of the simulator")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON result per file instead of text (for sweeps)")
 	cmd.Flags().BoolVar(&f.quiet, "quiet", false, "print only the summaries")
+	cmd.Flags().StringVar(&f.log, "log", "", "write the nodes' logs, stamped with virtual time, to `FILE`")
+	cmd.Flags().StringVar(&f.cpuprof, "cpuprofile", "", "write a Go CPU profile of the run to `FILE`")
 	return cmd
 }
 
 func runFiles(stdout io.Writer, files []string, f runFlags) error {
 	// Unbuffered: a long run shows each step as it happens.
 	out := stdout
+	if f.cpuprof != "" {
+		pf, err := os.Create(f.cpuprof)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	var trace io.Writer
 	if f.trace != "" {
@@ -64,6 +80,15 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 		bw := bufio.NewWriterSize(tf, 1<<20)
 		defer bw.Flush()
 		trace = bw
+	}
+	var logw io.Writer
+	if f.log != "" {
+		lf, err := os.Create(f.log)
+		if err != nil {
+			return err
+		}
+		defer lf.Close()
+		logw = lf // unbuffered: a run that hangs or is killed keeps its log
 	}
 	var metrics io.Writer
 	if f.metrics != "" {
@@ -102,7 +127,7 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 			continue
 		}
 		for _, seed := range seeds {
-			opt := scenarios.Options{Trace: trace, Metrics: metrics}
+			opt := scenarios.Options{Trace: trace, Metrics: metrics, Log: logw}
 			if !f.quiet && !f.json {
 				opt.Out = out
 			}

@@ -68,6 +68,10 @@ type Manager struct {
 	joining *joiner
 }
 
+// proposalHeadroom leaves room in a raft proposal for the driver's own
+// header around the store's encoded transaction.
+const proposalHeadroom = 64
+
 // subsystem is a leader-only component.
 type subsystem interface {
 	Start()
@@ -89,6 +93,9 @@ func New(e env.Env, cfg Config) (*Manager, error) {
 	}
 	m.raft = rn
 	m.store.SetProposer(rn)
+	// The store refuses a transaction raft would refuse, before proposing
+	// it, so writers learn to split it (store.ErrProposalTooLarge).
+	m.store.SetMaxProposalBytes(rn.MaxProposalBytes() - proposalHeadroom)
 	rn.OnLeadershipChange(m.leadershipChanged)
 	rn.OnStop(m.raftStopped)
 

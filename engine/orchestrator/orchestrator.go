@@ -35,7 +35,8 @@ type Orchestrator struct {
 	running     bool
 	epoch       uint64 // changes on Start and Stop; stale callbacks compare it
 	cancelWatch func()
-	posted      bool // a pass is queued on the loop
+	posted      bool      // a pass is queued on the loop
+	retryTimer  env.Timer // a delayed pass after a failed write, while armed
 
 	svcs       map[string]*svcState
 	pending    map[string]struct{} // services with something marked
@@ -133,6 +134,10 @@ func (o *Orchestrator) reset() {
 	}
 	o.timerAt = 0
 	o.timerGen++
+	if o.retryTimer != nil {
+		o.retryTimer.Stop()
+		o.retryTimer = nil
+	}
 }
 
 // Stats returns a copy of the counters.

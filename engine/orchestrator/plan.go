@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"time"
+
 	"errors"
 
 	"google.golang.org/protobuf/proto"
@@ -205,12 +207,37 @@ func (o *Orchestrator) propose(p *plan, gs []group) {
 				}
 			}
 		}
+		retryNow := true
 		if err != nil {
-			o.writeFailed(gs, err)
+			retryNow = o.writeFailed(gs, err)
 		} else {
 			o.committed(&counts)
 		}
 		if len(o.pending) > 0 {
+			if retryNow {
+				o.kick()
+			} else {
+				o.kickLater()
+			}
+		}
+	})
+}
+
+// retryDelay is how long the orchestrator waits before writing again
+// after a write failed for a reason other than a concurrent change (no
+// leader, overloaded, dropped): retrying at once would spin the loop at
+// one instant while the cause persists.
+const retryDelay = 200 * time.Millisecond
+
+// kickLater runs a pass after retryDelay, once however many ask.
+func (o *Orchestrator) kickLater() {
+	if o.retryTimer != nil || !o.running {
+		return
+	}
+	epoch := o.epoch
+	o.retryTimer = o.clock.AfterFunc(retryDelay, func() {
+		o.retryTimer = nil
+		if o.epoch == epoch {
 			o.kick()
 		}
 	})
@@ -240,14 +267,19 @@ func (o *Orchestrator) committed(c *txCounts) {
 
 // writeFailed re-marks the origins of a failed transaction: the retry is a
 // new reconcile against the store as it is now.
-func (o *Orchestrator) writeFailed(gs []group, err error) {
+// writeFailed marks what a failed write was about for another reconcile.
+// It reports whether to retry at once: after a conflict (someone changed
+// what the plan read) or a write too large (now split finer), yes; after
+// anything else, only after a delay.
+func (o *Orchestrator) writeFailed(gs []group, err error) bool {
 	o.stats.FailedWrites++
 	conflict := errors.Is(err, store.ErrSequenceConflict) || errors.Is(err, store.ErrNotExist) ||
 		errors.Is(err, store.ErrExist) || errors.Is(err, store.ErrStatusRegression)
 	if conflict {
 		o.stats.Conflicts++
 	}
-	if conflict || errors.Is(err, store.ErrProposalTooLarge) {
+	tooLarge := errors.Is(err, store.ErrProposalTooLarge)
+	if conflict || tooLarge {
 		o.maxActions = max(o.maxActions/2, minTxActions)
 	}
 	o.log.Debug("write failed; reconciling again", "groups", len(gs), "err", err)
@@ -258,6 +290,7 @@ func (o *Orchestrator) writeFailed(gs []group, err error) {
 			o.markSlot(g.svc, g.key)
 		}
 	}
+	return conflict || tooLarge
 }
 
 // apply records the actions of gs in tx. Each action re-reads its target

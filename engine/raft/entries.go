@@ -18,3 +18,7 @@ func EntryProposals(data []byte) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// MaxProposalBytes is the largest proposal Propose accepts
+// (Config.MaxProposalBytes after defaults).
+func (n *Node) MaxProposalBytes() int { return n.cfg.MaxProposalBytes }
