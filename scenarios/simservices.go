@@ -7,6 +7,7 @@ import (
 
 	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/engine/controlapi"
+	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/sim"
@@ -156,10 +157,49 @@ func (w *SimWorld) applyService(a Action, targets []string, done func(error)) bo
 		})
 	case FailTasks:
 		done(w.failTasks(a))
+	case Promote:
+		// The step finishes when every promoted node votes in raft.
+		nodes(func(c *controlapi.Server, n string, done func(error)) {
+			c.PromoteNode(n, func(_ *api.Node, err error) {
+				if err != nil {
+					done(err)
+					return
+				}
+				w.waitMembership(n, true, done)
+			})
+		})
+	case Demote:
+		// The step finishes when every demoted node is out of raft.
+		nodes(func(c *controlapi.Server, n string, done func(error)) {
+			c.DemoteNode(n, func(_ *api.Node, err error) {
+				if err != nil {
+					done(err)
+					return
+				}
+				w.waitMembership(n, false, done)
+			})
+		})
 	default:
 		return false
 	}
 	return true
+}
+
+// waitMembership calls done once the leader's raft membership has name as
+// a voter (voter true) or not at all (voter false).
+func (w *SimWorld) waitMembership(name string, voter bool, done func(error)) {
+	var poll func()
+	poll = func() {
+		if lm := w.leaderManager(); lm != nil {
+			mb, ok := lm.Raft().MemberByNode(env.NodeID(name))
+			if voter && ok && !mb.Learner || !voter && !ok {
+				done(nil)
+				return
+			}
+		}
+		w.k.Schedule(pollEvery, sim.KindStep, poll)
+	}
+	poll()
 }
 
 // failTasks makes count running containers of the service exit with an

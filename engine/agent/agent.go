@@ -158,6 +158,9 @@ type Agent struct {
 	failures    int
 	connTimer   env.Timer
 	sessionID   string
+	// roleHandler hears the role the cluster wants this node to have,
+	// each time the dispatcher says it (promote/demote act on it).
+	roleHandler func(api.NodeRole)
 	period      time.Duration
 	lastAnswer  int64 // clock ns of the last heartbeat answer
 	hbTimer     env.Timer
@@ -305,6 +308,17 @@ func (a *Agent) Handle(from env.Peer, m env.Message) {
 
 func (a *Agent) now() int64 { return a.clock.Now().UnixNano() }
 
+// SetRoleHandler sets who hears the role the cluster wants this node to
+// have. It is told on every session and heartbeat answer that carries one,
+// so that a node that missed a change (or restarted) catches up.
+func (a *Agent) SetRoleHandler(h func(api.NodeRole)) { a.roleHandler = h }
+
+func (a *Agent) noteRole(r *api.NodeRole) {
+	if r != nil && a.roleHandler != nil {
+		a.roleHandler(*r)
+	}
+}
+
 // after arms a timer that does nothing once the agent stopped.
 func (a *Agent) after(d time.Duration, f func()) env.Timer {
 	gen := a.gen
@@ -435,6 +449,7 @@ func (a *Agent) onSessionResponse(from env.Peer, m *api.SessionResponse) {
 		a.period = time.Duration(m.HeartbeatPeriod)
 	}
 	a.updateManagers(m.Managers)
+	a.noteRole(m.DesiredRole)
 	a.lastAnswer = a.now()
 	a.stats.SessionsOpened++
 	a.log.Debug("session opened", "manager", string(a.target), "session", a.sessionID)
@@ -496,6 +511,7 @@ func (a *Agent) onHeartbeatResponse(from env.Peer, m *api.HeartbeatResponse) {
 		a.period = p
 	}
 	a.updateManagers(m.Managers)
+	a.noteRole(m.DesiredRole)
 	if m.AssignmentsSeq > a.appliedSeq {
 		// The dispatcher sent a message we never applied: it was lost (or
 		// is late, and the whole set makes it harmless).

@@ -173,7 +173,10 @@ type SessionResponse struct {
 	HeartbeatPeriod int64 `protobuf:"varint,6,opt,name=heartbeat_period,json=heartbeatPeriod,proto3" json:"heartbeat_period,omitempty"`
 	// managers are the node IDs of the managers, for the agent's next
 	// reconnection. Empty means "keep what you know".
-	Managers      []string `protobuf:"bytes,7,rep,name=managers,proto3" json:"managers,omitempty"`
+	Managers []string `protobuf:"bytes,7,rep,name=managers,proto3" json:"managers,omitempty"`
+	// desired_role: as in HeartbeatResponse; absent while the node is not
+	// in the store yet.
+	DesiredRole   *NodeRole `protobuf:"varint,8,opt,name=desired_role,json=desiredRole,proto3,enum=swarm.api.NodeRole,oneof" json:"desired_role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -257,6 +260,13 @@ func (x *SessionResponse) GetManagers() []string {
 	return nil
 }
 
+func (x *SessionResponse) GetDesiredRole() NodeRole {
+	if x != nil && x.DesiredRole != nil {
+		return *x.DesiredRole
+	}
+	return NodeRole_NODE_ROLE_WORKER
+}
+
 // Heartbeat keeps a session alive. resync asks for the full assignment
 // set, after the agent saw a gap in the sequence.
 type Heartbeat struct {
@@ -322,8 +332,12 @@ type HeartbeatResponse struct {
 	// message after its last was lost.
 	AssignmentsSeq uint64   `protobuf:"varint,5,opt,name=assignments_seq,json=assignmentsSeq,proto3" json:"assignments_seq,omitempty"`
 	Managers       []string `protobuf:"bytes,6,rep,name=managers,proto3" json:"managers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// desired_role is the role the cluster wants the node to have
+	// (promote/demote): a node told MANAGER starts a manager and asks to
+	// join raft; one told WORKER is removed from raft by the leader.
+	DesiredRole   *NodeRole `protobuf:"varint,7,opt,name=desired_role,json=desiredRole,proto3,enum=swarm.api.NodeRole,oneof" json:"desired_role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatResponse) Reset() {
@@ -396,6 +410,13 @@ func (x *HeartbeatResponse) GetManagers() []string {
 		return x.Managers
 	}
 	return nil
+}
+
+func (x *HeartbeatResponse) GetDesiredRole() NodeRole {
+	if x != nil && x.DesiredRole != nil {
+		return *x.DesiredRole
+	}
+	return NodeRole_NODE_ROLE_WORKER
 }
 
 // Assignments is the change in a node's task set since the previous
@@ -622,7 +643,7 @@ const file_engine_api_dispatcher_proto_rawDesc = "" +
 	"\x0eSessionRequest\x12 \n" +
 	"\vincarnation\x18\x01 \x01(\x04R\vincarnation\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x04R\aattempt\x12<\n" +
-	"\vdescription\x18\x03 \x01(\v2\x1a.swarm.api.NodeDescriptionR\vdescription\"\xfd\x01\n" +
+	"\vdescription\x18\x03 \x01(\v2\x1a.swarm.api.NodeDescriptionR\vdescription\"\xcb\x02\n" +
 	"\x0fSessionResponse\x12 \n" +
 	"\vincarnation\x18\x01 \x01(\x04R\vincarnation\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x04R\aattempt\x120\n" +
@@ -631,11 +652,13 @@ const file_engine_api_dispatcher_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12)\n" +
 	"\x10heartbeat_period\x18\x06 \x01(\x03R\x0fheartbeatPeriod\x12\x1a\n" +
-	"\bmanagers\x18\a \x03(\tR\bmanagers\"B\n" +
+	"\bmanagers\x18\a \x03(\tR\bmanagers\x12;\n" +
+	"\fdesired_role\x18\b \x01(\x0e2\x13.swarm.api.NodeRoleH\x00R\vdesiredRole\x88\x01\x01B\x0f\n" +
+	"\r_desired_role\"B\n" +
 	"\tHeartbeat\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
-	"\x06resync\x18\x02 \x01(\bR\x06resync\"\xec\x01\n" +
+	"\x06resync\x18\x02 \x01(\bR\x06resync\"\xba\x02\n" +
 	"\x11HeartbeatResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x120\n" +
@@ -643,7 +666,9 @@ const file_engine_api_dispatcher_proto_rawDesc = "" +
 	"\x06leader\x18\x03 \x01(\tR\x06leader\x12)\n" +
 	"\x10heartbeat_period\x18\x04 \x01(\x03R\x0fheartbeatPeriod\x12'\n" +
 	"\x0fassignments_seq\x18\x05 \x01(\x04R\x0eassignmentsSeq\x12\x1a\n" +
-	"\bmanagers\x18\x06 \x03(\tR\bmanagers\"\xab\x01\n" +
+	"\bmanagers\x18\x06 \x03(\tR\bmanagers\x12;\n" +
+	"\fdesired_role\x18\a \x01(\x0e2\x13.swarm.api.NodeRoleH\x00R\vdesiredRole\x88\x01\x01B\x0f\n" +
+	"\r_desired_role\"\xab\x01\n" +
 	"\vAssignments\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +
@@ -693,21 +718,24 @@ var file_engine_api_dispatcher_proto_goTypes = []any{
 	(*TaskStatusReport)(nil),  // 6: swarm.api.TaskStatusReport
 	(*TaskStatusAck)(nil),     // 7: swarm.api.TaskStatusAck
 	(*NodeDescription)(nil),   // 8: swarm.api.NodeDescription
-	(*Task)(nil),              // 9: swarm.api.Task
-	(*TaskStatusUpdate)(nil),  // 10: swarm.api.TaskStatusUpdate
+	(NodeRole)(0),             // 9: swarm.api.NodeRole
+	(*Task)(nil),              // 10: swarm.api.Task
+	(*TaskStatusUpdate)(nil),  // 11: swarm.api.TaskStatusUpdate
 }
 var file_engine_api_dispatcher_proto_depIdxs = []int32{
 	8,  // 0: swarm.api.SessionRequest.description:type_name -> swarm.api.NodeDescription
 	0,  // 1: swarm.api.SessionResponse.error:type_name -> swarm.api.DispatcherError
-	0,  // 2: swarm.api.HeartbeatResponse.error:type_name -> swarm.api.DispatcherError
-	9,  // 3: swarm.api.Assignments.tasks:type_name -> swarm.api.Task
-	10, // 4: swarm.api.TaskStatusReport.updates:type_name -> swarm.api.TaskStatusUpdate
-	0,  // 5: swarm.api.TaskStatusAck.error:type_name -> swarm.api.DispatcherError
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	9,  // 2: swarm.api.SessionResponse.desired_role:type_name -> swarm.api.NodeRole
+	0,  // 3: swarm.api.HeartbeatResponse.error:type_name -> swarm.api.DispatcherError
+	9,  // 4: swarm.api.HeartbeatResponse.desired_role:type_name -> swarm.api.NodeRole
+	10, // 5: swarm.api.Assignments.tasks:type_name -> swarm.api.Task
+	11, // 6: swarm.api.TaskStatusReport.updates:type_name -> swarm.api.TaskStatusUpdate
+	0,  // 7: swarm.api.TaskStatusAck.error:type_name -> swarm.api.DispatcherError
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_engine_api_dispatcher_proto_init() }
@@ -717,6 +745,8 @@ func file_engine_api_dispatcher_proto_init() {
 	}
 	file_engine_api_objects_proto_init()
 	file_engine_api_store_proto_init()
+	file_engine_api_dispatcher_proto_msgTypes[1].OneofWrappers = []any{}
+	file_engine_api_dispatcher_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -377,7 +377,19 @@ func (d *Dispatcher) sendSessionResponse(to env.NodeID, s *session) {
 		SessionId:       s.id,
 		HeartbeatPeriod: int64(d.cfg.HeartbeatPeriod),
 		Managers:        d.managerList(),
+		DesiredRole:     d.desiredRole(to),
 	})
+}
+
+// desiredRole is the role the store wants node to have, nil while the
+// node is not in the store.
+func (d *Dispatcher) desiredRole(node env.NodeID) *api.NodeRole {
+	n := d.st.Node(string(node))
+	if n == nil {
+		return nil
+	}
+	r := n.GetSpec().GetDesiredRole()
+	return &r
 }
 
 // closeSession forgets a session that a newer one replaced or that expired.
@@ -431,6 +443,7 @@ func (d *Dispatcher) handleHeartbeat(from env.Peer, m *api.Heartbeat) {
 		HeartbeatPeriod: int64(d.cfg.HeartbeatPeriod),
 		AssignmentsSeq:  s.seq,
 		Managers:        d.managerList(),
+		DesiredRole:     d.desiredRole(from.ID),
 	})
 }
 

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,14 @@ func New(e env.Env, cfg Config) (*Manager, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{env: e, cfg: cfg, log: log.With("node", string(e.ID))}
+	if cfg.Raft.RaftID == 0 {
+		id, err := raftIDFromDisk(e)
+		if err != nil {
+			return nil, fmt.Errorf("manager %s: %w", e.ID, err)
+		}
+		cfg.Raft.RaftID = id
+		m.cfg = cfg
+	}
 	m.store = store.New(e.Clock)
 	rn, err := raft.New(e, cfg.Raft, m.store)
 	if err != nil {
@@ -130,7 +139,7 @@ func New(e env.Env, cfg Config) (*Manager, error) {
 	// Start order: the allocator and scheduler watch before the
 	// orchestrator writes, and the dispatcher serves last, once tasks can
 	// move. Stop runs in reverse.
-	m.leaderOnly = []subsystem{m.allocator, m.scheduler, m.orchestrator, m.dispatcher}
+	m.leaderOnly = []subsystem{m.allocator, m.scheduler, m.orchestrator, m.dispatcher, newRoles(m)}
 
 	switch {
 	case cfg.Bootstrap != nil:
@@ -143,6 +152,28 @@ func New(e env.Env, cfg Config) (*Manager, error) {
 		m.joining.start()
 	}
 	return m, nil
+}
+
+// raftIDKey is where a manager keeps its raft ID on its disk, so that a
+// manager whose ID was drawn (a promoted worker, a joiner) restarts as the
+// same member.
+const raftIDKey = "raft/id"
+
+// raftIDFromDisk returns the raft ID this node's disk remembers, or draws
+// a new one and stages it (it becomes durable with raft's first sync).
+func raftIDFromDisk(e env.Env) (uint64, error) {
+	st, err := e.Storage.Load()
+	if err != nil {
+		return 0, err
+	}
+	if b := st.Meta[raftIDKey]; len(b) == 8 {
+		return binary.BigEndian.Uint64(b), nil
+	}
+	id := raft.NewRaftID(e.Rand)
+	if err := e.Storage.SetMeta(raftIDKey, binary.BigEndian.AppendUint64(nil, id)); err != nil {
+		return 0, err
+	}
+	return id, nil
 }
 
 // hasState reports whether raft found state on the disk (or was reached
@@ -399,6 +430,13 @@ func (m *Manager) handleJoin(from env.Peer, req *api.RaftJoinRequest) {
 	}
 	if !m.leader {
 		reply("not the leader")
+		return
+	}
+	if n := m.store.Node(string(from.ID)); n != nil && n.GetSpec().GetDesiredRole() != api.NodeRole_NODE_ROLE_MANAGER {
+		// A node the cluster knows as a worker joins raft only once it was
+		// promoted; a new manager (not in the store yet) joins with the
+		// manager token (checked by the transport's join hook).
+		reply(fmt.Sprintf("node %s is a worker; promote it first", from.ID))
 		return
 	}
 	if mb, ok := m.raft.MemberByNode(from.ID); ok {

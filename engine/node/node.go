@@ -11,6 +11,7 @@ import (
 	"log/slog"
 
 	"github.com/swarmsim/swarmsim/engine/agent"
+	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 )
@@ -19,8 +20,15 @@ import (
 type Config struct {
 	// Manager, when set, makes the node a manager.
 	Manager *manager.Config
-	Agent   agent.Config
-	Logger  *slog.Logger
+	// Promotion is how a worker runs a manager once it is promoted: its
+	// raft and subsystem settings (Bootstrap and Join are ignored; the
+	// node joins through the managers its agent knows). Nil: the node
+	// cannot be promoted.
+	Promotion *manager.Config
+	Agent     agent.Config
+	Logger    *slog.Logger
+	// OnRoleChange, when set, hears the node start or stop its manager.
+	OnRoleChange func(manager bool)
 }
 
 // Node is one running swarm node.
@@ -36,15 +44,9 @@ type Node struct {
 func New(e env.Env, cfg Config) (*Node, error) {
 	n := &Node{env: e, cfg: cfg}
 	if cfg.Manager != nil {
-		mc := *cfg.Manager
-		if mc.Logger == nil {
-			mc.Logger = cfg.Logger
+		if err := n.startManager(*cfg.Manager); err != nil {
+			return nil, err
 		}
-		m, err := manager.New(e, mc)
-		if err != nil {
-			return nil, fmt.Errorf("node %s: %w", e.ID, err)
-		}
-		n.manager = m
 	}
 	n.agent = agent.New(agent.Deps{
 		ID:        e.ID,
@@ -56,8 +58,59 @@ func New(e env.Env, cfg Config) (*Node, error) {
 		Config:    cfg.Agent,
 		Logger:    cfg.Logger,
 	})
+	n.agent.SetRoleHandler(n.roleWanted)
 	n.agent.Start()
 	return n, nil
+}
+
+func (n *Node) startManager(mc manager.Config) error {
+	if mc.Logger == nil {
+		mc.Logger = n.cfg.Logger
+	}
+	m, err := manager.New(n.env, mc)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.env.ID, err)
+	}
+	n.manager = m
+	m.OnStop(func(err error) {
+		// Removed from raft (demoted, or removed by the cluster) or
+		// failed: the node goes on as a worker.
+		if n.manager == m {
+			n.manager = nil
+			if n.cfg.OnRoleChange != nil {
+				n.cfg.OnRoleChange(false)
+			}
+		}
+	})
+	return nil
+}
+
+// roleWanted acts on the role the cluster wants for this node: a promoted
+// worker starts a manager that asks the managers to join raft. A demoted
+// manager does nothing here: the leader removes it from raft, which stops
+// its manager (see startManager).
+func (n *Node) roleWanted(r api.NodeRole) {
+	if n.stopped || r != api.NodeRole_NODE_ROLE_MANAGER || n.manager != nil || n.cfg.Promotion == nil {
+		return
+	}
+	mc := *n.cfg.Promotion
+	mc.Bootstrap = nil
+	mc.Join = n.agent.Managers()
+	mc.Raft.RaftID = 0 // from the disk, or drawn and kept there
+	if err := n.startManager(mc); err != nil {
+		n.log().Warn("cannot start the manager this node was promoted to", "err", err)
+		return
+	}
+	if n.cfg.OnRoleChange != nil {
+		n.cfg.OnRoleChange(true)
+	}
+}
+
+func (n *Node) log() *slog.Logger {
+	if n.cfg.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return n.cfg.Logger.With("node", string(n.env.ID))
 }
 
 // ID is the node's ID.

@@ -193,22 +193,25 @@ func (c *Cluster) boot(m *Machine) error {
 		Resources:    &api.Resources{NanoCpus: m.Shape.NanoCPUs, MemoryBytes: m.Shape.MemoryBytes},
 		EngineLabels: m.Shape.Labels,
 	}
+	rc := c.cfg.Raft
+	rc.Observer = c.cfg.RaftObserver
+	template := manager.Config{
+		Raft:       rc,
+		Dispatcher: c.cfg.Dispatcher,
+		Allocator:  c.cfg.Allocator,
+		Cluster:    c.cfg.Cluster,
+	}
+	cfg.Promotion = &template
+	cfg.OnRoleChange = func(isManager bool) { c.setManager(m, isManager) }
 	if m.Manager {
-		rc := c.cfg.Raft
-		rc.RaftID = m.raftID
-		rc.Observer = c.cfg.RaftObserver
-		mc := &manager.Config{
-			Raft:       rc,
-			Dispatcher: c.cfg.Dispatcher,
-			Allocator:  c.cfg.Allocator,
-			Cluster:    c.cfg.Cluster,
-		}
+		mc := template
+		mc.Raft.RaftID = m.raftID // 0 for a promoted worker: its disk keeps it
 		if m.bootstrap {
 			mc.Bootstrap = c.initial
 		} else {
 			mc.Join = slices.DeleteFunc(c.managerNames(), func(id env.NodeID) bool { return id == env.NodeID(m.Name) })
 		}
-		cfg.Manager = mc
+		cfg.Manager = &mc
 	}
 	var eng *node.Node
 	var err error
@@ -221,12 +224,16 @@ func (c *Cluster) boot(m *Machine) error {
 	}
 	m.Engine = eng
 	m.Endpoint.SetHandler(eng.Handle)
-	if mgr := eng.Manager(); mgr != nil {
-		mgr.OnStop(func(err error) {
-			m.err = err
-		})
-	}
 	return nil
+}
+
+// setManager records that a machine's node started or stopped its manager
+// (promoted and joined, or removed from raft).
+func (c *Cluster) setManager(m *Machine, isManager bool) {
+	m.Manager = isManager
+	id := m.Endpoint.Identity()
+	id.Role = roleOf(isManager)
+	m.Endpoint.SetIdentity(id)
 }
 
 // Crash kills a machine at once: its pending events, unsynced writes and
