@@ -58,8 +58,8 @@ func (s ContainerState) String() string {
 type Health uint8
 
 const (
-	HealthNone      Health = iota // no health check, or none finished yet
-	HealthStarting                // inside the start period
+	HealthNone     Health = iota // no health check, or none finished yet
+	HealthStarting               // inside the start period
 	HealthHealthy
 	HealthUnhealthy // failed Retries checks in a row
 )
