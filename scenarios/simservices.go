@@ -12,6 +12,7 @@ import (
 	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/sim"
 	"github.com/swarmsim/swarmsim/sim/cluster"
+	"google.golang.org/protobuf/proto"
 )
 
 // Service, secret, config and node steps go through the control API of
@@ -305,8 +306,21 @@ func (w *SimWorld) serviceConverged(svc *api.Service) (bool, string) {
 	st := w.check.shadow
 	spec := svc.GetSpec()
 	current := 0
+	// A task is current when it runs the service's task spec. Tasks that
+	// share a spec share one object in the store, so most compare by
+	// pointer; the rest are compared once per distinct spec.
+	want := spec.GetTask()
+	same := map[*api.TaskSpec]bool{want: true}
+	isCurrent := func(t *api.Task) bool {
+		eq, ok := same[t.GetSpec()]
+		if !ok {
+			eq = proto.Equal(t.GetSpec(), want)
+			same[t.GetSpec()] = eq
+		}
+		return eq
+	}
 	for t := range st.EachTaskByService(svc.GetId()) {
-		if countsAsRunning(t) && t.GetSpecVersion() == svc.GetSpecVersion() {
+		if countsAsRunning(t) && isCurrent(t) {
 			current++
 		}
 	}
@@ -320,7 +334,7 @@ func (w *SimWorld) serviceConverged(svc *api.Service) (bool, string) {
 	case spec.GetReplicatedJob() != nil:
 		done := 0
 		for t := range st.EachTaskByService(svc.GetId()) {
-			if t.GetStatus().GetState() == api.TaskState_TASK_STATE_COMPLETE && t.GetSpecVersion() == svc.GetSpecVersion() {
+			if t.GetStatus().GetState() == api.TaskState_TASK_STATE_COMPLETE && isCurrent(t) {
 				done++
 			}
 		}
