@@ -14,7 +14,7 @@ help:
 build: ## build bin/swarmsim and bin/swarmd
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/swarmsim ./cmd/swarmd
 
-SCENARIO ?= scenarios/leader-crash.yaml
+SCENARIO ?= scenarios/leader-failover.yaml
 
 run: ## run the default scenario in the simulator and print its report (SCENARIO=file to choose)
 	$(GO) run ./cmd/swarmsim run $(SCENARIO)

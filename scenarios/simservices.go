@@ -267,13 +267,21 @@ func (w *SimWorld) holdsService(c Condition) (bool, string, bool) {
 		if svc == nil {
 			return c.N == 0, "no such service", true
 		}
-		n := 0
+		// A completion counts once per slot (per node for a global job):
+		// a task replaced while its node was unreachable may still report
+		// its own completion later, and the job does not run that slot
+		// twice.
+		done := map[string]bool{}
 		for t := range st.EachTaskByService(svc.GetId()) {
 			if t.GetStatus().GetState() == api.TaskState_TASK_STATE_COMPLETE && w.taskMatches(t, c.Image, c.On) {
-				n++
+				key := t.GetNodeId()
+				if svc.GetSpec().GetReplicatedJob() != nil {
+					key = fmt.Sprint(t.GetSlot())
+				}
+				done[key] = true
 			}
 		}
-		return n == c.N, fmt.Sprintf("%d completed", n), true
+		return len(done) == c.N, fmt.Sprintf("%d completed", len(done)), true
 	case Converged:
 		for svc := range st.EachService() {
 			ok, what := w.serviceConverged(svc)
