@@ -116,18 +116,24 @@ func TestDeterminism(t *testing.T) {
 	}
 }
 
-// A sweep of 200 seeds of the leader-crash scenario, in child processes on
-// every core, breaks no invariant.
-func TestSweepLeaderCrash(t *testing.T) {
+// Sweeps of 200 seeds, in child processes on every core, break no
+// invariant: the leader crash under client load, and a leader failing
+// over in the middle of a rolling update.
+func TestSweeps(t *testing.T) {
 	if testing.Short() {
-		t.Skip("sweep: skipped in -short mode")
+		t.Skip("sweeps: skipped in -short mode")
 	}
+	for _, file := range []string{"leader-crash.yaml", "leader-failover-during-update.yaml"} {
+		t.Run(strings.TrimSuffix(file, ".yaml"), func(t *testing.T) { sweep(t, file, "1..200") })
+	}
+}
+
+func sweep(t *testing.T, file, list string) {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	seeds, _ := ParseSeeds("1..200")
-	const file = "leader-crash.yaml"
+	seeds, _ := ParseSeeds(list)
 	results, err := Sweep(seeds, 2, func(s string) *exec.Cmd {
 		cmd := exec.Command(self)
 		cmd.Env = append(os.Environ(), childEnv+"="+file+"|"+s)
