@@ -27,7 +27,8 @@ proto: ## regenerate the protobuf code (needs protoc, protoc-gen-go, protoc-gen-
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative $(PROTOS)
 
 proto-tools: ## install the protoc plugins at the versions the committed code was made with
-	$(GO) install $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
+	$(GO) install $(PROTOC_GEN_GO)
+	$(GO) install $(PROTOC_GEN_GO_GRPC)
 
 clean:
 	rm -rf $(BIN)
