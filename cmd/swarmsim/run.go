@@ -161,7 +161,7 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 			} else {
 				scenarios.WriteSummary(out, res)
 			}
-			}
+		}
 	}
 	if f.junit != "" {
 		if err := writeJUnit(f.junit, results); err != nil {
