@@ -42,7 +42,7 @@ const (
 // Errors of identification and authorization; they wrap into gRPC
 // Unauthenticated and PermissionDenied.
 var (
-	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrUnauthenticated  = errors.New("unauthenticated")
 	ErrPermissionDenied = errors.New("permission denied")
 )
 

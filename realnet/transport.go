@@ -133,9 +133,9 @@ type PeerStats struct {
 
 // TransportStats are a transport's counters.
 type TransportStats struct {
-	Sent, Dropped, Lost, EncodeErrors  uint64
-	Received, Denied, DecodeErrors     uint64
-	Refused                            uint64 // streams refused at open
+	Sent, Dropped, Lost, EncodeErrors    uint64
+	Received, Denied, DecodeErrors       uint64
+	Refused                              uint64 // streams refused at open
 	StreamsOpened, InboundStreams, Peers int
 }
 
@@ -169,7 +169,7 @@ type Transport struct {
 	closed bool
 
 	encodeErrors, received, denied, decodeErrors, refused, opened atomic.Uint64
-	inboundStreams                                              atomic.Int64
+	inboundStreams                                                atomic.Int64
 
 	join func(context.Context, *rpc.JoinRequest) (*rpc.JoinResponse, error)
 	rpc.UnimplementedPeerServer
