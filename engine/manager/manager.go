@@ -40,6 +40,9 @@ type Config struct {
 	// Cluster is the cluster spec the first leader writes when the store
 	// holds none.
 	Cluster *api.ClusterSpec
+	// JoinTokens are written into that first cluster object: real mode's
+	// `swarmd init` draws them (and prints them) before there is a store.
+	JoinTokens *api.JoinTokens
 
 	Logger *slog.Logger
 }
@@ -307,7 +310,7 @@ func (m *Manager) ensureCluster() {
 		if tx.Cluster(ClusterID) != nil {
 			return nil
 		}
-		return tx.Create(&api.Cluster{Id: ClusterID, Spec: spec})
+		return tx.Create(&api.Cluster{Id: ClusterID, Spec: spec, JoinTokens: m.cfg.JoinTokens})
 	}, func(err error) {
 		if err != nil && !errors.Is(err, store.ErrExist) {
 			m.log.Warn("cannot write the cluster object", "err", err)
