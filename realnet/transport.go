@@ -33,7 +33,7 @@ const (
 	DefaultMaxMessageBytes = 128 << 20
 	DefaultInboundBacklog  = 4096
 	DefaultBackoffMin      = 100 * time.Millisecond
-	DefaultBackoffMax      = 5 * time.Second
+	DefaultBackoffMax      = 2 * time.Second
 	// keepaliveTime is how long a connection may be silent before a ping
 	// checks it; keepaliveTimeout how long the ping may go unanswered
 	// before the connection is called dead and its streams fail.
