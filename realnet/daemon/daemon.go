@@ -1,0 +1,692 @@
+// Package daemon is swarmd's node: it composes one engine node with the
+// real world (realnet's loop and transport, realnet/wal on the data
+// directory, realnet/docker or a stand-in executor), serves the gRPC
+// services (Peer, Control, Daemon) and the HTTP endpoints (/metrics,
+// /healthz), and keeps the node's identity across restarts.
+//
+// A node starts in one of three ways: Init (the first manager: a raft
+// group of one, fresh join tokens), Join (a token and a manager's
+// address: a worker, or a manager joining raft), or Resume (the data
+// directory already holds a node, which carries on as it was; Init and
+// Join on such a directory resume too, so that a restarted container
+// running the same command comes back).
+//
+// The data directory holds the WAL (realnet/wal) in DIR/wal: raft state
+// and the node's meta values (node ID, raft ID, role, address, join token,
+// the managers' addresses). Workers keep a WAL too, for the meta and in
+// case they are promoted.
+//
+// What it must never do: touch engine state off the node's loop (every
+// engine call goes through Loop.Post, Do or Call), listen beyond loopback
+// without TLS, or log a join token after `init` printed it.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/swarmsim/swarmsim/engine/agent"
+	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/dispatcher"
+	"github.com/swarmsim/swarmsim/engine/env"
+	"github.com/swarmsim/swarmsim/engine/manager"
+	"github.com/swarmsim/swarmsim/engine/node"
+	"github.com/swarmsim/swarmsim/engine/raft"
+	"github.com/swarmsim/swarmsim/realnet"
+	"github.com/swarmsim/swarmsim/realnet/rpc"
+	"github.com/swarmsim/swarmsim/realnet/wal"
+)
+
+// Mode is how a node starts.
+type Mode uint8
+
+const (
+	ModeResume Mode = iota // the data directory holds a node
+	ModeInit               // a new cluster
+	ModeJoin               // join a running cluster
+)
+
+// Options configure a daemon. DataDir and Listen are required.
+type Options struct {
+	Mode    Mode
+	DataDir string
+	// Listen is the gRPC address (host:port); Advertise what peers dial
+	// (default Listen).
+	Listen, Advertise string
+	// HTTPAddr serves /metrics and /healthz; empty serves none.
+	HTTPAddr string
+	// JoinAddr and Token: where and how to join (ModeJoin).
+	JoinAddr, Token string
+
+	// Executor: "auto" (Docker when a daemon answers, else reject),
+	// "docker", "reject" or "memory".
+	Executor string
+	// Hostname and Labels describe the node (Hostname defaults to the
+	// machine's); NanoCPUs and MemoryBytes its resources (default: the
+	// machine's).
+	Hostname              string
+	Labels                map[string]string
+	NanoCPUs, MemoryBytes int64
+
+	// TLS, when set, secures every connection; without it swarmd listens
+	// on loopback only.
+	TLS *realnet.TLSConfig
+
+	// Raft and dispatcher timing (zero: the engine's defaults).
+	RaftTick        time.Duration
+	ElectionTicks   int
+	SnapshotEvery   uint64
+	HeartbeatPeriod time.Duration
+
+	Logger *slog.Logger
+}
+
+// Meta keys the daemon keeps in the WAL. raft/id is the manager's own key
+// (engine/manager), written here too for the first manager, whose raft ID
+// must be known before raft starts (it is in the bootstrap member list).
+const (
+	metaNodeID     = "swarmd/node-id"
+	metaRole       = "swarmd/role"
+	metaAddr       = "swarmd/addr"
+	metaToken      = "swarmd/token"
+	metaBootstrap  = "swarmd/bootstrap"
+	metaJoinTarget = "swarmd/join-target"
+	metaJoinTokens = "swarmd/join-tokens"
+	metaPeers      = "swarmd/peers"
+	metaRaftID     = "raft/id"
+)
+
+// refreshPeriod is how often the loop refreshes what other goroutines read
+// (the admission snapshot, the address book from raft members) and
+// persists the managers' addresses when they changed.
+const refreshPeriod = 500 * time.Millisecond
+
+// ErrNoNode: resuming a data directory that holds no node.
+var ErrNoNode = errors.New("the data directory holds no node: run `swarmd init` or `swarmd join` first")
+
+// Daemon is one running swarmd node.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+
+	id        env.NodeID
+	loop      *realnet.Loop
+	wal       *wal.WAL
+	tr        *realnet.Transport
+	exec      env.Executor
+	closeExec func()
+	grpc      *grpc.Server
+	lis       net.Listener
+	http      *http.Server
+	httpLis   net.Listener
+
+	// Loop-owned.
+	node       *node.Node
+	initTokens *api.JoinTokens
+	savedBook  uint64
+	refresh    env.Timer
+
+	adm      atomic.Pointer[admission]
+	token    string
+	joinedAs env.Role // role at start
+
+	stopOnce sync.Once
+	leaving  atomic.Bool
+	done     chan struct{}
+	err      error
+}
+
+// identity is what the data directory says about the node.
+type identity struct {
+	id         env.NodeID
+	role       env.Role
+	addr       string
+	token      string
+	bootstrap  bool
+	raftID     uint64
+	joinTarget env.NodeID
+	tokens     *api.JoinTokens
+	peers      *rpc.AddressBook
+}
+
+// Start starts a node as opts say and returns once it serves.
+func Start(ctx context.Context, opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DataDir == "" || opts.Listen == "" {
+		return nil, errors.New("swarmd: a data directory and a listen address are required")
+	}
+	if opts.Advertise == "" {
+		opts.Advertise = opts.Listen
+	}
+	if err := realnet.CheckListen(opts.Listen, serverTLS(opts.TLS)); err != nil {
+		return nil, err
+	}
+	if opts.HTTPAddr != "" {
+		// /metrics and /healthz are plain HTTP: loopback only for now.
+		if err := realnet.CheckListen(opts.HTTPAddr, nil); err != nil {
+			return nil, fmt.Errorf("http: %w", err)
+		}
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, done: make(chan struct{})}
+	if err := d.start(ctx); err != nil {
+		d.teardown()
+		return nil, err
+	}
+	return d, nil
+}
+
+func serverTLS(t *realnet.TLSConfig) *tls.Config {
+	if t == nil {
+		return nil
+	}
+	return t.Server
+}
+
+func (d *Daemon) start(ctx context.Context) error {
+	opts := d.opts
+	d.loop = realnet.NewLoop()
+	w, err := wal.Open(filepath.Join(opts.DataDir, "wal"), d.loop, wal.Options{})
+	if err != nil {
+		return fmt.Errorf("open data directory %s: %w", opts.DataDir, err)
+	}
+	d.wal = w
+	disk, err := w.Load()
+	if err != nil {
+		return fmt.Errorf("read data directory %s: %w", opts.DataDir, err)
+	}
+	ident, err := d.identify(ctx, disk.Meta)
+	if err != nil {
+		return err
+	}
+	d.id, d.token, d.joinedAs = ident.id, ident.token, ident.role
+	d.initTokens = ident.tokens
+	base := d.log // the engine and the transport name the node themselves
+	d.log = d.log.With("node", string(d.id))
+
+	lis, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
+	}
+	d.lis = lis
+
+	d.adm.Store(&admission{})
+	tr, err := realnet.NewTransport(realnet.TransportConfig{
+		ID: d.id, Addr: ident.addr, Role: ident.role, Token: ident.token, Loop: d.loop, TLS: opts.TLS,
+		Admit: realnet.AdmitFunc(d.admit), Authorize: realnet.JoinTable().Authorize, Logger: base,
+	})
+	if err != nil {
+		return err
+	}
+	d.tr = tr
+	for _, p := range ident.peers.GetPeers() {
+		tr.Book().Learn(env.NodeID(p.GetNodeId()), p.GetAddr(), p.GetManager(), realnet.AddrMember)
+	}
+	if ident.joinTarget != "" && opts.JoinAddr != "" {
+		tr.Book().Learn(ident.joinTarget, opts.JoinAddr, true, realnet.AddrStatic)
+	}
+	tr.SetJoinHandler(d.join)
+
+	d.exec, d.closeExec = newExecutor(ctx, opts.Executor, d.loop, d.id, d.log)
+
+	cfg := d.nodeConfig(ident, base)
+	e := env.Env{ID: d.id, Loop: d.loop, Clock: d.loop, Rand: realnet.NewRand(), Transport: tr, Storage: w, Executor: d.exec}
+	var nerr error
+	if err := d.loop.Do(ctx, func() {
+		d.node, nerr = node.New(e, cfg)
+		if nerr != nil {
+			return
+		}
+		tr.SetHandler(d.node.Handle)
+		d.refreshTick()
+	}); err != nil {
+		return err
+	}
+	if nerr != nil {
+		return nerr
+	}
+
+	d.grpc = grpc.NewServer(realnet.ServerOptions(opts.TLS, 0, realnet.JoinTable().Authorize)...)
+	tr.Register(d.grpc)
+	rpc.RegisterControlServer(d.grpc, realnet.NewControlServer(d.loop, d.manager))
+	rpc.RegisterDaemonServer(d.grpc, &daemonServer{d: d})
+	go func() {
+		if err := d.grpc.Serve(lis); err != nil {
+			d.log.Error("grpc server stopped", "err", err)
+		}
+	}()
+	if opts.HTTPAddr != "" {
+		if err := d.serveHTTP(); err != nil {
+			return err
+		}
+	}
+	d.log.Info("swarmd started", "role", ident.role.String(), "listen", opts.Listen, "advertise", ident.addr,
+		"data_dir", opts.DataDir, "http", opts.HTTPAddr)
+	return nil
+}
+
+// manager is the node's manager now (on the loop).
+func (d *Daemon) manager() *manager.Manager {
+	if d.node == nil {
+		return nil
+	}
+	return d.node.Manager()
+}
+
+// identify reads the node's identity from the data directory, or creates
+// it (Init, Join) and makes it durable before anything starts.
+func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity, error) {
+	opts := d.opts
+	if id := string(meta[metaNodeID]); id != "" {
+		ident := identity{
+			id:         env.NodeID(id),
+			role:       env.RoleWorker,
+			addr:       string(meta[metaAddr]),
+			token:      string(meta[metaToken]),
+			bootstrap:  len(meta[metaBootstrap]) > 0,
+			joinTarget: env.NodeID(meta[metaJoinTarget]),
+		}
+		if string(meta[metaRole]) == "manager" {
+			ident.role = env.RoleManager
+		}
+		if b := meta[metaRaftID]; len(b) == 8 {
+			ident.raftID = binary.BigEndian.Uint64(b)
+		}
+		if b := meta[metaJoinTokens]; len(b) > 0 {
+			ident.tokens = &api.JoinTokens{}
+			if err := proto.Unmarshal(b, ident.tokens); err != nil {
+				return identity{}, fmt.Errorf("data directory: join tokens: %w", err)
+			}
+		}
+		ident.peers = &rpc.AddressBook{}
+		if err := proto.Unmarshal(meta[metaPeers], ident.peers); err != nil {
+			return identity{}, fmt.Errorf("data directory: peers: %w", err)
+		}
+		if opts.Advertise != "" && opts.Advertise != ident.addr {
+			// A node that moved keeps its identity; peers learn the new
+			// address from its hellos.
+			ident.addr = opts.Advertise
+		}
+		if opts.Mode != ModeResume {
+			d.log.Info("the data directory holds a node already: resuming it", "node", id, "role", ident.role.String())
+		}
+		return ident, d.saveIdentity(ident)
+	}
+	rnd := realnet.NewRand()
+	ident := identity{id: env.NodeID(api.NewID(rnd)), addr: opts.Advertise}
+	switch opts.Mode {
+	case ModeInit:
+		ident.role = env.RoleManager
+		ident.bootstrap = true
+		ident.raftID = raft.NewRaftID(rnd)
+		ident.tokens = &api.JoinTokens{Worker: newToken(), Manager: newToken()}
+		ident.token = ident.tokens.Manager
+	case ModeJoin:
+		resp, err := preflightJoin(ctx, opts, ident)
+		if err != nil {
+			return identity{}, err
+		}
+		ident.role = env.RoleWorker
+		if resp.GetManager() {
+			ident.role = env.RoleManager
+		}
+		ident.token = opts.Token
+		ident.joinTarget = env.NodeID(resp.GetNodeId())
+		ident.peers = &rpc.AddressBook{Peers: resp.GetManagers()}
+	default:
+		return identity{}, ErrNoNode
+	}
+	return ident, d.saveIdentity(ident)
+}
+
+// saveIdentity stages the identity and waits until it is durable.
+func (d *Daemon) saveIdentity(ident identity) error {
+	set := func(k string, v []byte) error { return d.wal.SetMeta(k, v) }
+	role := "worker"
+	if ident.role == env.RoleManager {
+		role = "manager"
+	}
+	kv := []struct {
+		k string
+		v []byte
+	}{
+		{metaNodeID, []byte(ident.id)}, {metaRole, []byte(role)}, {metaAddr, []byte(ident.addr)},
+		{metaToken, []byte(ident.token)}, {metaJoinTarget, []byte(ident.joinTarget)},
+	}
+	if ident.bootstrap {
+		kv = append(kv, struct {
+			k string
+			v []byte
+		}{metaBootstrap, []byte("1")})
+	}
+	if ident.raftID != 0 {
+		kv = append(kv, struct {
+			k string
+			v []byte
+		}{metaRaftID, binary.BigEndian.AppendUint64(nil, ident.raftID)})
+	}
+	if ident.tokens != nil {
+		b, _ := proto.Marshal(ident.tokens)
+		kv = append(kv, struct {
+			k string
+			v []byte
+		}{metaJoinTokens, b})
+	}
+	if ident.peers != nil {
+		b, _ := proto.Marshal(ident.peers)
+		kv = append(kv, struct {
+			k string
+			v []byte
+		}{metaPeers, b})
+	}
+	for _, e := range kv {
+		if err := set(e.k, e.v); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	errc := make(chan error, 1)
+	d.wal.Sync(func(err error) { errc <- err })
+	if err := <-errc; err != nil {
+		return fmt.Errorf("data directory: sync: %w", err)
+	}
+	return nil
+}
+
+// newToken draws a join token: 256 random bits. Managers and workers get
+// different ones.
+func newToken() string {
+	return "SWMTKN-1-" + strings.ToLower(rand.Text()+rand.Text())
+}
+
+// preflightJoin asks the manager at opts.JoinAddr whether the token is
+// good and which managers there are. It retries while the manager cannot
+// be reached, up to ctx's deadline or a minute.
+func preflightJoin(ctx context.Context, opts Options, ident identity) (*rpc.JoinResponse, error) {
+	if opts.JoinAddr == "" || opts.Token == "" {
+		return nil, errors.New("join: a manager address and a token are required")
+	}
+	conn, err := grpc.NewClient(opts.JoinAddr, realnet.DialOptions(opts.TLS, 0)...)
+	if err != nil {
+		return nil, fmt.Errorf("join %s: %w", opts.JoinAddr, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req := &rpc.JoinRequest{Token: opts.Token, NodeId: string(ident.id), Addr: ident.addr}
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := rpc.NewPeerClient(conn).Join(cctx, req)
+		ccancel()
+		if err == nil {
+			return resp, nil
+		}
+		switch status.Code(err) {
+		case codes.Unavailable, codes.DeadlineExceeded:
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("join: no manager answered at %s: %w", opts.JoinAddr, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		default:
+			return nil, fmt.Errorf("join: the manager at %s refused: %s", opts.JoinAddr, status.Convert(err).Message())
+		}
+	}
+}
+
+// nodeConfig builds the engine node's configuration.
+func (d *Daemon) nodeConfig(ident identity, log *slog.Logger) node.Config {
+	opts := d.opts
+	rc := raft.Config{
+		Tick:            opts.RaftTick,
+		ElectionTicks:   opts.ElectionTicks,
+		SnapshotEntries: opts.SnapshotEvery,
+		Logf: func(format string, args ...any) {
+			d.log.Warn(fmt.Sprintf(format, args...), "component", "raft")
+		},
+	}
+	template := manager.Config{
+		Raft:       rc,
+		Addr:       ident.addr,
+		Dispatcher: dispatcher.Config{HeartbeatPeriod: opts.HeartbeatPeriod},
+		Cluster: &api.ClusterSpec{
+			Name:       "swarmsim",
+			Dispatcher: &api.DispatcherConfig{HeartbeatPeriod: int64(opts.HeartbeatPeriod)},
+		},
+		JoinTokens: ident.tokens,
+		Logger:     log,
+	}
+	cfg := node.Config{
+		Agent: agent.Config{
+			Managers:    d.knownManagers(ident),
+			Description: d.description(),
+		},
+		Promotion:    &template,
+		Logger:       log,
+		OnRoleChange: d.roleChanged,
+	}
+	if ident.role == env.RoleManager {
+		mc := template
+		switch {
+		case ident.bootstrap:
+			mc.Raft.RaftID = ident.raftID
+			mc.Bootstrap = []raft.Member{{RaftID: ident.raftID, NodeID: ident.id, Addr: ident.addr}}
+		default:
+			// The raft ID is drawn and kept by the manager (raft/id); a
+			// node with raft state restarts from it, one without joins.
+			mc.Join = cfg.Agent.Managers
+			mc.Join = slices.DeleteFunc(slices.Clone(mc.Join), func(id env.NodeID) bool { return id == ident.id })
+			if ident.joinTarget != "" && !slices.Contains(mc.Join, ident.joinTarget) {
+				mc.Join = append([]env.NodeID{ident.joinTarget}, mc.Join...)
+			}
+		}
+		cfg.Manager = &mc
+	}
+	return cfg
+}
+
+// knownManagers lists the managers the node knows of, this one included
+// when it is one.
+func (d *Daemon) knownManagers(ident identity) []env.NodeID {
+	var out []env.NodeID
+	if ident.joinTarget != "" {
+		out = append(out, ident.joinTarget)
+	}
+	for _, p := range ident.peers.GetPeers() {
+		if id := env.NodeID(p.GetNodeId()); p.GetManager() && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	if ident.role == env.RoleManager && !slices.Contains(out, ident.id) {
+		out = append(out, ident.id)
+	}
+	return out
+}
+
+func (d *Daemon) description() *api.NodeDescription {
+	host := d.opts.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	cpus, mem := d.opts.NanoCPUs, d.opts.MemoryBytes
+	if cpus <= 0 {
+		cpus = int64(runtime.NumCPU()) * 1e9
+	}
+	if mem <= 0 {
+		mem = memTotal()
+	}
+	return &api.NodeDescription{Hostname: host, Resources: &api.Resources{NanoCpus: cpus, MemoryBytes: mem}, EngineLabels: d.opts.Labels}
+}
+
+// memTotal reads the machine's memory from /proc/meminfo (Linux); 0
+// elsewhere.
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// roleChanged: the node started (promotion) or stopped (demotion,
+// removal) its manager. On the loop.
+func (d *Daemon) roleChanged(isManager bool) {
+	role, name := env.RoleWorker, "worker"
+	if isManager {
+		role, name = env.RoleManager, "manager"
+	}
+	d.log.Info("role changed", "role", name)
+	d.tr.SetRole(role)
+	if err := d.wal.SetMeta(metaRole, []byte(name)); err != nil {
+		d.log.Warn("cannot record the new role", "err", err)
+		return
+	}
+	d.wal.Sync(func(err error) {
+		if err != nil {
+			d.log.Warn("cannot record the new role", "err", err)
+		}
+	})
+}
+
+// refreshTick runs refreshLoop now and every refreshPeriod.
+func (d *Daemon) refreshTick() {
+	d.refreshLoop()
+	d.refresh = d.loop.AfterFunc(refreshPeriod, d.refreshTick)
+}
+
+// refreshLoop publishes what other goroutines need from the engine, on
+// the loop: the admission snapshot and the managers' addresses.
+func (d *Daemon) refreshLoop() {
+	if d.node == nil {
+		return
+	}
+	a := &admission{}
+	if m := d.node.Manager(); m != nil {
+		var ids []env.NodeID
+		for _, mb := range m.Raft().Members() {
+			ids = append(ids, mb.NodeID)
+			if mb.NodeID != d.id {
+				d.tr.Book().Learn(mb.NodeID, mb.Addr, true, realnet.AddrMember)
+			}
+		}
+		if len(ids) > 0 {
+			// A manager still joining has no members yet: keep the
+			// managers its join answer named.
+			d.tr.Book().SetManagers(ids)
+		}
+		a = snapshotAdmission(m, d.initTokens, d.tr.Book().Managers())
+	}
+	d.adm.Store(a)
+	if v := d.tr.Book().Version(); v != d.savedBook {
+		b, _ := proto.Marshal(&rpc.AddressBook{Peers: d.tr.Book().Managers()})
+		if err := d.wal.SetMeta(metaPeers, b); err == nil {
+			d.savedBook = v
+			d.wal.Sync(func(err error) {
+				if err != nil {
+					d.log.Warn("cannot record the managers' addresses", "err", err)
+				}
+			})
+		}
+	}
+}
+
+// ID is the node's ID.
+func (d *Daemon) ID() env.NodeID { return d.id }
+
+// Addr is where the gRPC server listens.
+func (d *Daemon) Addr() string { return d.lis.Addr().String() }
+
+// JoinTokens returns the tokens this node drew (Init), nil otherwise.
+func (d *Daemon) JoinTokens() *api.JoinTokens { return d.initTokens }
+
+// Done is closed once the daemon has stopped (Stop, or a Leave).
+func (d *Daemon) Done() <-chan struct{} { return d.done }
+
+// Err is why the daemon stopped; nil after Stop or a Leave.
+func (d *Daemon) Err() error { return d.err }
+
+// Stop stops the node gracefully: the engine, the servers, the executor,
+// then the WAL. Containers keep running for the next start to adopt.
+func (d *Daemon) Stop() {
+	d.stopOnce.Do(func() {
+		d.teardown()
+		if d.leaving.Load() {
+			// A node that left keeps nothing: a restart would rejoin.
+			if err := os.RemoveAll(filepath.Join(d.opts.DataDir, "wal")); err != nil {
+				d.log.Warn("cannot remove the node's state", "err", err)
+			}
+		}
+		d.log.Info("swarmd stopped")
+		close(d.done)
+	})
+}
+
+func (d *Daemon) teardown() {
+	if d.loop != nil && d.node != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = d.loop.Do(ctx, func() {
+			if d.refresh != nil {
+				d.refresh.Stop()
+			}
+			d.node.Stop()
+		})
+		cancel()
+	}
+	if d.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = d.http.Shutdown(ctx)
+		cancel()
+	}
+	if d.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { d.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(2 * time.Second):
+			d.grpc.Stop() // streams never end on their own
+		}
+	} else if d.lis != nil {
+		d.lis.Close()
+	}
+	if d.tr != nil {
+		d.tr.Close()
+	}
+	if d.closeExec != nil {
+		d.closeExec()
+	}
+	if d.loop != nil {
+		d.loop.Stop()
+		<-d.loop.Done()
+	}
+	if d.wal != nil {
+		if err := d.wal.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+			d.log.Warn("closing the WAL", "err", err)
+		}
+	}
+}
