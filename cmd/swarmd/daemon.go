@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmsim/swarmsim/realnet"
+	"github.com/swarmsim/swarmsim/realnet/daemon"
+)
+
+const (
+	modeResume = daemon.ModeResume
+	modeInit   = daemon.ModeInit
+	modeJoin   = daemon.ModeJoin
+)
+
+// daemonFlags are the flags of init, join and resume.
+type daemonFlags struct {
+	listen, advertise, dataDir, httpAddr string
+	executor, hostname                   string
+	labels                               []string
+	logFormat, logLevel                  string
+	tlsCert, tlsKey, tlsCA               string
+	raftTick, heartbeat                  time.Duration
+	electionTicks                        int
+	snapshotEvery                        uint64
+	token                                string
+}
+
+func (f *daemonFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory holding the node's state (raft log, identity)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:4242", "gRPC listen address (loopback only without TLS)")
+	fs.StringVar(&f.advertise, "advertise", "", "address other nodes dial (default: --listen)")
+	fs.StringVar(&f.httpAddr, "http", "", "serve /metrics and /healthz on this address (loopback only)")
+	fs.StringVar(&f.executor, "executor", daemon.ExecutorAuto, "container executor: auto (docker if it answers, else reject), docker, reject, memory (simulated containers, for tests)")
+	fs.StringVar(&f.hostname, "hostname", "", "node hostname as the cluster shows it (default: the machine's)")
+	fs.StringArrayVar(&f.labels, "label", nil, "engine label key=value (repeatable)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "node certificate (PEM); with --tls-key and --tls-ca, enables mutual TLS")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "node private key (PEM)")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "cluster CA certificate (PEM)")
+	fs.DurationVar(&f.raftTick, "raft-tick", 0, "raft tick (default 100ms)")
+	fs.IntVar(&f.electionTicks, "election-ticks", 0, "raft election timeout in ticks (default 10)")
+	fs.Uint64Var(&f.snapshotEvery, "snapshot-every", 0, "raft snapshot every this many entries (default 10000)")
+	fs.DurationVar(&f.heartbeat, "heartbeat-period", 0, "agents' heartbeat period (default 5s)")
+}
+
+func newInitCmd() *cobra.Command {
+	var f daemonFlags
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Start a new cluster with this node as its first manager, and run it",
+		Long: `init starts a new cluster: this node becomes its only manager (a raft group of
+one), draws two distinct join tokens (one for managers, one for workers),
+prints them, and keeps running in the foreground. On a data directory that
+already holds a node, init resumes that node instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runDaemon(cmd, &f, modeInit) },
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newJoinCmd() *cobra.Command {
+	var f daemonFlags
+	cmd := &cobra.Command{
+		Use:   "join --token TOKEN [flags] MANAGER_ADDR",
+		Short: "Join a cluster as a worker or a manager (the token decides), and run",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.token == "" {
+				return usagef("join needs --token (swarmd join-token worker|manager prints one)")
+			}
+			return runDaemon(cmd, &f, modeJoin, args[0])
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&f.token, "token", "", "join token: a manager token joins raft, a worker token runs tasks only")
+	return cmd
+}
+
+// runDaemon runs a node until SIGTERM/SIGINT, a leave, or an error.
+func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ...string) error {
+	if f.dataDir == "" {
+		return usagef("--data-dir is required")
+	}
+	log, err := newLogger(f.logFormat, f.logLevel)
+	if err != nil {
+		return usageError{err}
+	}
+	tc, err := loadTLS(f.tlsCert, f.tlsKey, f.tlsCA)
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{}
+	for _, l := range f.labels {
+		k, v, _ := strings.Cut(l, "=")
+		labels[k] = v
+	}
+	opts := daemon.Options{
+		Mode: mode, DataDir: f.dataDir, Listen: f.listen, Advertise: f.advertise, HTTPAddr: f.httpAddr,
+		Executor: f.executor, Hostname: f.hostname, Labels: labels, TLS: tc,
+		RaftTick: f.raftTick, ElectionTicks: f.electionTicks, SnapshotEvery: f.snapshotEvery, HeartbeatPeriod: f.heartbeat,
+		Token: f.token, Logger: log,
+	}
+	if len(joinAddr) > 0 {
+		opts.JoinAddr = joinAddr[0]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	d, err := daemon.Start(ctx, opts)
+	if err != nil {
+		if errors.Is(err, realnet.ErrInsecureListen) {
+			return usageError{err}
+		}
+		return err
+	}
+	if mode == modeInit && d.JoinTokens() != nil {
+		printInit(cmd, d, f)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("signal received: stopping")
+		d.Stop()
+	case <-d.Done():
+	}
+	return d.Err()
+}
+
+func printInit(cmd *cobra.Command, d *daemon.Daemon, f *daemonFlags) {
+	addr := f.advertise
+	if addr == "" {
+		addr = f.listen
+	}
+	t := d.JoinTokens()
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "Swarm initialized: current node (%s) is now a manager.\n\n", d.ID())
+	fmt.Fprintf(out, "To add a worker to this swarm, run the following command:\n\n    swarmd join --token %s %s\n\n", t.Worker, addr)
+	fmt.Fprintf(out, "To add a manager to this swarm, run the following command:\n\n    swarmd join --token %s %s\n\n", t.Manager, addr)
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// loadTLS builds mutual TLS 1.3 from PEM files: the node's certificate,
+// which it presents as server and as client, and the cluster CA that
+// every peer's certificate must chain to. No files: nil (plain gRPC).
+func loadTLS(certFile, keyFile, caFile string) (*realnet.TLSConfig, error) {
+	if certFile == "" && keyFile == "" && caFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" || caFile == "" {
+		return nil, usagef("TLS needs --tls-cert, --tls-key and --tls-ca together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("tls: no certificate in %s", caFile)
+	}
+	return &realnet.TLSConfig{
+		Server: &tls.Config{
+			MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert},
+			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+		},
+		Client: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
+	}, nil
+}
