@@ -350,7 +350,7 @@ func (p *omParser) add(labels []labelPair, bounds []float64, ms int64, row []flo
 		return err
 	}
 	at := time.UnixMilli(ms).Sub(p.rec.start)
-	if err := rf.add(labels, bounds, at, row); err != nil {
+	if err := rf.add(labels, bounds, at, row, false); err != nil {
 		return p.errf("%v", err)
 	}
 	return nil

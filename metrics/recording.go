@@ -83,6 +83,12 @@ func (r *Recording) Start() time.Time { return r.start }
 // cut to the millisecond, the resolution of the exposition format, and
 // must come after every earlier time of each series it adds to.
 func (r *Recording) Add(at time.Duration, fams []*dto.MetricFamily) error {
+	return r.add(at, fams, false)
+}
+
+// add records fams at at; with replace, a series whose last point is at
+// at gets its values replaced instead of an error.
+func (r *Recording) add(at time.Duration, fams []*dto.MetricFamily, replace bool) error {
 	at = at.Truncate(time.Millisecond)
 	for _, mf := range fams {
 		f := r.fams[mf.GetName()]
@@ -126,7 +132,7 @@ func (r *Recording) Add(at time.Duration, fams []*dto.MetricFamily) error {
 			default:
 				return fmt.Errorf("metric %s: type %s cannot be recorded", f.name, f.typ)
 			}
-			if err := f.add(labels, bounds, at, row); err != nil {
+			if err := f.add(labels, bounds, at, row, replace); err != nil {
 				return err
 			}
 		}
@@ -135,7 +141,7 @@ func (r *Recording) Add(at time.Duration, fams []*dto.MetricFamily) error {
 }
 
 // add appends one point to the metric of labels.
-func (f *recFamily) add(labels []labelPair, bounds []float64, at time.Duration, row []float64) error {
+func (f *recFamily) add(labels []labelPair, bounds []float64, at time.Duration, row []float64, replace bool) error {
 	key := labelKey(labels)
 	m := f.metrics[key]
 	if m == nil {
@@ -144,6 +150,12 @@ func (f *recFamily) add(labels []labelPair, bounds []float64, at time.Duration, 
 	}
 	if !slices.Equal(m.bounds, bounds) {
 		return fmt.Errorf("metric %s%s: buckets or quantiles changed from %v to %v", f.name, fmtLabels(labels), m.bounds, bounds)
+	}
+	if n := len(m.times); replace && n > 0 && at == m.times[n-1] {
+		for i, v := range row {
+			m.cols[i][n-1] = v
+		}
+		return nil
 	}
 	if n := len(m.times); n > 0 && at <= m.times[n-1] {
 		return fmt.Errorf("metric %s%s: sample at %s does not come after %s", f.name, fmtLabels(labels), at, m.times[n-1])

@@ -31,22 +31,26 @@ func NewSampler(g prometheus.Gatherer, start time.Time) *Sampler {
 	return &Sampler{g: g, rec: NewRecording(start)}
 }
 
-// Sample gathers the registry and records it at time at (since the start).
-// A time in the same millisecond as the previous sample is skipped: the
-// exposition format has millisecond timestamps.
+// Sample gathers the registry and records it at time at (since the
+// start), cut to the millisecond: the exposition format's timestamps have
+// no finer resolution. A sample in the same millisecond as the previous
+// one replaces its values (a run that ends just after a periodic sample
+// records its final state), and an earlier time is an error.
 func (s *Sampler) Sample(at time.Duration) error {
 	at = at.Truncate(time.Millisecond)
-	if s.samples > 0 && at <= s.last {
-		return nil
+	if s.samples > 0 && at < s.last {
+		return fmt.Errorf("metrics: sample at %s is before the previous one, at %s", at, s.last)
 	}
 	fams, err := s.g.Gather()
 	if err != nil {
 		return fmt.Errorf("metrics: gathering at %s: %w", at, err)
 	}
-	if err := s.rec.Add(at, fams); err != nil {
+	if err := s.rec.add(at, fams, true); err != nil {
 		return fmt.Errorf("metrics: recording at %s: %w", at, err)
 	}
-	s.samples++
+	if s.samples == 0 || at > s.last {
+		s.samples++
+	}
 	s.last = at
 	return nil
 }

@@ -82,7 +82,8 @@ func TestSamplerSeries(t *testing.T) {
 	w.step(1500 * time.Millisecond)
 	w.w1 = Snapshot{} // the worker goes down
 	sample()
-	w.now += 400 * time.Microsecond // the same millisecond: skipped
+	w.now += 400 * time.Microsecond // the same millisecond: replaces the last sample
+	w.events += 3
 	sample()
 	if s.Samples() != 3 {
 		t.Fatalf("%d samples, want 3", s.Samples())
@@ -90,7 +91,11 @@ func TestSamplerSeries(t *testing.T) {
 
 	m1 := map[string]string{"node": "m1"}
 	expectSeries(t, "counter", s.Series("swarm_raft_proposals_total", m1), points(0, 101, 1, 111, 2.5, 121))
-	expectSeries(t, "gauge", s.Series("swarm_sim_virtual_seconds", nil), points(0, 0, 1, 1, 2.5, 2.5))
+	expectSeries(t, "gauge", s.Series("swarm_sim_virtual_seconds", nil), points(0, 0, 1, 1, 2.5, 2.5004))
+	expectSeries(t, "replaced", s.Series("swarm_sim_events_total", nil), points(0, 0, 1, 100, 2.5, 203))
+	if err := s.Sample(time.Second); err == nil {
+		t.Error("a sample back in time was taken")
+	}
 	expectSeries(t, "bucket", s.Series("swarm_scheduler_decision_latency_seconds_bucket", map[string]string{"node": "m1", "le": "0.005"}),
 		points(0, 2, 1, 3, 2.5, 4))
 	expectSeries(t, "bucket by another spelling", s.Series("swarm_scheduler_decision_latency_seconds_bucket", map[string]string{"node": "m1", "le": "5e-3"}),
