@@ -431,9 +431,20 @@ type Assignments struct {
 	// tasks were added or changed (desired state, spec), in ID order.
 	Tasks []*Task `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	// removed are task IDs that left the set, in ID order.
-	Removed       []string `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Removed []string `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"`
+	// secrets are the secrets the node's tasks reference, with their data,
+	// in ID order: with full, every one the set uses; otherwise those the
+	// set started to use. A node holds a secret only while a task in its
+	// set references it. Never traced or logged (TraceString counts them).
+	Secrets []*Secret `protobuf:"bytes,6,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// removed_secrets are the IDs of secrets no task in the set references
+	// any more, in ID order: the agent forgets them.
+	RemovedSecrets []string `protobuf:"bytes,7,rep,name=removed_secrets,json=removedSecrets,proto3" json:"removed_secrets,omitempty"`
+	// configs and removed_configs: the same for configs.
+	Configs        []*Config `protobuf:"bytes,8,rep,name=configs,proto3" json:"configs,omitempty"`
+	RemovedConfigs []string  `protobuf:"bytes,9,rep,name=removed_configs,json=removedConfigs,proto3" json:"removed_configs,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Assignments) Reset() {
@@ -497,6 +508,34 @@ func (x *Assignments) GetTasks() []*Task {
 func (x *Assignments) GetRemoved() []string {
 	if x != nil {
 		return x.Removed
+	}
+	return nil
+}
+
+func (x *Assignments) GetSecrets() []*Secret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *Assignments) GetRemovedSecrets() []string {
+	if x != nil {
+		return x.RemovedSecrets
+	}
+	return nil
+}
+
+func (x *Assignments) GetConfigs() []*Config {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+func (x *Assignments) GetRemovedConfigs() []string {
+	if x != nil {
+		return x.RemovedConfigs
 	}
 	return nil
 }
@@ -668,15 +707,18 @@ const file_engine_api_dispatcher_proto_rawDesc = "" +
 	"\x0fassignments_seq\x18\x05 \x01(\x04R\x0eassignmentsSeq\x12\x1a\n" +
 	"\bmanagers\x18\x06 \x03(\tR\bmanagers\x12;\n" +
 	"\fdesired_role\x18\a \x01(\x0e2\x13.swarm.api.NodeRoleH\x00R\vdesiredRole\x88\x01\x01B\x0f\n" +
-	"\r_desired_role\"\xab\x01\n" +
+	"\r_desired_role\"\xbf\x02\n" +
 	"\vAssignments\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04full\x18\x03 \x01(\bR\x04full\x12%\n" +
 	"\x05tasks\x18\x04 \x03(\v2\x0f.swarm.api.TaskR\x05tasks\x12\x18\n" +
-	"\aremoved\x18\x05 \x03(\tR\aremovedJ\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
-	"\"z\n" +
+	"\aremoved\x18\x05 \x03(\tR\aremoved\x12+\n" +
+	"\asecrets\x18\x06 \x03(\v2\x11.swarm.api.SecretR\asecrets\x12'\n" +
+	"\x0fremoved_secrets\x18\a \x03(\tR\x0eremovedSecrets\x12+\n" +
+	"\aconfigs\x18\b \x03(\v2\x11.swarm.api.ConfigR\aconfigs\x12'\n" +
+	"\x0fremoved_configs\x18\t \x03(\tR\x0eremovedConfigs\"z\n" +
 	"\x10TaskStatusReport\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +
@@ -720,7 +762,9 @@ var file_engine_api_dispatcher_proto_goTypes = []any{
 	(*NodeDescription)(nil),   // 8: swarm.api.NodeDescription
 	(NodeRole)(0),             // 9: swarm.api.NodeRole
 	(*Task)(nil),              // 10: swarm.api.Task
-	(*TaskStatusUpdate)(nil),  // 11: swarm.api.TaskStatusUpdate
+	(*Secret)(nil),            // 11: swarm.api.Secret
+	(*Config)(nil),            // 12: swarm.api.Config
+	(*TaskStatusUpdate)(nil),  // 13: swarm.api.TaskStatusUpdate
 }
 var file_engine_api_dispatcher_proto_depIdxs = []int32{
 	8,  // 0: swarm.api.SessionRequest.description:type_name -> swarm.api.NodeDescription
@@ -729,13 +773,15 @@ var file_engine_api_dispatcher_proto_depIdxs = []int32{
 	0,  // 3: swarm.api.HeartbeatResponse.error:type_name -> swarm.api.DispatcherError
 	9,  // 4: swarm.api.HeartbeatResponse.desired_role:type_name -> swarm.api.NodeRole
 	10, // 5: swarm.api.Assignments.tasks:type_name -> swarm.api.Task
-	11, // 6: swarm.api.TaskStatusReport.updates:type_name -> swarm.api.TaskStatusUpdate
-	0,  // 7: swarm.api.TaskStatusAck.error:type_name -> swarm.api.DispatcherError
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	11, // 6: swarm.api.Assignments.secrets:type_name -> swarm.api.Secret
+	12, // 7: swarm.api.Assignments.configs:type_name -> swarm.api.Config
+	13, // 8: swarm.api.TaskStatusReport.updates:type_name -> swarm.api.TaskStatusUpdate
+	0,  // 9: swarm.api.TaskStatusAck.error:type_name -> swarm.api.DispatcherError
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_engine_api_dispatcher_proto_init() }

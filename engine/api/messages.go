@@ -40,7 +40,8 @@ func (*TaskStatusReport) Method() string { return MethodTaskStatusReport }
 // Method implements env.Message.
 func (*TaskStatusAck) Method() string { return MethodTaskStatusAck }
 
-// TraceString is a short description for traces: "Assignments seq=7 full +10 -0".
+// TraceString is a short description for traces: "Assignments seq=7 full +10 -0",
+// then " secrets +1 -0" and " configs +0 -1" when the message carries any.
 func (x *Assignments) TraceString() string {
 	b := make([]byte, 0, traceBufLen)
 	b = append(b, "Assignments seq="...)
@@ -52,6 +53,20 @@ func (x *Assignments) TraceString() string {
 	b = strconv.AppendInt(b, int64(len(x.GetTasks())), 10)
 	b = append(b, " -"...)
 	b = strconv.AppendInt(b, int64(len(x.GetRemoved())), 10)
+	// Secrets and configs are counted, never shown: a trace must not carry
+	// their data (nor, for secrets, even their names).
+	if n, r := len(x.GetSecrets()), len(x.GetRemovedSecrets()); n+r > 0 {
+		b = append(b, " secrets +"...)
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, " -"...)
+		b = strconv.AppendInt(b, int64(r), 10)
+	}
+	if n, r := len(x.GetConfigs()), len(x.GetRemovedConfigs()); n+r > 0 {
+		b = append(b, " configs +"...)
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, " -"...)
+		b = strconv.AppendInt(b, int64(r), 10)
+	}
 	return string(b)
 }
 
