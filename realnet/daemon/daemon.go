@@ -663,19 +663,21 @@ func (d *Daemon) teardown() {
 		_ = d.http.Shutdown(ctx)
 		cancel()
 	}
+	if d.tr != nil {
+		d.tr.Close() // our streams end, and with them the peers' handlers
+	}
 	if d.grpc != nil {
+		// Unary calls in flight get a moment to answer; peers' streams
+		// into this node never end on their own, so the rest is cut.
 		stopped := make(chan struct{})
 		go func() { d.grpc.GracefulStop(); close(stopped) }()
 		select {
 		case <-stopped:
-		case <-time.After(2 * time.Second):
-			d.grpc.Stop() // streams never end on their own
+		case <-time.After(300 * time.Millisecond):
+			d.grpc.Stop()
 		}
 	} else if d.lis != nil {
 		d.lis.Close()
-	}
-	if d.tr != nil {
-		d.tr.Close()
 	}
 	if d.closeExec != nil {
 		d.closeExec()
