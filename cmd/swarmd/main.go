@@ -115,7 +115,7 @@ not be reached, 4 not found.`,
 	root.AddCommand(
 		newInitCmd(), newJoinCmd(),
 		newServiceCmd(), newNodeCmd(), newSecretCmd(), newConfigCmd(),
-		newStatusCmd(), newJoinTokenCmd(), newLeaveCmd(),
+		newStatusCmd(), newJoinTokenCmd(), newLeaveCmd(), newWorkloadImageCmd(),
 	)
 	return root
 }
