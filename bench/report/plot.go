@@ -1,0 +1,194 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"math"
+	"slices"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// Plot size: readable inline on a Markdown page.
+const (
+	plotWidth  = 7 * vg.Inch
+	plotHeight = 4.2 * vg.Inch
+)
+
+// Series is one named line of points.
+type Series struct {
+	Name string
+	X, Y []float64
+}
+
+// CDF is a named sample drawn as its empirical distribution function.
+type CDF struct {
+	Name   string
+	Values []float64
+}
+
+// CDFPlot draws the empirical CDFs of samples as steps: the fraction of
+// trials at or below each value.
+func CDFPlot(title, xLabel string, logX bool, cdfs []CDF) Plot {
+	return Plot{Title: title, Draw: func() ([]byte, error) {
+		p := newPlot(title, xLabel, "fraction of trials ≤ x")
+		p.Y.Min, p.Y.Max = 0, 1
+		for i, c := range cdfs {
+			if len(c.Values) == 0 {
+				continue
+			}
+			s := slices.Clone(c.Values)
+			slices.Sort(s)
+			pts := make(plotter.XYs, 0, len(s)+1)
+			pts = append(pts, plotter.XY{X: s[0], Y: 0})
+			for j, v := range s {
+				pts = append(pts, plotter.XY{X: v, Y: float64(j+1) / float64(len(s))})
+			}
+			l, err := plotter.NewLine(pts)
+			if err != nil {
+				return nil, err
+			}
+			l.StepStyle = plotter.PostStep
+			l.Color = plotutil.Color(i)
+			l.Width = vg.Points(1.5)
+			p.Add(l)
+			p.Legend.Add(c.Name, l)
+		}
+		if logX {
+			setLog(&p.X)
+		}
+		p.Legend.Top = false
+		p.Legend.Left = false
+		return render(p)
+	}}
+}
+
+// LinePlot draws series as lines with points, on linear or log axes.
+// fits, when given, are drawn as dashed lines beside the series with the
+// same index.
+func LinePlot(title, xLabel, yLabel string, logX, logY bool, series []Series, fits []PowerFit) Plot {
+	return Plot{Title: title, Draw: func() ([]byte, error) {
+		p := newPlot(title, xLabel, yLabel)
+		for i, s := range series {
+			pts := make(plotter.XYs, len(s.X))
+			for j := range s.X {
+				pts[j] = plotter.XY{X: s.X[j], Y: s.Y[j]}
+			}
+			l, sc, err := plotter.NewLinePoints(pts)
+			if err != nil {
+				return nil, err
+			}
+			l.Color = plotutil.Color(i)
+			l.Width = vg.Points(1.5)
+			sc.Color = plotutil.Color(i)
+			sc.Shape = plotutil.Shape(i)
+			p.Add(l, sc)
+			p.Legend.Add(s.Name, l, sc)
+			if i < len(fits) && fits[i].Coeff > 0 && len(s.X) > 0 {
+				fit := fits[i]
+				lo, hi := slices.Min(s.X), slices.Max(s.X)
+				n := 50
+				fp := make(plotter.XYs, n)
+				for j := range n {
+					x := lo + (hi-lo)*float64(j)/float64(n-1)
+					if logX {
+						x = lo * math.Pow(hi/lo, float64(j)/float64(n-1))
+					}
+					fp[j] = plotter.XY{X: x, Y: fit.At(x)}
+				}
+				fl, err := plotter.NewLine(fp)
+				if err != nil {
+					return nil, err
+				}
+				fl.Color = plotutil.Color(i)
+				fl.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+				p.Add(fl)
+				p.Legend.Add(fmt.Sprintf("fit: ∝ n^%.2f", fit.Exponent), fl)
+			}
+		}
+		if logX {
+			setLog(&p.X)
+		}
+		if logY {
+			setLog(&p.Y)
+		}
+		p.Legend.Top = true
+		p.Legend.Left = true
+		return render(p)
+	}}
+}
+
+// BarGroup is one group of bars along the x axis.
+type BarGroup struct {
+	Label  string
+	Values []float64 // one per bar series
+}
+
+// BarPlot draws grouped bars: one group per BarGroup, one bar per series
+// name within it.
+func BarPlot(title, yLabel string, seriesNames []string, groups []BarGroup) Plot {
+	return Plot{Title: title, Draw: func() ([]byte, error) {
+		p := newPlot(title, "", yLabel)
+		w := vg.Points(min(60, 360/float64(max(1, len(groups)*len(seriesNames)))))
+		labels := make([]string, len(groups))
+		for i, g := range groups {
+			labels[i] = g.Label
+		}
+		for si, name := range seriesNames {
+			vals := make(plotter.Values, len(groups))
+			for gi, g := range groups {
+				if si < len(g.Values) {
+					vals[gi] = g.Values[si]
+				}
+			}
+			b, err := plotter.NewBarChart(vals, w)
+			if err != nil {
+				return nil, err
+			}
+			b.LineStyle.Width = 0
+			b.Color = plotutil.Color(si)
+			b.Offset = w * vg.Length(float64(si)-float64(len(seriesNames)-1)/2)
+			p.Add(b)
+			p.Legend.Add(name, b)
+		}
+		p.NominalX(labels...)
+		p.Legend.Top = true
+		p.Legend.Left = true
+		p.Y.Min = 0
+		return render(p)
+	}}
+}
+
+func newPlot(title, xLabel, yLabel string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.Add(plotter.NewGrid())
+	p.BackgroundColor = color.White
+	return p
+}
+
+func setLog(a *plot.Axis) {
+	if a.Min <= 0 {
+		return // a log axis cannot show zero; keep it linear
+	}
+	a.Scale = plot.LogScale{}
+	a.Tick.Marker = plot.LogTicks{Prec: -1}
+}
+
+func render(p *plot.Plot) ([]byte, error) {
+	wt, err := p.WriterTo(plotWidth, plotHeight, "svg")
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := wt.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
