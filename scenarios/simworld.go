@@ -31,6 +31,9 @@ type Options struct {
 	Trace io.Writer
 	// Metrics receives metric samples in virtual time; nil writes none.
 	Metrics io.Writer
+	// MetricsInterval is the virtual time between samples; 0 means
+	// DefaultMetricsInterval.
+	MetricsInterval time.Duration
 	// Wall reads the wall clock for the summary; nil: time.Now.
 	Wall func() time.Time
 	// Log receives the nodes' logs (debug level and up), stamped with
@@ -49,7 +52,7 @@ func RunSimulation(sc *Scenario, opt Options) (*Result, error) {
 		wall = time.Now
 	}
 	start := wall()
-	w, err := newSimWorld(sc, seed, opt.Trace, opt.Log)
+	w, err := newSimWorld(sc, seed, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +64,9 @@ func RunSimulation(sc *Scenario, opt Options) (*Result, error) {
 			Virtual: w.Now(), Wall: wall().Sub(start), Events: st.Events, TraceHash: st.TraceHash, Notes: st.Notes}
 	} else {
 		res = NewRunner(sc, w, opt.Out, wall).Run(seed)
+	}
+	if err := w.finishMetrics(); err != nil {
+		return res, err
 	}
 	if err := w.k.TraceErr(); err != nil {
 		return res, fmt.Errorf("writing the trace: %w", err)
@@ -123,18 +129,20 @@ type SimWorld struct {
 	// specs are the services' current specs in the file's terms, which
 	// update steps change key by key.
 	specs map[string]Service
+	// metrics samples the run for Options.Metrics (metrics.go).
+	metrics *simMetrics
 }
 
 // NewSimWorld builds sc's cluster on a kernel seeded with seed and starts
 // it. The world owns crypto/rand.Reader until Close.
 func NewSimWorld(sc *Scenario, seed uint64, trace io.Writer) (*SimWorld, error) {
-	return newSimWorld(sc, seed, trace, nil)
+	return newSimWorld(sc, seed, Options{Trace: trace})
 }
 
-func newSimWorld(sc *Scenario, seed uint64, trace, logw io.Writer) (*SimWorld, error) {
+func newSimWorld(sc *Scenario, seed uint64, opt Options) (*SimWorld, error) {
 	k := sim.NewKernel(seed)
-	if trace != nil {
-		k.SetTrace(trace)
+	if opt.Trace != nil {
+		k.SetTrace(opt.Trace)
 	}
 	w := &SimWorld{sc: sc, k: k, chooser: k.NewRand("scenario/selectors"), specs: map[string]Service{}}
 	w.restore = k.Activate()
@@ -177,8 +185,8 @@ func newSimWorld(sc *Scenario, seed uint64, trace, logw io.Writer) (*SimWorld, e
 		},
 		RaftObserver: w.check,
 	}
-	if logw != nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{
+	if opt.Log != nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(opt.Log, &slog.HandlerOptions{
 			Level: slog.LevelDebug,
 			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 				if a.Key == slog.TimeKey && len(groups) == 0 {
@@ -210,6 +218,7 @@ func newSimWorld(sc *Scenario, seed uint64, trace, logw io.Writer) (*SimWorld, e
 	if sc.Clients != nil {
 		w.clients = newClients(w, *sc.Clients)
 	}
+	w.startMetrics(opt)
 	w.setup()
 	return w, nil
 }
