@@ -142,6 +142,8 @@ func ago(ns int64) string {
 	switch {
 	case d < time.Second:
 		return "less than a second ago"
+	case d < 2*time.Second:
+		return "1 second ago"
 	case d < time.Minute:
 		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
 	case d < time.Hour:
