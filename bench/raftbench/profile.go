@@ -11,8 +11,10 @@ import (
 // leaf, so each stage holds the time spent in its code and below it (its
 // allocations and the GC assists they cost, its protobuf coding) but not
 // in the stages above: the store's Apply, reached from the raft driver,
-// counts as "store apply", not "raft driver".
+// counts as "store apply", not "raft driver"; protobuf decoding inside it
+// counts as "protobuf coding", the first stage.
 var StoreStages = []cpuprof.Stage{
+	{Name: "protobuf coding", Pattern: regexp.MustCompile(`^google\.golang\.org/protobuf/`)},
 	{Name: "store apply (decode, index, watches), every manager", Pattern: regexp.MustCompile(`swarmsim/engine/store\.\(\*Store\)\.Apply$`)},
 	{Name: "store transaction and encoding, leader", Pattern: regexp.MustCompile(`swarmsim/engine/store\.\(\*Store\)\.Update$`)},
 	{Name: "manager KVWrite and callbacks", Pattern: regexp.MustCompile(`swarmsim/engine/manager\.`)},
