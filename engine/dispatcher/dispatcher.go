@@ -106,6 +106,11 @@ type Stats struct {
 	StatusBatches       uint64 // status transactions proposed
 	StatusBatchFailures uint64 // status transactions whose proposal failed
 	AcksSent            uint64
+	SecretsSent         uint64 // secrets sent with assignments
+	SecretsWithdrawn    uint64 // secrets a node was told to forget
+	ConfigsSent         uint64
+	ConfigsWithdrawn    uint64
+	RefsMissing         uint64 // referenced secrets or configs the store lacks
 }
 
 // Dispatcher is the leader's side of the worker protocol. See the package

@@ -20,6 +20,10 @@
 //     incremental message. The whole set goes only as a session's first
 //     message, after a resync request, or after the store was restored
 //     from a snapshot.
+//   - Secrets and configs (secrets.go). Each message carries, with the
+//     tasks, the secrets and configs the node's set started to use (all
+//     of them in a whole set) and the IDs of those it stopped using, so a
+//     node holds a secret exactly while one of its tasks references it.
 //   - Status intake. Agents' reports are collected for a short window (or
 //     up to a batch size) and written as one transaction of compact
 //     TaskStatusUpdates; each report is acknowledged once the transaction
@@ -31,7 +35,8 @@
 // (they meet in the store: the orchestrator reacts to a node going DOWN),
 // put heartbeats through raft or arm a timer per heartbeat or session,
 // write a task's status backwards or for a task of another node, send a
-// node tasks that are not its own, let Go map order reach a message or a
+// node tasks that are not its own or a secret none of its tasks uses, log
+// secret data, let Go map order reach a message or a
 // proposal, or write anything after Stop (callbacks of writes in flight are
 // ignored). Like all of engine/, it does no I/O and runs on its node's
 // single loop.

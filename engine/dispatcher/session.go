@@ -34,6 +34,9 @@ type session struct {
 	// nothing.
 	pending map[string]*api.Task
 	dirty   bool
+	// secrets and configs are what the node holds as far as this session
+	// sent them (see secrets.go).
+	secrets, configs refSet
 
 	// bucket is the expiry bucket the session sits in.
 	bucket int64
@@ -207,9 +210,9 @@ func (d *Dispatcher) sendFull(s *session) {
 	s.seq++
 	d.stats.AssignmentsFull++
 	d.stats.AssignmentTasks += uint64(len(tasks))
-	// Hook: the secrets and configs these tasks reference go here, with
-	// the same full/incremental discipline (Assignments reserves fields).
-	d.tr.Send(env.NodeID(s.node), &api.Assignments{SessionId: s.id, Seq: s.seq, Full: true, Tasks: tasks})
+	m := &api.Assignments{SessionId: s.id, Seq: s.seq, Full: true, Tasks: tasks}
+	d.fullRefs(s, m)
+	d.tr.Send(env.NodeID(s.node), m)
 }
 
 func (d *Dispatcher) sendIncremental(s *session) {
@@ -227,6 +230,7 @@ func (d *Dispatcher) sendIncremental(s *session) {
 		}
 	}
 	s.pending = nil
+	d.diffRefs(s, m)
 	s.seq++
 	m.Seq = s.seq
 	d.stats.AssignmentsIncr++
