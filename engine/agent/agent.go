@@ -174,6 +174,10 @@ type Agent struct {
 	gotFull  bool                           // a whole set arrived since Start
 	early    []env.ContainerEvent           // events before List answered
 	taskRand env.Rand
+	// secrets and configs the dispatcher sent for the tasks in the set, by
+	// ID (see secrets.go).
+	secrets map[string]*api.Secret
+	configs map[string]*api.Config
 
 	// Reports.
 	reports     map[string]*pendingReport
@@ -229,6 +233,7 @@ func (a *Agent) Start() {
 	// Started again after a Stop: what the executor has is learnt afresh,
 	// as by a new agent; unacknowledged statuses are kept and resent.
 	a.tasks = make(map[string]*task)
+	a.secrets, a.configs = nil, nil
 	a.listed, a.gotFull, a.adopt, a.early = false, false, nil, nil
 	a.inflight, a.inflightLog = make(map[uint64][]sentStatus), nil
 	a.appliedSeq, a.failures, a.redirects = 0, 0, 0
@@ -538,6 +543,7 @@ func (a *Agent) onAssignments(m *api.Assignments) {
 	if m.Full {
 		a.stats.AssignmentsFull++
 		a.appliedSeq = m.Seq
+		a.applyRefs(m)
 		a.applyFull(m.Tasks)
 		return
 	}
@@ -548,5 +554,6 @@ func (a *Agent) onAssignments(m *api.Assignments) {
 	}
 	a.stats.AssignmentsIncr++
 	a.appliedSeq = m.Seq
+	a.applyRefs(m)
 	a.applyChanges(m.Tasks, m.Removed)
 }

@@ -20,6 +20,10 @@
 //     and FAILED. A desired state past RUNNING stops the container within
 //     its grace, reports SHUTDOWN and removes it; a task that leaves the
 //     set is stopped and removed.
+//   - Secrets and configs (secrets.go): held in memory while the set's
+//     tasks use them, handed to the executor as ContainerSpec.Files when a
+//     task is prepared, forgotten when withdrawn. A task whose secret is
+//     missing is rejected rather than run without it.
 //   - Status reports: the newest status of each task, batched for a short
 //     window and resent until the dispatcher acknowledges it.
 //   - Adoption: when it starts, it asks the executor what containers the
@@ -30,7 +34,7 @@
 // dispatcher did not assign (unknown containers are stopped and removed
 // once a whole set says they are not the node's), stop its tasks because
 // no manager answers (they keep running, as in SwarmKit), change a message
-// after Send or one it received, or let Go map order reach a message or an
-// executor call. Like all of engine/, it does no I/O and runs on its
-// node's single loop.
+// after Send or one it received, let Go map order reach a message or an
+// executor call, or log or report secret data. Like all of engine/, it
+// does no I/O and runs on its node's single loop.
 package agent

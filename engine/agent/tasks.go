@@ -223,9 +223,14 @@ func (a *Agent) reconcile(ts *task) {
 			return
 		}
 		a.report(ts, stateAccepted, "accepted", "", 0, false)
+		spec, err := a.containerSpec(ts.t)
+		if err != nil {
+			a.report(ts, stateRejected, "", err.Error(), 0, false)
+			return
+		}
 		ts.ctr = ctrPreparing
 		a.report(ts, statePreparing, "preparing", "", 0, false)
-		a.exec.Prepare(a.containerSpec(ts.t))
+		a.exec.Prepare(spec)
 	case ctrPrepared:
 		a.report(ts, stateReady, "prepared", "", 0, false)
 		if ts.t.DesiredState >= stateRunning {
@@ -397,8 +402,9 @@ func lifeOrder(s env.ContainerState) int {
 	return 0
 }
 
-// containerSpec is what the executor needs to run t.
-func (a *Agent) containerSpec(t *api.Task) env.ContainerSpec {
+// containerSpec is what the executor needs to run t. It fails when a
+// secret or config t references is not held (see taskFiles).
+func (a *Agent) containerSpec(t *api.Task) (env.ContainerSpec, error) {
 	c := t.GetSpec().GetContainer()
 	lim := t.GetSpec().GetLimits()
 	spec := env.ContainerSpec{
@@ -419,7 +425,10 @@ func (a *Agent) containerSpec(t *api.Task) env.ContainerSpec {
 			Retries:     int(h.Retries),
 		}
 	}
-	// Hook: Files (the task's secrets and configs) come with the
-	// assignments once the dispatcher sends them.
-	return spec
+	files, err := a.taskFiles(t)
+	if err != nil {
+		return env.ContainerSpec{}, err
+	}
+	spec.Files = files
+	return spec, nil
 }
