@@ -817,7 +817,7 @@ func TestMethods(t *testing.T) {
 		}
 		seen[m] = true
 	}
-	if len(controlapi.Methods) != 25 {
+	if len(controlapi.Methods) != 29 {
 		t.Fatalf("%d methods", len(controlapi.Methods))
 	}
 }

@@ -51,6 +51,7 @@ var Methods = []string{
 	MethodCreateSecret, MethodGetSecret, MethodListSecrets, MethodRemoveSecret,
 	MethodCreateConfig, MethodGetConfig, MethodListConfigs, MethodRemoveConfig,
 	MethodCreateNetwork, MethodGetNetwork, MethodListNetworks, MethodRemoveNetwork,
+	MethodGetUnlockKey, MethodSetAutolock, MethodRotateUnlockKey, MethodRotateDataKey,
 }
 
 // Server serves the control API from one manager's store. It runs on the
