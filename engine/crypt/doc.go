@@ -22,7 +22,9 @@
 //     on use it; records sealed with an older key stay readable until a
 //     snapshot compacts the last of them away, and then that key is
 //     dropped from the key record. SetUnlockKey re-wraps the data keys
-//     under a new KEK without touching a single record.
+//     under a new KEK without touching a single record; turning autolock
+//     on also draws a new data key, since the old one sat under a KEK
+//     stored in the clear and may have been copied with the disk.
 //
 // What each mode protects against, honestly: without autolock, someone
 // who gets the raft log or snapshots without the key record (a copied

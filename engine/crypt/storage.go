@@ -53,6 +53,10 @@ type SealedStorage struct {
 	lastIndex uint64
 	loaded    bool
 
+	// keyWrites counts key records staged; keySynced is the count a
+	// completed sync made durable.
+	keyWrites, keySynced uint64
+
 	stats Stats
 }
 
@@ -160,13 +164,22 @@ func (s *SealedStorage) SetUnlockKey(key string, done func(error)) {
 		done(err)
 		return
 	}
+	if s.kekSpec.kind == kekLocal && spec.kind != kekLocal {
+		// Autolock turns on. The data key sat on this disk under a KEK
+		// stored beside it, so whoever copied the disk before has it:
+		// records written from now on get a new one (as SwarmKit does).
+		if err := s.newDataKey(s.ring.generation); err != nil {
+			done(err)
+			return
+		}
+	}
 	s.kekSpec, s.kek, s.unlockKey = spec, kek, key
 	s.stats.KEKChanges++
 	if err := s.writeKeyRecord(); err != nil {
 		done(err)
 		return
 	}
-	s.inner.Sync(done)
+	s.Sync(done)
 }
 
 // DataKeyGeneration is the cluster data-key rotation the key record last
@@ -200,11 +213,27 @@ func (s *SealedStorage) RotateDataKey(generation uint64, done func(error)) {
 	case generation <= s.ring.generation:
 		done(nil)
 		return
-	case len(s.ring.keys) >= MaxDataKeys:
-		s.retire()
+	}
+	if err := s.newDataKey(generation); err != nil {
+		done(err)
+		return
+	}
+	if err := s.writeKeyRecord(); err != nil {
+		done(err)
+		return
+	}
+	s.Sync(done)
+}
+
+// newDataKey draws a data key and makes it current. It fails when
+// MaxDataKeys keys are still in use.
+func (s *SealedStorage) newDataKey(generation uint64) error {
+	if len(s.ring.keys) >= MaxDataKeys {
+		if err := s.retire(); err != nil {
+			return err
+		}
 		if len(s.ring.keys) >= MaxDataKeys {
-			done(ErrTooManyKeys)
-			return
+			return ErrTooManyKeys
 		}
 	}
 	last := s.ring.keys[len(s.ring.keys)-1].id
@@ -214,11 +243,7 @@ func (s *SealedStorage) RotateDataKey(generation uint64, done func(error)) {
 	s.ring.current = last + 1
 	s.ring.generation = generation
 	s.stats.DataKeyRotations++
-	if err := s.writeKeyRecord(); err != nil {
-		done(err)
-		return
-	}
-	s.inner.Sync(done)
+	return nil
 }
 
 // Stats returns the counters.
@@ -228,8 +253,13 @@ func (s *SealedStorage) writeKeyRecord() error {
 	var nonce [nonceSize]byte
 	_, _ = s.rand.Read(nonce[:])
 	s.stats.KeyRecordsWritten++
+	s.keyWrites++
 	return s.inner.SetMeta(MetaKey, encodeKeyRecord(&s.kekSpec, s.kek, &nonce, s.ring))
 }
+
+// KeysDurable reports whether the key record as it is now (wrapping, data
+// keys) has reached the disk: a crash from now on comes back with it.
+func (s *SealedStorage) KeysDurable() bool { return s.keySynced == s.keyWrites }
 
 // ---- env.Storage
 
@@ -361,7 +391,15 @@ func (s *SealedStorage) SetMeta(key string, value []byte) error {
 }
 
 // Sync makes everything staged durable.
-func (s *SealedStorage) Sync(done func(error)) { s.inner.Sync(done) }
+func (s *SealedStorage) Sync(done func(error)) {
+	w := s.keyWrites
+	s.inner.Sync(func(err error) {
+		if err == nil && w > s.keySynced {
+			s.keySynced = w
+		}
+		done(err)
+	})
+}
 
 // noteEntries records that entries first..last are now sealed with key,
 // replacing any staged from first on (raft's log truncation).

@@ -278,6 +278,14 @@ func TestAutolockUnlockKey(t *testing.T) {
 	if r.s.UnlockKey() != key {
 		t.Fatal("UnlockKey does not say the key")
 	}
+	if !r.s.KeysDurable() {
+		t.Fatal("the new wrapping is not durable after its sync")
+	}
+	// Turning autolock on retires the data key that sat under a KEK in
+	// the clear: new records use a new one.
+	if cur, all := r.s.DataKeyIDs(); cur != 2 || !slices.Equal(all, []uint32{1, 2}) {
+		t.Fatalf("keys after autolock on: current %d of %v", cur, all)
+	}
 	if bytes.Contains(r.rawDisk().Meta[MetaKey], []byte(key)) {
 		t.Fatal("the unlock key is on disk")
 	}
@@ -368,6 +376,9 @@ func TestCrashDuringRewrapKeepsTheOldWrapping(t *testing.T) {
 	ents := r.append(1, 2, 1)
 	r.sync()
 	r.s.SetUnlockKey(NewUnlockKey(r.n.Rand("k")), func(error) {})
+	if r.s.KeysDurable() {
+		t.Fatal("durable before its sync")
+	}
 	r.restart() // before the sync completed
 	if r.s.Locked() {
 		t.Fatal("locked by a wrapping that never became durable")
