@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PROTOS  := $(sort $(wildcard engine/api/*.proto realnet/rpc/*.proto))
 
-.PHONY: help build test proto proto-tools run bench clean
+.PHONY: help build test proto proto-tools run bench bench-ci clean
 
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
@@ -29,6 +29,14 @@ proto: ## regenerate the protobuf code (needs protoc, protoc-gen-go, protoc-gen-
 proto-tools: ## install the protoc plugins at the versions the committed code was made with
 	$(GO) install $(PROTOC_GEN_GO)
 	$(GO) install $(PROTOC_GEN_GO_GRPC)
+
+bench: ## regenerate reports/ with every benchmark at full size (minutes each; not run in CI)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/swarmsim
+	$(BIN)/swarmsim bench raft --seeds 3 --out reports
+	$(BIN)/swarmsim bench scheduler failover scale --out reports
+
+bench-ci: ## run every benchmark once at its smallest size, as CI does through go test
+	$(GO) test -count=1 -run 'TestQuick' ./bench/suite
 
 clean:
 	rm -rf $(BIN)
