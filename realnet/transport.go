@@ -45,6 +45,9 @@ const (
 	addressRefresh = 2 * time.Second
 	// helloTimeout bounds the wait for a server's first address book.
 	helloTimeout = 10 * time.Second
+	// idleClose is how long a peer may go without a message before its
+	// connection is closed.
+	idleClose = 5 * time.Minute
 )
 
 // TLSConfig holds both ends' TLS settings. Server must require and verify
@@ -467,8 +470,12 @@ func (ps *peerSender) popLocked() *rpc.Envelope {
 	return e
 }
 
-// next waits for a message; nil once closed.
+// next waits for a message; nil once closed. A peer left idle for
+// idleClose loses its connection (a removed node, a worker gone for good);
+// the next message dials again.
 func (ps *peerSender) next() *rpc.Envelope {
+	idle := time.NewTimer(idleClose)
+	defer idle.Stop()
 	for {
 		ps.mu.Lock()
 		if ps.closed {
@@ -481,7 +488,11 @@ func (ps *peerSender) next() *rpc.Envelope {
 			return e
 		}
 		ps.mu.Unlock()
-		<-ps.wake
+		select {
+		case <-ps.wake:
+		case <-idle.C:
+			ps.disconnect(true)
+		}
 	}
 }
 
