@@ -94,12 +94,21 @@ func (h *harness) start(name string, addr string, args ...string) *proc {
 
 func (h *harness) launch(p *proc, args ...string) *proc {
 	h.t.Helper()
-	full := append(args, "--listen", p.addr, "--data-dir", p.dir, "--executor", "memory", "--hostname", p.name,
-		"--heartbeat-period", "500ms", "--log-level", "debug")
+	listen := true
+	if len(args) > 0 && args[0] == "--no-listen" {
+		listen, args = false, args[1:]
+	}
+	common := []string{"--data-dir", p.dir, "--executor", "memory", "--hostname", p.name,
+		"--heartbeat-period", "500ms", "--log-level", "debug"}
+	if listen {
+		common = append([]string{"--listen", p.addr}, common...)
+	}
+	var full []string
 	if len(args) > 0 && args[0] == "join" {
 		// MANAGER_ADDR comes last.
-		full = append(append([]string{}, args[:len(args)-1]...), full[len(args):]...)
-		full = append(full, args[len(args)-1])
+		full = append(append(append(full, args[:len(args)-1]...), common...), args[len(args)-1])
+	} else {
+		full = append(append(full, args...), common...)
 	}
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -326,8 +335,9 @@ func TestCluster(t *testing.T) {
 		return len(ls) == 1 && ls[0].Replicas == "4/4"
 	})
 
-	// The killed manager restarts from its data directory and catches up.
-	h.launch(leader)
+	// The killed manager restarts from its data directory (and its
+	// address, which the directory remembers) and catches up.
+	h.launch(leader, "--no-listen")
 	h.eventually("the restarted manager follows and caught up", func() bool {
 		st, ok := h.status(leader)
 		if !ok || st.Role != "manager" || st.Leader == "" {

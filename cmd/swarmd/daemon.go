@@ -41,7 +41,7 @@ type daemonFlags struct {
 func (f *daemonFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory holding the node's state (raft log, identity)")
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:4242", "gRPC listen address (loopback only without TLS)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:4242", "gRPC listen address (loopback only without TLS); resuming, the one used before")
 	fs.StringVar(&f.advertise, "advertise", "", "address other nodes dial (default: --listen)")
 	fs.StringVar(&f.httpAddr, "http", "", "serve /metrics and /healthz on this address (loopback only)")
 	fs.StringVar(&f.executor, "executor", daemon.ExecutorAuto, "container executor: auto (docker if it answers, else reject), docker, reject, memory (simulated containers, for tests)")
@@ -118,6 +118,9 @@ func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ..
 	}
 	if len(joinAddr) > 0 {
 		opts.JoinAddr = joinAddr[0]
+	}
+	if mode == modeResume && !cmd.Flags().Changed("listen") {
+		opts.Listen = "" // where the node listened before
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

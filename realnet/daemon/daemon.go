@@ -51,7 +51,8 @@ type Options struct {
 	Mode    Mode
 	DataDir string
 	// Listen is the gRPC address (host:port); Advertise what peers dial
-	// (default Listen).
+	// (default Listen). Resuming, an empty Listen (and Advertise) means
+	// what the node used before.
 	Listen, Advertise string
 	// HTTPAddr serves /metrics and /healthz; empty serves none.
 	HTTPAddr string
@@ -88,6 +89,7 @@ const (
 	metaNodeID     = "swarmd/node-id"
 	metaRole       = "swarmd/role"
 	metaAddr       = "swarmd/addr"
+	metaListen     = "swarmd/listen"
 	metaToken      = "swarmd/token"
 	metaBootstrap  = "swarmd/bootstrap"
 	metaJoinTarget = "swarmd/join-target"
@@ -140,7 +142,8 @@ type Daemon struct {
 type identity struct {
 	id         env.NodeID
 	role       env.Role
-	addr       string
+	addr       string // advertised
+	listen     string
 	token      string
 	bootstrap  bool
 	raftID     uint64
@@ -154,14 +157,13 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.DataDir == "" || opts.Listen == "" {
+	if opts.DataDir == "" || opts.Listen == "" && opts.Mode != ModeResume {
 		return nil, errors.New("swarmd: a data directory and a listen address are required")
 	}
-	if opts.Advertise == "" {
-		opts.Advertise = opts.Listen
-	}
-	if err := realnet.CheckListen(opts.Listen, serverTLS(opts.TLS)); err != nil {
-		return nil, err
+	if opts.Listen != "" {
+		if err := realnet.CheckListen(opts.Listen, serverTLS(opts.TLS)); err != nil {
+			return nil, err
+		}
 	}
 	if opts.HTTPAddr != "" {
 		// /metrics and /healthz are plain HTTP: loopback only for now.
@@ -201,6 +203,14 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 	d.id, d.token, d.joinedAs = ident.id, ident.token, ident.role
+	if d.opts.Listen == "" {
+		// Resuming without --listen: where the node listened before.
+		d.opts.Listen = ident.listen
+		if err := realnet.CheckListen(d.opts.Listen, serverTLS(opts.TLS)); err != nil {
+			return err
+		}
+	}
+	opts = d.opts
 	d.initTokens = ident.tokens
 	base := d.log // the engine and the transport name the node themselves
 	d.log = d.log.With("node", string(d.id))
@@ -283,6 +293,7 @@ func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity
 			id:         env.NodeID(id),
 			role:       env.RoleWorker,
 			addr:       string(meta[metaAddr]),
+			listen:     string(meta[metaListen]),
 			token:      string(meta[metaToken]),
 			bootstrap:  len(meta[metaBootstrap]) > 0,
 			joinTarget: env.NodeID(meta[metaJoinTarget]),
@@ -303,10 +314,19 @@ func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity
 		if err := proto.Unmarshal(meta[metaPeers], ident.peers); err != nil {
 			return identity{}, fmt.Errorf("data directory: peers: %w", err)
 		}
-		if opts.Advertise != "" && opts.Advertise != ident.addr {
-			// A node that moved keeps its identity; peers learn the new
-			// address from its hellos.
+		if ident.listen == "" {
+			ident.listen = ident.addr
+		}
+		// A node that moved keeps its identity; peers learn the new
+		// address from its hellos.
+		switch {
+		case opts.Advertise != "":
 			ident.addr = opts.Advertise
+		case opts.Listen != "":
+			ident.addr = opts.Listen
+		}
+		if opts.Listen != "" {
+			ident.listen = opts.Listen
 		}
 		if opts.Mode != ModeResume {
 			d.log.Info("the data directory holds a node already: resuming it", "node", id, "role", ident.role.String())
@@ -314,7 +334,10 @@ func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity
 		return ident, d.saveIdentity(ident)
 	}
 	rnd := realnet.NewRand()
-	ident := identity{id: env.NodeID(api.NewID(rnd)), addr: opts.Advertise}
+	ident := identity{id: env.NodeID(api.NewID(rnd)), addr: opts.Advertise, listen: opts.Listen}
+	if ident.addr == "" {
+		ident.addr = opts.Listen
+	}
 	switch opts.Mode {
 	case ModeInit:
 		ident.role = env.RoleManager
@@ -351,7 +374,7 @@ func (d *Daemon) saveIdentity(ident identity) error {
 		k string
 		v []byte
 	}{
-		{metaNodeID, []byte(ident.id)}, {metaRole, []byte(role)}, {metaAddr, []byte(ident.addr)},
+		{metaNodeID, []byte(ident.id)}, {metaRole, []byte(role)}, {metaAddr, []byte(ident.addr)}, {metaListen, []byte(ident.listen)},
 		{metaToken, []byte(ident.token)}, {metaJoinTarget, []byte(ident.joinTarget)},
 	}
 	if ident.bootstrap {
