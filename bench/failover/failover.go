@@ -68,6 +68,9 @@ type LeaderResult struct {
 	// won).
 	Terms  uint64 `json:"terms"`
 	Events uint64 `json:"events"`
+	// Err is why the trial failed, when it did (the other times are then
+	// meaningless); the seed replays it.
+	Err string `json:"error,omitempty"`
 }
 
 // RunLeaderTrial boots sc's cluster with the given seed, waits until a
@@ -223,6 +226,8 @@ type WorkerResult struct {
 	Down      time.Duration `json:"down_ns"`
 	Recovered time.Duration `json:"recovered_ns"`
 	Events    uint64        `json:"events"`
+	// Err is why the trial failed, when it did; the seed replays it.
+	Err string `json:"error,omitempty"`
 }
 
 // pollEvery is how often the worker trial checks convergence before the

@@ -76,15 +76,22 @@ func ChildMain(args []string, w io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// A failed trial is a result too (with its error), so that one
+		// bad seed among thousands is reported, not fatal.
 		for _, s := range list {
 			var res any
 			if args[0] == "failover-leader" {
-				res, err = failover.RunLeaderTrial(failover.WithElection(sc, *election), s)
+				r, err := failover.RunLeaderTrial(failover.WithElection(sc, *election), s)
+				if err != nil {
+					r.Err = err.Error()
+				}
+				res = r
 			} else {
-				res, err = failover.RunWorkerTrial(sc, s)
-			}
-			if err != nil {
-				return enc.Encode(childLine{Error: err.Error()})
+				r, err := failover.RunWorkerTrial(sc, s)
+				if err != nil {
+					r.Err = err.Error()
+				}
+				res = r
 			}
 			if err := emit(res); err != nil {
 				return err

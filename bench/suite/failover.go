@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/swarmsim/swarmsim/bench/failover"
@@ -122,9 +123,10 @@ func runFailover(o *Options) (*report.Report, error) {
 			"trials", "scenario"},
 		Order: []string{"leader_failover_p50", "leader_failover_p99", "leader_failover_mean", "leader_failover_max",
 			"leader_elected_p50", "leader_elected_p99", "split_vote_percent",
-			"worker_failover_p50", "worker_failover_p99", "worker_failover_mean", "worker_failover_max", "worker_down_p50"},
+			"worker_failover_p50", "worker_failover_p99", "worker_failover_mean", "worker_failover_max", "worker_down_p50", "failed_trials"},
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	var failed []string // "kind seed: error", for the notes
 	var cdfs []report.CDF
 	for _, t := range failover.PaperElectionTicks {
 		var acc, el []float64
@@ -134,6 +136,10 @@ func runFailover(o *Options) (*report.Report, error) {
 			slices.SortFunc(rs, func(a, b failover.LeaderResult) int { return int(a.Seed) - int(b.Seed) })
 			var gacc []float64
 			for _, x := range rs {
+				if x.Err != "" {
+					failed = append(failed, fmt.Sprintf("leader trial, election timeout %dms, seed %d: %s", t, x.Seed, x.Err))
+					continue
+				}
 				acc = append(acc, ms(x.Accepted))
 				gacc = append(gacc, ms(x.Accepted))
 				el = append(el, ms(x.Elected))
@@ -166,7 +172,12 @@ func runFailover(o *Options) (*report.Report, error) {
 	var rec, down []float64
 	for _, g := range o.seedList() {
 		var grec []float64
+		slices.SortFunc(worker[g], func(a, b failover.WorkerResult) int { return int(a.Seed) - int(b.Seed) })
 		for _, x := range worker[g] {
+			if x.Err != "" {
+				failed = append(failed, fmt.Sprintf("worker trial, seed %d: %s", x.Seed, x.Err))
+				continue
+			}
 			rec = append(rec, x.Recovered.Seconds())
 			grec = append(grec, x.Recovered.Seconds())
 			if x.Down >= 0 {
@@ -191,6 +202,14 @@ func runFailover(o *Options) (*report.Report, error) {
 	r.Headline = append(r.Headline, fmt.Sprintf("worker crash: its tasks run on other workers %s s after the crash at the median, %s s at p99 (it is marked down after %s s; %d trials)",
 		report.FormatValue(report.Round(ws.P50)), report.FormatValue(report.Round(ws.P99)), report.FormatValue(report.Round(ds.P50)), len(rec)))
 
+	total := (len(failover.PaperElectionTicks) + 1) * o.Trials * o.Seeds
+	ff := r.Add("failed_trials", float64(len(failed)), "trials", report.P("trials", total, "scenario", file))
+	r.Targets = append(r.Targets, report.Target{What: "every trial recovers, with no invariant broken", Figure: ff, Met: len(failed) == 0})
+	if len(failed) > 0 {
+		shown := failed[:min(len(failed), 20)]
+		r.Notes = append(r.Notes, fmt.Sprintf("**Failed trials** (%d; left out of the distributions above; replay one with the scenario and its seed):\n\n- %s",
+			len(failed), strings.Join(shown, "\n- ")))
+	}
 	r.Plots = append(r.Plots,
 		withFile(report.CDFPlot("Leader crash → a new leader accepts writes (5 managers, 1ms ticks)",
 			"time after the crash (ms, virtual)", true, cdfs), "failover-leader-cdf.svg"),
