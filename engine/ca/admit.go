@@ -1,0 +1,61 @@
+package ca
+
+import (
+	"fmt"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/env"
+)
+
+// Decision is one admission decision on an inbound message.
+type Decision struct {
+	To     env.NodeID // the node that decided
+	From   env.Peer
+	Method string
+	Msg    env.Message
+	Err    error // nil: admitted
+}
+
+// NodeReader finds node objects by ID: a manager's store. Lookups must be
+// O(1): they run for every inbound message.
+type NodeReader interface {
+	Node(id string) *api.Node
+}
+
+// Admit decides whether an inbound message from an authenticated peer
+// (VerifyPeer in the simulator, the TLS handshake in real mode) reaches
+// the node: the authorization table, the cluster the peer's certificate
+// belongs to, and, on a manager (nodes non-nil), whether the peer's node
+// was removed. It returns nil or an error wrapping ErrPermissionDenied,
+// ErrWrongCluster or ErrNodeRemoved, and reports the decision to
+// Config.OnDecision.
+func (c *Client) Admit(from env.Peer, m env.Message, nodes NodeReader) error {
+	err := c.admit(from, m, nodes)
+	if err != nil {
+		c.stats.MessagesRefused++
+	} else {
+		c.stats.MessagesAdmitted++
+	}
+	if c.cfg.OnDecision != nil {
+		c.cfg.OnDecision(Decision{To: c.id, From: from, Method: m.Method(), Msg: m, Err: err})
+	}
+	return err
+}
+
+func (c *Client) admit(from env.Peer, m env.Message, nodes NodeReader) error {
+	if err := Authorize(m.Method(), from); err != nil {
+		return err
+	}
+	if from.Role == env.RoleNone {
+		return nil // only what the table lets anyone do; the handler checks the token
+	}
+	if org := c.Org(); org != "" && from.Org != org {
+		return fmt.Errorf("%w: %s belongs to %q", ErrWrongCluster, from.ID, from.Org)
+	}
+	if nodes != nil {
+		if n := nodes.Node(string(from.ID)); n != nil && n.GetRemoved() {
+			return fmt.Errorf("%w: %s", ErrNodeRemoved, from.ID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,319 @@
+package ca
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/env"
+)
+
+// seeded is an env.Rand over a seeded stream, as the simulator gives.
+type seeded struct{ r *rand.Rand }
+
+func newSeeded(seed uint64) *seeded {
+	return &seeded{rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+func (s *seeded) Int63n(n int64) int64 { return s.r.Int64N(n) }
+func (s *seeded) Float64() float64     { return s.r.Float64() }
+func (s *seeded) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(s.r.Uint32())
+	}
+	return len(p), nil
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func mustRoot(t testing.TB, r env.Rand) *RootCA {
+	t.Helper()
+	root, err := NewRootCA(r, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func mustLeaf(t testing.TB, root *RootCA, r env.Rand, id string, role env.Role, expiry time.Duration, chain ...*x509.Certificate) *Certificate {
+	t.Helper()
+	key := NewKey(r)
+	leaf, err := root.Issue(key.Public().(ed25519.PublicKey), env.NodeID(id), role, t0, expiry, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCertificate(leaf, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The subject is the CA's to write: CN the node, OU the role, O the
+// cluster; and the leaf verifies under its root.
+func TestIssueNamesNodeRoleAndCluster(t *testing.T) {
+	r := newSeeded(1)
+	root := mustRoot(t, r)
+	for _, role := range []env.Role{env.RoleWorker, env.RoleManager} {
+		c := mustLeaf(t, root, r, "w1", role, time.Hour)
+		want := env.Peer{ID: "w1", Role: role, Org: root.Org()}
+		if c.Peer != want {
+			t.Errorf("peer %+v, want %+v", c.Peer, want)
+		}
+		p, err := NewTrustPool([]*x509.Certificate{root.Cert}).Verify(c, t0)
+		if err != nil || p != want {
+			t.Errorf("verify: %+v, %v", p, err)
+		}
+		if !c.IssuedBy(root.Cert) {
+			t.Error("IssuedBy(root) is false")
+		}
+		if got := c.Leaf.NotBefore; !got.Equal(t0.Add(-Backdate)) {
+			t.Errorf("NotBefore %v, want backdated by %v", got, Backdate)
+		}
+	}
+	if _, err := root.Issue(NewKey(r).Public().(ed25519.PublicKey), "bad id!", env.RoleWorker, t0, time.Hour, r); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("issue for a bad ID: %v", err)
+	}
+	if _, err := root.Issue(NewKey(r).Public().(ed25519.PublicKey), "w1", env.RoleNone, t0, time.Hour, r); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("issue for no role: %v", err)
+	}
+}
+
+// One seed, one set of certificates: keys, serials and signatures all come
+// from the node's stream (the simulator's determinism rests on it).
+func TestCertificatesReplayWithTheSeed(t *testing.T) {
+	make1 := func() [][]byte {
+		r := newSeeded(7)
+		root := mustRoot(t, r)
+		key := NewKey(r)
+		csr, err := NewCSR(key, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf := mustLeaf(t, root, r, "m1", env.RoleManager, time.Hour)
+		next, cross, err := root.NewRotation(r, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [][]byte{root.Cert.Raw, csr, leaf.Leaf.Raw, next.Cert.Raw, cross.Raw, []byte(NewJoinToken(root.Cert, r))}
+	}
+	a, b := make1(), make1()
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			t.Errorf("item %d differs between two runs of one seed", i)
+		}
+	}
+}
+
+// Validation tolerates MaxClockSkew on either side of the validity
+// window, and no more.
+func TestVerifyToleratesSkew(t *testing.T) {
+	r := newSeeded(2)
+	root := mustRoot(t, r)
+	c := mustLeaf(t, root, r, "w1", env.RoleWorker, time.Hour)
+	pool := NewTrustPool([]*x509.Certificate{root.Cert})
+	for _, tc := range []struct {
+		at time.Time
+		ok bool
+	}{
+		{t0, true},
+		{t0.Add(time.Hour + MaxClockSkew - time.Second), true},
+		{t0.Add(time.Hour + MaxClockSkew + time.Second), false},
+		{t0.Add(-Backdate - MaxClockSkew + time.Second), true},
+		{t0.Add(-Backdate - MaxClockSkew - time.Second), false},
+	} {
+		_, err := pool.Verify(c, tc.at)
+		if (err == nil) != tc.ok {
+			t.Errorf("at %v: err %v, want ok=%v", tc.at.Sub(t0), err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("error %v does not wrap ErrUnauthenticated", err)
+		}
+	}
+}
+
+// A certificate of another root, or none, does not verify.
+func TestVerifyRefusesStrangers(t *testing.T) {
+	r := newSeeded(3)
+	root, other := mustRoot(t, r), mustRoot(t, r)
+	c := mustLeaf(t, other, r, "w1", env.RoleWorker, time.Hour)
+	pool := NewTrustPool([]*x509.Certificate{root.Cert})
+	if _, err := pool.Verify(c, t0); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("a leaf of another root: %v", err)
+	}
+	if _, err := pool.Verify(nil, t0); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("no certificate: %v", err)
+	}
+	if _, err := NewTrustPool(nil).Verify(c, t0); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("empty pool: %v", err)
+	}
+}
+
+// During a rotation a leaf of the new root, presented with the
+// cross-signed root, verifies for a node that trusts only the old root,
+// one that trusts both, and one that trusts only the new.
+func TestCrossSignedRotation(t *testing.T) {
+	r := newSeeded(4)
+	old := mustRoot(t, r)
+	next, cross, err := old.NewRotation(r, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Org() != old.Org() {
+		t.Fatalf("the new root changed cluster: %q, %q", next.Org(), old.Org())
+	}
+	leaf := mustLeaf(t, next, r, "w1", env.RoleWorker, time.Hour, cross)
+	oldLeaf := mustLeaf(t, old, r, "w2", env.RoleWorker, time.Hour)
+	for name, roots := range map[string][]*x509.Certificate{
+		"old": {old.Cert}, "both": {old.Cert, next.Cert}, "new": {next.Cert},
+	} {
+		if _, err := NewTrustPool(roots).Verify(leaf, t0); err != nil {
+			t.Errorf("trusting %s: new leaf refused: %v", name, err)
+		}
+	}
+	if _, err := NewTrustPool([]*x509.Certificate{next.Cert}).Verify(oldLeaf, t0); err == nil {
+		t.Error("once only the new root is trusted, an old leaf must be refused")
+	}
+	if !leaf.IssuedBy(next.Cert) || leaf.IssuedBy(old.Cert) {
+		t.Error("IssuedBy does not tell the roots apart")
+	}
+}
+
+func TestJoinTokens(t *testing.T) {
+	r := newSeeded(5)
+	root := mustRoot(t, r)
+	tokens := NewJoinTokens(root.Cert, r)
+	if tokens.Worker == tokens.Manager {
+		t.Fatal("worker and manager tokens are the same")
+	}
+	for _, tok := range []string{tokens.Worker, tokens.Manager} {
+		if !strings.HasPrefix(tok, "SWMTKN-1-") || len(tok) != TokenLen {
+			t.Errorf("token %q has the wrong shape", tok)
+		}
+		p, err := ParseJoinToken(tok)
+		if err != nil || p.Digest != root.Digest() || p.String() != tok {
+			t.Errorf("parse %q: %+v, %v", tok, p, err)
+		}
+	}
+	if got := RoleOfToken(tokens.Worker, tokens); got != env.RoleWorker {
+		t.Errorf("worker token grants %s", got)
+	}
+	if got := RoleOfToken(tokens.Manager, tokens); got != env.RoleManager {
+		t.Errorf("manager token grants %s", got)
+	}
+	rotated := &api.JoinTokens{Worker: NewJoinToken(root.Cert, r), Manager: tokens.Manager}
+	if got := RoleOfToken(tokens.Worker, rotated); got != env.RoleNone {
+		t.Errorf("a rotated worker token still grants %s", got)
+	}
+	for _, bad := range []string{
+		"", "SWMTKN-1-x-y", strings.Replace(tokens.Worker, "SWMTKN", "SWMTKX", 1),
+		strings.Replace(tokens.Worker, "-1-", "-2-", 1), strings.ToUpper(tokens.Worker),
+		tokens.Worker[:len(tokens.Worker)-1] + "-",
+	} {
+		if _, err := ParseJoinToken(bad); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("ParseJoinToken(%q) = %v", bad, err)
+		}
+		if RoleOfToken(bad, tokens) != env.RoleNone {
+			t.Errorf("%q grants a role", bad)
+		}
+	}
+	if TokenEqual("", "") {
+		t.Error("an empty expected token matches")
+	}
+}
+
+// A joiner trusts the root its token's digest names, and a root that one
+// cross-signed; a root it cannot tie to the token is never trusted.
+func TestRootsForToken(t *testing.T) {
+	r := newSeeded(6)
+	old := mustRoot(t, r)
+	next, cross, err := old.NewRotation(r, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := NewJoinToken(old.Cert, r)
+	got, err := rootsForToken(tok, []*x509.Certificate{old.Cert, next.Cert}, []*x509.Certificate{cross})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("with the cross-signed root: %d roots, %v", len(got), err)
+	}
+	got, err = rootsForToken(tok, []*x509.Certificate{old.Cert, next.Cert}, nil)
+	if err != nil || len(got) != 1 || got[0] != old.Cert {
+		t.Fatalf("without it the new root must not be trusted: %d roots, %v", len(got), err)
+	}
+	evil := mustRoot(t, r)
+	if _, err := rootsForToken(tok, []*x509.Certificate{evil.Cert}, nil); !errors.Is(err, ErrRootMismatch) {
+		t.Fatalf("a root that is not the token's: %v", err)
+	}
+}
+
+func TestCSR(t *testing.T) {
+	r := newSeeded(8)
+	key := NewKey(r)
+	der, err := NewCSR(key, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ParseCSR(der)
+	if err != nil || !bytes.Equal(pub, key.Public().(ed25519.PublicKey)) {
+		t.Fatalf("ParseCSR: %v", err)
+	}
+	// A tampered CSR fails its self-signature.
+	bad := bytes.Clone(der)
+	bad[len(bad)-1] ^= 1
+	if _, err := ParseCSR(bad); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("tampered CSR: %v", err)
+	}
+	// Only Ed25519 keys are signed.
+	ek, _ := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	edsa, _ := x509.CreateCertificateRequest(crand.Reader, &x509.CertificateRequest{}, ek)
+	if _, err := ParseCSR(edsa); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("ECDSA CSR: %v", err)
+	}
+	if _, err := ParseCSR(nil); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("empty CSR: %v", err)
+	}
+}
+
+func TestPEMRoundTrip(t *testing.T) {
+	r := newSeeded(9)
+	root := mustRoot(t, r)
+	back, err := ParseRootCA(EncodeCertsPEM(root.Cert), EncodeKeyPEM(root.Key))
+	if err != nil || !bytes.Equal(back.Cert.Raw, root.Cert.Raw) || !bytes.Equal(back.Key, root.Key) {
+		t.Fatalf("round trip: %v", err)
+	}
+	other := mustRoot(t, r)
+	if _, err := ParseRootCA(EncodeCertsPEM(root.Cert), EncodeKeyPEM(other.Key)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("a key of another root: %v", err)
+	}
+}
+
+// PeerFromCertificate refuses subjects that do not name exactly one node,
+// one role and one cluster.
+func TestPeerFromCertificateRefusesOddSubjects(t *testing.T) {
+	r := newSeeded(10)
+	root := mustRoot(t, r)
+	c := mustLeaf(t, root, r, "w1", env.RoleWorker, time.Hour)
+	for name, edit := range map[string]func(x *x509.Certificate){
+		"no CN":    func(x *x509.Certificate) { x.Subject.CommonName = "" },
+		"two OUs":  func(x *x509.Certificate) { x.Subject.OrganizationalUnit = []string{OUWorker, OUManager} },
+		"odd OU":   func(x *x509.Certificate) { x.Subject.OrganizationalUnit = []string{"swarm-admin"} },
+		"no O":     func(x *x509.Certificate) { x.Subject.Organization = nil },
+		"empty O":  func(x *x509.Certificate) { x.Subject.Organization = []string{""} },
+		"space ID": func(x *x509.Certificate) { x.Subject.CommonName = "w 1" },
+	} {
+		x := *c.Leaf
+		edit(&x)
+		if _, err := PeerFromCertificate(&x); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package ca
+
+import (
+	"bytes"
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	"github.com/swarmsim/swarmsim/engine/env"
+)
+
+// TrustPool is the set of roots a node trusts, and the verdicts it
+// reached on the certificates presented to it. A pool's roots never
+// change (a node replaces its pool when its roots change), so a verdict
+// on a chain holds for as long as the pool lives; only the validity
+// window is checked again, against the verifier's clock, every time.
+type TrustPool struct {
+	roots []*x509.Certificate
+	pool  *x509.CertPool
+	cache map[*Certificate]verdict
+}
+
+type verdict struct {
+	peer        env.Peer
+	err         error
+	from, until time.Time // the chain's validity window
+}
+
+// maxVerdicts bounds a pool's verdict cache; it is cleared when full.
+const maxVerdicts = 1 << 16
+
+// NewTrustPool trusts roots (nil or empty: trusts nothing).
+func NewTrustPool(roots []*x509.Certificate) *TrustPool {
+	t := &TrustPool{roots: roots, pool: x509.NewCertPool(), cache: make(map[*Certificate]verdict)}
+	for _, r := range roots {
+		t.pool.AddCert(r)
+	}
+	return t
+}
+
+// Roots are the trusted roots, in the order given.
+func (t *TrustPool) Roots() []*x509.Certificate {
+	if t == nil {
+		return nil
+	}
+	return t.roots
+}
+
+// Empty reports whether the pool trusts nothing (a node that has not
+// joined yet).
+func (t *TrustPool) Empty() bool { return t == nil || len(t.roots) == 0 }
+
+// Trusts reports whether root is one of the pool's roots.
+func (t *TrustPool) Trusts(root *x509.Certificate) bool {
+	if t == nil || root == nil {
+		return false
+	}
+	for _, r := range t.roots {
+		if bytes.Equal(r.Raw, root.Raw) {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify checks that c chains to one of the pool's roots and is valid at
+// now, give or take MaxClockSkew, and returns the identity its leaf
+// names. The chain is verified once per certificate; later calls only
+// compare times.
+func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
+	if c == nil {
+		return env.Peer{}, fmt.Errorf("%w: no certificate", ErrUnauthenticated)
+	}
+	if t.Empty() {
+		return env.Peer{}, fmt.Errorf("%w: no trusted root to verify %s with", ErrUnauthenticated, c.Peer.ID)
+	}
+	v, ok := t.cache[c]
+	if !ok {
+		v = t.verifyChain(c)
+		if len(t.cache) >= maxVerdicts {
+			clear(t.cache)
+		}
+		t.cache[c] = v
+	}
+	if v.err != nil {
+		return env.Peer{}, v.err
+	}
+	if now.Before(v.from.Add(-MaxClockSkew)) {
+		return env.Peer{}, fmt.Errorf("%w: certificate of %s is not valid before %s", ErrUnauthenticated, v.peer.ID, v.from.UTC().Format(time.RFC3339))
+	}
+	if now.After(v.until.Add(MaxClockSkew)) {
+		return env.Peer{}, fmt.Errorf("%w: certificate of %s expired at %s", ErrUnauthenticated, v.peer.ID, v.until.UTC().Format(time.RFC3339))
+	}
+	return v.peer, nil
+}
+
+// verifyChain builds a chain from c's leaf to a trusted root. Time is
+// left out (the window is returned and checked by the caller, with the
+// skew tolerance): the chain is verified as of the middle of the leaf's
+// life.
+func (t *TrustPool) verifyChain(c *Certificate) verdict {
+	leaf := c.Leaf
+	mid := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         t.pool,
+		Intermediates: c.inter,
+		CurrentTime:   mid,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		return verdict{err: fmt.Errorf("%w: certificate of %s: %w", ErrUnauthenticated, c.Peer.ID, err)}
+	}
+	v := verdict{peer: c.Peer, from: leaf.NotBefore, until: leaf.NotAfter}
+	for _, x := range chains[0][1:] {
+		if x.NotBefore.After(v.from) {
+			v.from = x.NotBefore
+		}
+		if x.NotAfter.Before(v.until) {
+			v.until = x.NotAfter
+		}
+	}
+	return v
+}
