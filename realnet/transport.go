@@ -31,6 +31,7 @@ import (
 const (
 	DefaultQueueMessages   = 1024
 	DefaultQueueBytes      = 32 << 20
+	DefaultMaxQueuedBytes  = 256 << 20
 	DefaultMaxMessageBytes = 128 << 20
 	DefaultInboundBacklog  = 4096
 	DefaultBackoffMin      = 100 * time.Millisecond
@@ -78,9 +79,12 @@ type TransportConfig struct {
 	// Authorize checks every inbound message (default AllowAll).
 	Authorize Authorizer
 
-	// QueueMessages and QueueBytes bound each peer's send queue.
-	QueueMessages int
-	QueueBytes    int
+	// QueueMessages and QueueBytes bound each peer's send queue, and
+	// MaxQueuedBytes all of them together (a manager with thousands of
+	// slow workers must not hold QueueBytes for each).
+	QueueMessages  int
+	QueueBytes     int
+	MaxQueuedBytes int
 	// MaxMessageBytes bounds one envelope on the wire (raft snapshots
 	// travel whole).
 	MaxMessageBytes int
@@ -106,6 +110,10 @@ func (c *TransportConfig) setDefaults() {
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = DefaultQueueBytes
 	}
+	if c.MaxQueuedBytes <= 0 {
+		c.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	c.MaxQueuedBytes = max(c.MaxQueuedBytes, c.QueueBytes)
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -171,6 +179,8 @@ type Transport struct {
 	mu     sync.Mutex
 	peers  map[env.NodeID]*peerSender
 	closed bool
+
+	queuedBytes atomic.Int64 // in every peer's queue
 
 	encodeErrors, received, denied, decodeErrors, refused, opened atomic.Uint64
 	inboundStreams                                                atomic.Int64
@@ -447,13 +457,24 @@ func (ps *peerSender) enqueue(e *rpc.Envelope) {
 		ps.mu.Unlock()
 		return
 	}
-	for ps.n > 0 && (ps.n == len(ps.ring) || ps.bytes+size > ps.t.cfg.QueueBytes) {
+	over := func() bool {
+		return ps.n == len(ps.ring) || ps.bytes+size > ps.t.cfg.QueueBytes ||
+			ps.t.queuedBytes.Load()+int64(size) > int64(ps.t.cfg.MaxQueuedBytes)
+	}
+	for ps.n > 0 && over() {
 		ps.popLocked()
 		ps.dropped++
+	}
+	if total := ps.t.queuedBytes.Load(); ps.n == 0 && total > 0 && total+int64(size) > int64(ps.t.cfg.MaxQueuedBytes) {
+		// Other peers' queues hold the whole budget: this message goes.
+		ps.dropped++
+		ps.mu.Unlock()
+		return
 	}
 	ps.ring[(ps.head+ps.n)%len(ps.ring)] = e
 	ps.n++
 	ps.bytes += size
+	ps.t.queuedBytes.Add(int64(size))
 	ps.mu.Unlock()
 	select {
 	case ps.wake <- struct{}{}:
@@ -467,6 +488,7 @@ func (ps *peerSender) popLocked() *rpc.Envelope {
 	ps.head = (ps.head + 1) % len(ps.ring)
 	ps.n--
 	ps.bytes -= envBytes(e)
+	ps.t.queuedBytes.Add(-int64(envBytes(e)))
 	return e
 }
 

@@ -184,20 +184,11 @@ func TestTransportAuthorizeAndAdmit(t *testing.T) {
 // A peer that stops reading must not make the sender's memory grow: its
 // queue stays within bounds and the overflow is counted as dropped.
 func TestTransportBackPressure(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stuck := &stuckPeer{release: make(chan struct{})}
-	srv := grpc.NewServer()
-	rpc.RegisterPeerServer(srv, stuck)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	defer close(stuck.release)
+	stuck := startStuck(t, "slow")
 
 	const queue = 64
 	a := startNode(t, "a", TransportConfig{QueueMessages: queue, QueueBytes: 1 << 20})
-	a.tr.Book().Learn("slow", lis.Addr().String(), false, AddrStatic)
+	a.tr.Book().Learn("slow", stuck, false, AddrStatic)
 	payload := strings.Repeat("x", 4096)
 	const total = 20000 // 80 MB offered; far beyond any gRPC window
 	for i := range total {
@@ -219,14 +210,55 @@ func TestTransportBackPressure(t *testing.T) {
 	}
 }
 
+// Many slow peers together stay within the transport's total budget.
+func TestTransportBackPressureTotal(t *testing.T) {
+	const perPeer, total = 1 << 20, 3 << 19 // two full queues would be 2 MiB
+	a := startNode(t, "a", TransportConfig{QueueMessages: 4096, QueueBytes: perPeer, MaxQueuedBytes: total})
+	peers := []env.NodeID{"slow1", "slow2", "slow3"}
+	for _, id := range peers {
+		a.tr.Book().Learn(id, startStuck(t, id), false, AddrStatic)
+	}
+	payload := strings.Repeat("y", 4000)
+	for i := range 3000 {
+		a.tr.Send(peers[i%len(peers)], &api.Heartbeat{SessionId: payload})
+		sum := 0
+		for _, id := range peers {
+			sum += a.tr.PeerStats(id).QueuedBytes
+		}
+		if sum > total {
+			t.Fatalf("after %d messages the queues hold %d bytes, over the %d budget", i+1, sum, total)
+		}
+	}
+	if a.tr.Stats().Dropped == 0 {
+		t.Fatal("nothing dropped")
+	}
+}
+
+// startStuck serves a peer that answers the hello as id and then never
+// reads; it returns its address.
+func startStuck(t *testing.T, id env.NodeID) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := &stuckPeer{id: id, release: make(chan struct{})}
+	srv := grpc.NewServer()
+	rpc.RegisterPeerServer(srv, stuck)
+	go srv.Serve(lis)
+	t.Cleanup(func() { close(stuck.release); srv.Stop() })
+	return lis.Addr().String()
+}
+
 // stuckPeer answers the hello and then never reads.
 type stuckPeer struct {
 	rpc.UnimplementedPeerServer
+	id      env.NodeID
 	release chan struct{}
 }
 
 func (s *stuckPeer) Stream(srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelope]) error {
-	b, _ := proto.Marshal(&rpc.AddressBook{Peers: []*rpc.PeerAddress{{NodeId: "slow", Addr: "x"}}})
+	b, _ := proto.Marshal(&rpc.AddressBook{Peers: []*rpc.PeerAddress{{NodeId: string(s.id), Addr: "x"}}})
 	if err := srv.Send(&rpc.Envelope{Method: MethodAddresses, Payload: b}); err != nil {
 		return err
 	}
