@@ -20,10 +20,13 @@
 //     goroutine runs every node); in real mode OnLoop posts FromNode to the
 //     node's loop and waits for the answer, because the node's state belongs
 //     to the goroutine draining that loop.
-//   - Sampler and Recording: samples of a registry over time, queried as
-//     series (Series, Match, Sum) and written as OpenMetrics text with
-//     timestamps (WriteOpenMetrics), which ReadOpenMetrics reads back and
-//     checks strictly.
+//   - Sampler and Recording: samples over time, queried as series (Series,
+//     Match, Sum) and written as OpenMetrics text with timestamps
+//     (WriteOpenMetrics), which ReadOpenMetrics reads back and checks
+//     strictly. NewSampler gathers any registry; NewCollectorSampler reads
+//     this package's collectors directly, through the same code as their
+//     Collect but without building Prometheus metrics, which a simulation of
+//     thousands of nodes sampled every virtual second cannot afford.
 //
 // Timestamps: a Recording counts time from a start instant. A simulation
 // uses sim.Epoch (2026-01-01T00:00:00Z), so a timestamp in the file is

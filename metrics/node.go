@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -31,7 +32,7 @@ type NodeSource struct {
 // registers for itself. Two NodeCollectors describe the same metrics, so
 // one registry takes only one; a registry for several nodes takes a
 // NewNodesCollector.
-func NewNodeCollector(nodeID string, src Source) prometheus.Collector {
+func NewNodeCollector(nodeID string, src Source) Collector {
 	one := []NodeSource{{Node: nodeID, Source: src}}
 	return NewNodesCollector(func() []NodeSource { return one })
 }
@@ -39,7 +40,7 @@ func NewNodeCollector(nodeID string, src Source) prometheus.Collector {
 // NewNodesCollector exports the engine statistics of a set of nodes that
 // may change between collects (machines added to a simulated cluster):
 // nodes is called at every collect.
-func NewNodesCollector(nodes func() []NodeSource) prometheus.Collector {
+func NewNodesCollector(nodes func() []NodeSource) Collector {
 	return &nodesCollector{nodes: nodes}
 }
 
@@ -49,61 +50,64 @@ type nodesCollector struct {
 
 // Describe sends every metric the collector can export, so that a
 // (pedantic) registry checks names, help and labels at registration.
-func (c *nodesCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range nodeDescs {
-		ch <- d
-	}
-}
+func (c *nodesCollector) Describe(ch chan<- *prometheus.Desc) { describe(ch, nodeFamilies) }
 
 // Collect reads each node's Source once and exports what it holds.
-func (c *nodesCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *nodesCollector) Collect(ch chan<- prometheus.Metric) { c.collectTo(promEmitter{ch}) }
+
+func (c *nodesCollector) collectTo(e emitter) {
 	for _, ns := range c.nodes() {
 		s, err := ns.Source.Snapshot()
 		if err != nil {
-			ch <- prometheus.NewInvalidMetric(nodeUp.desc, err)
+			e.fail(nodeUp, fmt.Errorf("node %s: %w", ns.Node, err))
 			continue
 		}
-		collectNode(ch, ns.Node, &s)
+		collectNode(e, ns.Node, &s)
 	}
 }
 
-func collectNode(ch chan<- prometheus.Metric, node string, s *Snapshot) {
-	up := 0.0
-	if s.Up {
-		up = 1
-	}
-	ch <- prometheus.MustNewConstMetric(nodeUp.desc, prometheus.GaugeValue, up, node)
+func collectNode(e emitter, node string, s *Snapshot) {
+	e.value(nodeUp, b2f(s.Up), node, "")
 	if !s.Up {
 		return
 	}
 	for _, g := range nodeGroups {
-		g.collect(ch, node, s)
+		g.collect(e, node, s)
 	}
 	if r := s.Raft; r != nil {
 		for _, m := range r.Messages {
-			ch <- prometheus.MustNewConstMetric(raftMessagesSent.desc, prometheus.CounterValue, float64(m.Sent), node, m.Type)
-			ch <- prometheus.MustNewConstMetric(raftMessagesReceived.desc, prometheus.CounterValue, float64(m.Received), node, m.Type)
+			e.value(raftMessagesSent, float64(m.Sent), node, m.Type)
+			e.value(raftMessagesReceived, float64(m.Received), node, m.Type)
 		}
 	}
 	if st := s.Store; st != nil {
 		for _, k := range store.Kinds {
-			ch <- prometheus.MustNewConstMetric(storeObjects.desc, prometheus.GaugeValue, float64(st.Objects[k]), node, k.String())
+			e.value(storeObjects, float64(st.Objects[k]), node, kindNames[k])
 		}
-		ch <- prometheus.MustNewConstSummary(storeProposalActions.desc, st.Proposals, float64(st.Actions), nil, node)
+		e.summary(storeProposalActions, st.Proposals, float64(st.Actions), node)
 	}
 	if sc := s.Scheduler; sc != nil {
 		// Decisions splits into the placed and the unplaced, so that the
 		// result label sums to every decision.
 		placed := sc.Decisions - min(sc.LeftPending, sc.Decisions)
-		ch <- prometheus.MustNewConstMetric(schedulerDecisions.desc, prometheus.CounterValue, float64(placed), node, "placed")
-		ch <- prometheus.MustNewConstMetric(schedulerDecisions.desc, prometheus.CounterValue, float64(sc.LeftPending), node, "unplaced")
-		ch <- prometheus.MustNewConstMetric(schedulerPendingTasks.desc, prometheus.GaugeValue, float64(sc.Queued), node, "turn")
-		ch <- prometheus.MustNewConstMetric(schedulerPendingTasks.desc, prometheus.GaugeValue, float64(sc.Waiting), node, "capacity")
-		ch <- latencyHistogram(node, &sc.Latency)
+		e.value(schedulerDecisions, float64(placed), node, "placed")
+		e.value(schedulerDecisions, float64(sc.LeftPending), node, "unplaced")
+		e.value(schedulerPendingTasks, float64(sc.Queued), node, "turn")
+		e.value(schedulerPendingTasks, float64(sc.Waiting), node, "capacity")
+		// The scheduler's buckets are not cumulative, Prometheus' are. Its
+		// overflow bucket becomes +Inf, which Prometheus derives from the
+		// count.
+		var cum [len(scheduler.LatencyBuckets)]uint64
+		var n uint64
+		for i := range cum {
+			n += sc.Latency.Counts[i]
+			cum[i] = n
+		}
+		e.histogram(schedulerLatency, sc.Latency.Count, sc.Latency.Sum.Seconds(), latencyBounds, cum[:], node)
 	}
 	if d := s.Dispatcher; d != nil {
-		ch <- prometheus.MustNewConstMetric(dispatcherAssignments.desc, prometheus.CounterValue, float64(d.AssignmentsFull), node, "full")
-		ch <- prometheus.MustNewConstMetric(dispatcherAssignments.desc, prometheus.CounterValue, float64(d.AssignmentsIncr), node, "incremental")
+		e.value(dispatcherAssignments, float64(d.AssignmentsFull), node, "full")
+		e.value(dispatcherAssignments, float64(d.AssignmentsIncr), node, "incremental")
 	}
 	if o := s.Orchestrator; o != nil {
 		states := make([]api.TaskState, 0, len(o.TaskStates))
@@ -112,14 +116,22 @@ func collectNode(ch chan<- prometheus.Metric, node string, s *Snapshot) {
 		}
 		slices.Sort(states) // map order must not reach the output
 		for _, st := range states {
-			ch <- prometheus.MustNewConstMetric(orchestratorTransitions.desc, prometheus.CounterValue, float64(o.TaskStates[st]), node, TaskStateLabel(st))
+			e.value(orchestratorTransitions, float64(o.TaskStates[st]), node, TaskStateLabel(st))
 		}
 	}
 	if a := s.Agent; a != nil {
-		ch <- prometheus.MustNewConstMetric(agentAssignments.desc, prometheus.CounterValue, float64(a.AssignmentsFull), node, "full")
-		ch <- prometheus.MustNewConstMetric(agentAssignments.desc, prometheus.CounterValue, float64(a.AssignmentsIncr), node, "incremental")
+		e.value(agentAssignments, float64(a.AssignmentsFull), node, "full")
+		e.value(agentAssignments, float64(a.AssignmentsIncr), node, "incremental")
 	}
 }
+
+// kindNames are the kind label values of swarm_store_objects.
+var kindNames = func() (out [store.NumKinds]string) {
+	for k := range out {
+		out[k] = store.Kind(k).String()
+	}
+	return out
+}()
 
 // TaskStateLabel is the state label value of a task state: "running" for
 // TASK_STATE_RUNNING.
@@ -127,62 +139,40 @@ func TaskStateLabel(s api.TaskState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "TASK_STATE_"))
 }
 
-// LatencyBucketsSeconds are the upper bounds of the scheduler's latency
-// buckets (scheduler.LatencyBuckets) in seconds, the le labels of
-// swarm_scheduler_decision_latency_seconds.
-func LatencyBucketsSeconds() []float64 {
+// latencyBounds are the upper bounds of the scheduler's latency buckets
+// in seconds: the le labels of swarm_scheduler_decision_latency_seconds.
+var latencyBounds = func() []float64 {
 	out := make([]float64, len(scheduler.LatencyBuckets))
 	for i, b := range scheduler.LatencyBuckets {
 		out[i] = b.Seconds()
 	}
 	return out
-}
-
-// latencyHistogram turns the scheduler's plain histogram, whose buckets
-// are not cumulative, into a Prometheus one, whose buckets are. The
-// overflow bucket becomes +Inf, which Prometheus derives from the count.
-func latencyHistogram(node string, h *scheduler.Histogram) prometheus.Metric {
-	buckets := make(map[float64]uint64, len(scheduler.LatencyBuckets))
-	var cum uint64
-	for i, b := range scheduler.LatencyBuckets {
-		cum += h.Counts[i]
-		buckets[b.Seconds()] = cum
-	}
-	return prometheus.MustNewConstHistogram(schedulerLatency.desc, h.Count, h.Sum.Seconds(), buckets, node)
-}
+}()
 
 // ---- the metric table
 
-// family is one exported metric: its name, help and labels after node.
-type family struct {
-	name, help string
-	labels     []string
-	desc       *prometheus.Desc
-}
+// nodeFamilies are every node metric, filled by def.
+var nodeFamilies []*family
 
-// nodeDescs are the descriptors of every node metric, filled by def.
-var nodeDescs []*prometheus.Desc
-
-func def(name, help string, labels ...string) *family {
-	f := &family{name: name, help: help, labels: labels}
-	f.desc = prometheus.NewDesc(name, help, append([]string{NodeLabel}, labels...), nil)
-	nodeDescs = append(nodeDescs, f.desc)
+// def declares a node metric: labelled node, then by extra if given.
+func def(name, help string, k kind, extra ...string) *family {
+	f := newFamily(name, help, k, append([]string{NodeLabel}, extra...)...)
+	nodeFamilies = append(nodeFamilies, f)
 	return f
 }
 
 // stat is one unlabelled number read from a component's Stats.
 type stat[S any] struct {
 	f     *family
-	typ   prometheus.ValueType
 	value func(*S) float64
 }
 
 func counter[S any](name, help string, v func(*S) uint64) stat[S] {
-	return stat[S]{def(name, help), prometheus.CounterValue, func(s *S) float64 { return float64(v(s)) }}
+	return stat[S]{def(name, help, kindCounter), func(s *S) float64 { return float64(v(s)) }}
 }
 
 func gauge[S any](name, help string, v func(*S) float64) stat[S] {
-	return stat[S]{def(name, help), prometheus.GaugeValue, v}
+	return stat[S]{def(name, help, kindGauge), v}
 }
 
 // group is the unlabelled numbers of one component.
@@ -191,22 +181,22 @@ type group[S any] struct {
 	stats []stat[S]
 }
 
-func (g group[S]) collect(ch chan<- prometheus.Metric, node string, s *Snapshot) {
+func (g group[S]) collect(e emitter, node string, s *Snapshot) {
 	c := g.pick(s)
 	if c == nil {
 		return
 	}
 	for _, st := range g.stats {
-		ch <- prometheus.MustNewConstMetric(st.f.desc, st.typ, st.value(c), node)
+		e.value(st.f, st.value(c), node, "")
 	}
 }
 
 type collector interface {
-	collect(ch chan<- prometheus.Metric, node string, s *Snapshot)
+	collect(e emitter, node string, s *Snapshot)
 }
 
 var nodeUp = def("swarm_node_up",
-	"1 while the node's engine runs, 0 while it is down (a crashed or stopped simulated machine).")
+	"1 while the node's engine runs, 0 while it is down (a crashed or stopped simulated machine).", kindGauge)
 
 var nodeGroups = []collector{
 	group[raft.Stats]{func(s *Snapshot) *raft.Stats { return s.Raft }, []stat[raft.Stats]{
@@ -380,6 +370,21 @@ var nodeGroups = []collector{
 		counter("swarm_dispatcher_acks_sent_total",
 			"Acknowledgements of task status updates sent to agents.",
 			func(s *dispatcher.Stats) uint64 { return s.AcksSent }),
+		counter("swarm_dispatcher_secrets_sent_total",
+			"Secrets sent to agents with their assignments.",
+			func(s *dispatcher.Stats) uint64 { return s.SecretsSent }),
+		counter("swarm_dispatcher_secrets_withdrawn_total",
+			"Secrets agents were told to forget.",
+			func(s *dispatcher.Stats) uint64 { return s.SecretsWithdrawn }),
+		counter("swarm_dispatcher_configs_sent_total",
+			"Configs sent to agents with their assignments.",
+			func(s *dispatcher.Stats) uint64 { return s.ConfigsSent }),
+		counter("swarm_dispatcher_configs_withdrawn_total",
+			"Configs agents were told to forget.",
+			func(s *dispatcher.Stats) uint64 { return s.ConfigsWithdrawn }),
+		counter("swarm_dispatcher_missing_references_total",
+			"Secrets or configs a task referenced that the store lacks.",
+			func(s *dispatcher.Stats) uint64 { return s.RefsMissing }),
 	}},
 	group[orchestrator.Stats]{func(s *Snapshot) *orchestrator.Stats { return s.Orchestrator }, []stat[orchestrator.Stats]{
 		counter("swarm_orchestrator_reconcile_passes_total",
@@ -533,25 +538,25 @@ var nodeGroups = []collector{
 // The labelled families, collected by hand in collectNode.
 var (
 	raftMessagesSent = def("swarm_raft_messages_sent_total",
-		"Raft messages this node sent, by raft message type.", "type")
+		"Raft messages this node sent, by raft message type.", kindCounter, "type")
 	raftMessagesReceived = def("swarm_raft_messages_received_total",
-		"Raft messages this node received, by raft message type.", "type")
+		"Raft messages this node received, by raft message type.", kindCounter, "type")
 	storeObjects = def("swarm_store_objects",
-		"Objects in this node's copy of the store, by kind.", "kind")
+		"Objects in this node's copy of the store, by kind.", kindGauge, "kind")
 	storeProposalActions = def("swarm_store_proposal_actions",
-		"Actions per committed proposal the store applied or rejected: _count is the proposals, _sum their actions (sum/count is the mean transaction size).")
+		"Actions per committed proposal the store applied or rejected: _count is the proposals, _sum their actions (sum/count is the mean transaction size).", kindSummary)
 	schedulerDecisions = def("swarm_scheduler_decisions_total",
-		"Tasks the scheduler decided on: result=placed were assigned a node, result=unplaced were left pending because no node fits.", "result")
+		"Tasks the scheduler decided on: result=placed were assigned a node, result=unplaced were left pending because no node fits.", kindCounter, "result")
 	schedulerPendingTasks = def("swarm_scheduler_pending_tasks",
-		"Tasks waiting to be scheduled: wait=turn are queued for the next scheduling pass, wait=capacity fit no node and wait for one to change.", "wait")
+		"Tasks waiting to be scheduled: wait=turn are queued for the next scheduling pass, wait=capacity fit no node and wait for one to change.", kindGauge, "wait")
 	schedulerLatency = def("swarm_scheduler_decision_latency_seconds",
-		"Time from a task's PENDING status to the proposal of its assignment.")
+		"Time from a task's PENDING status to the proposal of its assignment.", kindHistogram)
 	dispatcherAssignments = def("swarm_dispatcher_assignments_sent_total",
-		"Assignment messages sent to agents: kind=full carry the whole set, kind=incremental the changes.", "kind")
+		"Assignment messages sent to agents: kind=full carry the whole set, kind=incremental the changes.", kindCounter, "kind")
 	orchestratorTransitions = def("swarm_orchestrator_task_transitions_total",
-		"Task state transitions seen in the store, by the state entered (a new task counts as entering its first state).", "state")
+		"Task state transitions seen in the store, by the state entered (a new task counts as entering its first state).", kindCounter, "state")
 	agentAssignments = def("swarm_agent_assignments_received_total",
-		"Assignment messages the agent applied: kind=full carry the whole set, kind=incremental the changes.", "kind")
+		"Assignment messages the agent applied: kind=full carry the whole set, kind=incremental the changes.", kindCounter, "kind")
 )
 
 func b2f(b bool) float64 {

@@ -69,6 +69,7 @@ type omParser struct {
 
 	// The histogram or summary point being assembled from its lines.
 	pend *omPoint
+	key  []byte
 }
 
 // omFamily is the family whose lines are being read.
@@ -242,7 +243,7 @@ func (p *omParser) parseSample(text string) error {
 	}) {
 		return p.errf("%s carries a reserved label", name)
 	}
-	key := labelKey(labels)
+	key := string(appendLabelKey(nil, labels))
 	if !f.hasKey || key != f.lastKey {
 		if f.doneKeys[key] {
 			return p.errf("series %s%s is interleaved with another", f.name, fmtLabels(labels))
@@ -350,7 +351,9 @@ func (p *omParser) add(labels []labelPair, bounds []float64, ms int64, row []flo
 		return err
 	}
 	at := time.UnixMilli(ms).Sub(p.rec.start)
-	if err := rf.add(labels, bounds, at, row, false); err != nil {
+	p.key = appendLabelKey(p.key[:0], labels)
+	p.rec.seq++ // each line's point is a sample of its own: the reader checks times instead
+	if err := rf.put(p.key, func() []labelPair { return labels }, bounds, at, p.rec.seq, false, row...); err != nil {
 		return p.errf("%v", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,7 @@ type Series struct {
 type Recording struct {
 	start time.Time
 	fams  map[string]*recFamily
+	seq   uint64 // samples added
 }
 
 // recFamily is one metric family: its metadata and its metrics by label
@@ -60,6 +62,7 @@ type recMetric struct {
 	bounds []float64   // histogram upper bounds without +Inf, or summary quantiles
 	times  []time.Duration
 	cols   [][]float64
+	seq    uint64 // the sample that added the last point
 }
 
 type labelPair struct{ name, value string }
@@ -90,6 +93,8 @@ func (r *Recording) Add(at time.Duration, fams []*dto.MetricFamily) error {
 // at gets its values replaced instead of an error.
 func (r *Recording) add(at time.Duration, fams []*dto.MetricFamily, replace bool) error {
 	at = at.Truncate(time.Millisecond)
+	r.seq++
+	var key []byte
 	for _, mf := range fams {
 		f := r.fams[mf.GetName()]
 		if f == nil {
@@ -132,7 +137,8 @@ func (r *Recording) add(at time.Duration, fams []*dto.MetricFamily, replace bool
 			default:
 				return fmt.Errorf("metric %s: type %s cannot be recorded", f.name, f.typ)
 			}
-			if err := f.add(labels, bounds, at, row, replace); err != nil {
+			key = appendLabelKey(key[:0], labels)
+			if err := f.put(key, func() []labelPair { return labels }, bounds, at, r.seq, replace, row...); err != nil {
 				return err
 			}
 		}
@@ -140,25 +146,31 @@ func (r *Recording) add(at time.Duration, fams []*dto.MetricFamily, replace bool
 	return nil
 }
 
-// add appends one point to the metric of labels.
-func (f *recFamily) add(labels []labelPair, bounds []float64, at time.Duration, row []float64, replace bool) error {
-	key := labelKey(labels)
-	m := f.metrics[key]
+// put appends one point to the metric whose label key is key; labels
+// gives its labels, sorted by name, when the metric is new. seq names the
+// sample: one sample holds at most one point of a metric.
+func (f *recFamily) put(key []byte, labels func() []labelPair, bounds []float64, at time.Duration, seq uint64, replace bool, row ...float64) error {
+	m := f.metrics[string(key)]
 	if m == nil {
-		m = &recMetric{labels: labels, bounds: bounds, cols: make([][]float64, len(row))}
-		f.metrics[key] = m
+		m = &recMetric{labels: labels(), bounds: slices.Clone(bounds), cols: make([][]float64, len(row))}
+		f.metrics[string(key)] = m
 	}
 	if !slices.Equal(m.bounds, bounds) {
-		return fmt.Errorf("metric %s%s: buckets or quantiles changed from %v to %v", f.name, fmtLabels(labels), m.bounds, bounds)
+		return fmt.Errorf("metric %s%s: buckets or quantiles changed from %v to %v", f.name, fmtLabels(m.labels), m.bounds, bounds)
 	}
-	if n := len(m.times); replace && n > 0 && at == m.times[n-1] {
+	n := len(m.times)
+	if n > 0 && m.seq == seq {
+		return fmt.Errorf("metric %s%s: twice in one sample", f.name, fmtLabels(m.labels))
+	}
+	m.seq = seq
+	if replace && n > 0 && at == m.times[n-1] {
 		for i, v := range row {
 			m.cols[i][n-1] = v
 		}
 		return nil
 	}
-	if n := len(m.times); n > 0 && at <= m.times[n-1] {
-		return fmt.Errorf("metric %s%s: sample at %s does not come after %s", f.name, fmtLabels(labels), at, m.times[n-1])
+	if n > 0 && at <= m.times[n-1] {
+		return fmt.Errorf("metric %s%s: sample at %s does not come after %s", f.name, fmtLabels(m.labels), at, m.times[n-1])
 	}
 	m.times = append(m.times, at)
 	for i, v := range row {
@@ -167,17 +179,100 @@ func (f *recFamily) add(labels []labelPair, bounds []float64, at time.Duration, 
 	return nil
 }
 
-// labelKey identifies a sorted label set.
-func labelKey(labels []labelPair) string {
-	var b strings.Builder
+// appendLabelKey appends the key that identifies a label set sorted by
+// name.
+func appendLabelKey(b []byte, labels []labelPair) []byte {
 	for _, l := range labels {
-		b.WriteString(l.name)
-		b.WriteByte(0)
-		b.WriteString(l.value)
-		b.WriteByte(0)
+		b = appendLabel(b, l.name, l.value)
 	}
-	return b.String()
+	return b
 }
+
+func appendLabel(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, 0)
+	b = append(b, value...)
+	return append(b, 0)
+}
+
+// recorder records at one time what direct collectors emit: the
+// Sampler's way around building Prometheus metrics.
+type recorder struct {
+	rec     *Recording
+	fams    map[*family]*recFamily // kept by the Sampler across samples
+	at      time.Duration
+	seq     uint64
+	replace bool
+	key     []byte
+	err     error
+}
+
+func (r *recorder) note(err error) {
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *recorder) family(f *family) *recFamily {
+	if rf := r.fams[f]; rf != nil {
+		return rf
+	}
+	typ := [...]dto.MetricType{kindCounter: dto.MetricType_COUNTER, kindGauge: dto.MetricType_GAUGE,
+		kindHistogram: dto.MetricType_HISTOGRAM, kindSummary: dto.MetricType_SUMMARY}[f.kind]
+	rf := r.rec.fams[f.name]
+	if rf == nil {
+		rf = &recFamily{name: f.name, help: f.help, typ: typ, metrics: map[string]*recMetric{}}
+		r.rec.fams[f.name] = rf
+	} else if rf.typ != typ {
+		r.note(fmt.Errorf("metric %s: type %s, was %s", f.name, typ, rf.typ))
+		return nil
+	}
+	r.fams[f] = rf
+	return rf
+}
+
+// point records one point of f for the label values l1, l2.
+func (r *recorder) point(f *family, l1, l2 string, bounds []float64, row ...float64) {
+	rf := r.family(f)
+	if rf == nil {
+		return
+	}
+	value := func(i int) string {
+		if i == 0 {
+			return l1
+		}
+		return l2
+	}
+	r.key = r.key[:0]
+	for _, i := range f.sorted {
+		r.key = appendLabel(r.key, f.labels[i], value(i))
+	}
+	labels := func() []labelPair {
+		out := make([]labelPair, len(f.sorted))
+		for j, i := range f.sorted {
+			out[j] = labelPair{f.labels[i], value(i)}
+		}
+		return out
+	}
+	r.note(rf.put(r.key, labels, bounds, r.at, r.seq, r.replace, row...))
+}
+
+func (r *recorder) value(f *family, v float64, l1, l2 string) { r.point(f, l1, l2, nil, v) }
+
+func (r *recorder) histogram(f *family, count uint64, sum float64, bounds []float64, cumulative []uint64, l1 string) {
+	row := make([]float64, colFirst+len(bounds))
+	row[colCount], row[colSum] = float64(count), sum
+	for i, c := range cumulative {
+		row[colFirst+i] = float64(c)
+	}
+	r.point(f, l1, "", bounds, row...)
+}
+
+func (r *recorder) summary(f *family, count uint64, sum float64, l1 string) {
+	r.point(f, l1, "", nil, float64(count), sum)
+}
+
+func (r *recorder) fail(f *family, err error) { r.note(fmt.Errorf("metric %s: %w", f.name, err)) }
 
 func fmtLabels(labels []labelPair) string {
 	parts := make([]string, len(labels))
@@ -368,23 +463,89 @@ func (r *Recording) WriteOpenMetrics(w io.Writer) error {
 		if u := unitOf(f.name, f.typ); u != "" {
 			mf.Unit = proto.String(u)
 		}
-		for _, m := range f.sorted() {
+		// One label set at a time, so that a family of 10,000 nodes is
+		// never all built as dto metrics at once: the first call writes
+		// the family's metadata, the others only their samples.
+		out := io.Writer(bw)
+		var pool []*dto.Metric // a counter's or gauge's points, reused label set after label set
+		for j, m := range f.sorted() {
 			labels := make([]*dto.LabelPair, len(m.labels))
 			for i, l := range m.labels {
 				labels[i] = &dto.LabelPair{Name: proto.String(l.name), Value: proto.String(l.value)}
 			}
+			mf.Metric = mf.Metric[:0]
 			for i, t := range m.times {
-				mf.Metric = append(mf.Metric, m.point(f.typ, labels, r.start.Add(t).UnixMilli(), i))
+				ts := r.start.Add(t).UnixMilli()
+				if i < len(pool) && m.reuse(pool[i], f.typ, labels, ts, i) {
+					mf.Metric = append(mf.Metric, pool[i])
+					continue
+				}
+				dm := m.point(f.typ, labels, ts, i)
+				if i >= len(pool) {
+					pool = append(pool, dm)
+				}
+				mf.Metric = append(mf.Metric, dm)
 			}
-		}
-		if _, err := expfmt.MetricFamilyToOpenMetrics(bw, mf); err != nil {
-			return fmt.Errorf("metric %s: %w", name, err)
+			if j == 1 {
+				out = &commentDropper{w: bw, lineStart: true}
+			}
+			if _, err := expfmt.MetricFamilyToOpenMetrics(out, mf); err != nil {
+				return fmt.Errorf("metric %s: %w", name, err)
+			}
 		}
 	}
 	if _, err := expfmt.FinalizeOpenMetrics(bw); err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// commentDropper passes on every line that does not start with '#': the
+// samples of a family whose metadata was written already.
+type commentDropper struct {
+	w         io.Writer
+	lineStart bool // the next byte starts a line
+	dropping  bool // the current line is dropped
+}
+
+func (d *commentDropper) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if d.lineStart {
+			d.dropping = p[0] == '#'
+			d.lineStart = false
+		}
+		end := bytes.IndexByte(p, '\n') + 1
+		if end == 0 {
+			end = len(p)
+		} else {
+			d.lineStart = true
+		}
+		if !d.dropping {
+			if _, err := d.w.Write(p[:end]); err != nil {
+				return 0, err
+			}
+		}
+		p = p[end:]
+	}
+	return n, nil
+}
+
+// reuse makes dm, a point of a metric of the same family, the i-th point
+// of m, if it is a counter or gauge: writing a family of 10,000 nodes then
+// allocates its points once, not once per node.
+func (m *recMetric) reuse(dm *dto.Metric, typ dto.MetricType, labels []*dto.LabelPair, tsMs int64, i int) bool {
+	switch typ {
+	case dto.MetricType_COUNTER:
+		*dm.Counter.Value = m.cols[0][i]
+	case dto.MetricType_GAUGE:
+		*dm.Gauge.Value = m.cols[0][i]
+	default:
+		return false
+	}
+	dm.Label = labels
+	*dm.TimestampMs = tsMs
+	return true
 }
 
 // point rebuilds the i-th point of m as a dto.Metric.

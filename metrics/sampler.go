@@ -18,6 +18,8 @@ import (
 // A Sampler is not safe for concurrent use.
 type Sampler struct {
 	g       prometheus.Gatherer
+	direct  []Collector
+	fams    map[*family]*recFamily
 	rec     *Recording
 	samples int
 	last    time.Duration
@@ -31,6 +33,15 @@ func NewSampler(g prometheus.Gatherer, start time.Time) *Sampler {
 	return &Sampler{g: g, rec: NewRecording(start)}
 }
 
+// NewCollectorSampler samples this package's collectors as a registry of
+// them would gather them, but reads their numbers straight into the
+// recording, without building, checking and sorting Prometheus metrics:
+// a simulation of 10,000 nodes has hundreds of thousands of series to
+// sample every virtual second.
+func NewCollectorSampler(start time.Time, cs ...Collector) *Sampler {
+	return &Sampler{direct: cs, fams: map[*family]*recFamily{}, rec: NewRecording(start)}
+}
+
 // Sample gathers the registry and records it at time at (since the
 // start), cut to the millisecond: the exposition format's timestamps have
 // no finer resolution. A sample in the same millisecond as the previous
@@ -41,12 +52,23 @@ func (s *Sampler) Sample(at time.Duration) error {
 	if s.samples > 0 && at < s.last {
 		return fmt.Errorf("metrics: sample at %s is before the previous one, at %s", at, s.last)
 	}
-	fams, err := s.g.Gather()
-	if err != nil {
-		return fmt.Errorf("metrics: gathering at %s: %w", at, err)
-	}
-	if err := s.rec.add(at, fams, true); err != nil {
-		return fmt.Errorf("metrics: recording at %s: %w", at, err)
+	if s.g != nil {
+		fams, err := s.g.Gather()
+		if err != nil {
+			return fmt.Errorf("metrics: gathering at %s: %w", at, err)
+		}
+		if err := s.rec.add(at, fams, true); err != nil {
+			return fmt.Errorf("metrics: recording at %s: %w", at, err)
+		}
+	} else {
+		s.rec.seq++
+		r := &recorder{rec: s.rec, fams: s.fams, at: at, seq: s.rec.seq, replace: true}
+		for _, c := range s.direct {
+			c.collectTo(r)
+		}
+		if r.err != nil {
+			return fmt.Errorf("metrics: sampling at %s: %w", at, r.err)
+		}
 	}
 	if s.samples == 0 || at > s.last {
 		s.samples++

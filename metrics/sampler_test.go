@@ -47,9 +47,11 @@ func (w *world) step(d time.Duration) {
 	sch := *w.m1.Scheduler
 	sch.Latency.Observe(4 * time.Millisecond)
 	w.m1.Scheduler = &sch
-	a := *w.w1.Agent
-	a.HeartbeatsSent++
-	w.w1.Agent = &a
+	if w.w1.Up {
+		a := *w.w1.Agent
+		a.HeartbeatsSent++
+		w.w1.Agent = &a
+	}
 }
 
 func points(ps ...float64) []Point {
@@ -260,5 +262,66 @@ func TestOpenMetricsRoundTrip(t *testing.T) {
 	}
 	if n := strings.Count(first.String(), "# EOF"); n != 1 || !strings.HasSuffix(first.String(), "\n# EOF\n") {
 		t.Errorf("%d # EOF lines, or not last", n)
+	}
+}
+
+// TestDirectMatchesRegistry: a Sampler reading this package's collectors
+// directly records what one gathering a registry of them records.
+func TestDirectMatchesRegistry(t *testing.T) {
+	w := newWorld()
+	nodes := NewNodesCollector(func() []NodeSource {
+		return []NodeSource{
+			{"m1", SourceFunc(func() (Snapshot, error) { return w.m1, nil })},
+			{"w1", SourceFunc(func() (Snapshot, error) { return w.w1, nil })},
+			{"w2", fixed(Snapshot{})},
+		}
+	})
+	simc := NewSimCollector(func() SimStats {
+		s := fullSimStats()
+		s.Events, s.Virtual = w.events, w.now
+		return s
+	})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(nodes, simc)
+	viaRegistry := NewSampler(reg, epoch)
+	direct := NewCollectorSampler(epoch, nodes, simc)
+	for i := range 5 {
+		for _, s := range []*Sampler{viaRegistry, direct} {
+			if err := s.Sample(w.now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.step(700 * time.Millisecond)
+		if i == 2 {
+			w.w1 = Snapshot{}
+		}
+	}
+	var a, b bytes.Buffer
+	if err := viaRegistry.WriteOpenMetrics(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.WriteOpenMetrics(&b); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		al, bl := strings.Split(a.String(), "\n"), strings.Split(b.String(), "\n")
+		for i := range min(len(al), len(bl)) {
+			if al[i] != bl[i] {
+				t.Fatalf("line %d: registry %q, direct %q", i+1, al[i], bl[i])
+			}
+		}
+		t.Fatalf("registry wrote %d lines, direct %d", len(al), len(bl))
+	}
+	if _, err := ReadOpenMetrics(&b, epoch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDirectDuplicate: two collectors exporting the same series fail the
+// sample, as they fail a registry's gather.
+func TestDirectDuplicate(t *testing.T) {
+	s := NewCollectorSampler(epoch, NewNodeCollector("m1", fixed(workerSnapshot())), NewNodeCollector("m1", fixed(workerSnapshot())))
+	if err := s.Sample(0); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("sampling a series twice gave %v", err)
 	}
 }

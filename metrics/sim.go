@@ -43,86 +43,85 @@ type ContainerStats struct {
 	Lost                                          uint64
 }
 
-// events lists the container events in a fixed order with their label.
-func (c *ContainerStats) events() [10]struct {
-	name string
-	n    uint64
-} {
-	return [...]struct {
-		name string
-		n    uint64
-	}{
-		{"prepared", c.Prepared}, {"prepare_failed", c.PrepareFailed},
-		{"started", c.Started}, {"start_failed", c.StartFailed},
-		{"exited", c.Exited}, {"stopped", c.Stopped}, {"killed", c.Killed},
-		{"unhealthy", c.Unhealthy}, {"removed", c.Removed}, {"lost", c.Lost},
-	}
-}
-
 // NewSimCollector exports a simulation's own counters, read from stats at
 // every collect.
-func NewSimCollector(stats func() SimStats) prometheus.Collector {
+func NewSimCollector(stats func() SimStats) Collector {
 	return simCollector{stats}
 }
 
 type simCollector struct{ stats func() SimStats }
 
-var (
-	simEvents = prometheus.NewDesc("swarm_sim_events_total",
-		"Events the simulation kernel processed (every timer, message delivery, disk sync, container event and step, the metric sampler's own included).", nil, nil)
-	simPending = prometheus.NewDesc("swarm_sim_pending_events",
-		"Events scheduled on the kernel and not yet run.", nil, nil)
-	simVirtual = prometheus.NewDesc("swarm_sim_virtual_seconds",
-		"Virtual time since the run's start.", nil, nil)
-	simWall = prometheus.NewDesc("swarm_sim_wall_seconds",
-		"Wall-clock time since the run's start.", nil, nil)
-	simRatio = prometheus.NewDesc("swarm_sim_virtual_wall_ratio",
-		"Virtual time over wall-clock time since the run's start: how many times faster than real time the simulation runs.", nil, nil)
-	simNetSent = prometheus.NewDesc("swarm_sim_network_messages_sent_total",
-		"Messages nodes handed to the simulated network.", nil, nil)
-	simNetDelivered = prometheus.NewDesc("swarm_sim_network_messages_delivered_total",
-		"Messages the simulated network delivered to a machine that was up (duplicates included).", nil, nil)
-	simNetDropped = prometheus.NewDesc("swarm_sim_network_messages_dropped_total",
-		"Messages the simulated network lost (random loss, partitions, unknown destinations); those addressed to a machine that is down when they arrive are neither delivered nor counted here.", nil, nil)
-	simNetDuplicated = prometheus.NewDesc("swarm_sim_network_messages_duplicated_total",
-		"Messages the simulated network delivered twice.", nil, nil)
-	simDiskSyncs = prometheus.NewDesc("swarm_sim_disk_syncs_total",
-		"Syncs a machine's simulated disk completed.", []string{NodeLabel}, nil)
-	simRunning = prometheus.NewDesc("swarm_sim_running_containers",
-		"Containers running on a machine's simulated runtime.", []string{NodeLabel}, nil)
-	simContainerEvents = prometheus.NewDesc("swarm_sim_container_events_total",
-		"What a machine's simulated container runtime did, by event.", []string{NodeLabel, "event"}, nil)
-)
+var simFamilies []*family
 
-func (simCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{simEvents, simPending, simVirtual, simWall, simRatio,
-		simNetSent, simNetDelivered, simNetDropped, simNetDuplicated, simDiskSyncs, simRunning, simContainerEvents} {
-		ch <- d
-	}
+func defSim(name, help string, k kind, labels ...string) *family {
+	f := newFamily(name, help, k, labels...)
+	simFamilies = append(simFamilies, f)
+	return f
 }
 
-func (c simCollector) Collect(ch chan<- prometheus.Metric) {
+var (
+	simEvents = defSim("swarm_sim_events_total",
+		"Events the simulation kernel processed (every timer, message delivery, disk sync, container event and step, the metric sampler's own included).", kindCounter)
+	simPending = defSim("swarm_sim_pending_events",
+		"Events scheduled on the kernel and not yet run.", kindGauge)
+	simVirtual = defSim("swarm_sim_virtual_seconds",
+		"Virtual time since the run's start.", kindGauge)
+	simWall = defSim("swarm_sim_wall_seconds",
+		"Wall-clock time since the run's start.", kindGauge)
+	simRatio = defSim("swarm_sim_virtual_wall_ratio",
+		"Virtual time over wall-clock time since the run's start: how many times faster than real time the simulation runs.", kindGauge)
+	simNetSent = defSim("swarm_sim_network_messages_sent_total",
+		"Messages nodes handed to the simulated network.", kindCounter)
+	simNetDelivered = defSim("swarm_sim_network_messages_delivered_total",
+		"Messages the simulated network delivered to a machine that was up (duplicates included).", kindCounter)
+	simNetDropped = defSim("swarm_sim_network_messages_dropped_total",
+		"Messages the simulated network lost (random loss, partitions, unknown destinations); those addressed to a machine that is down when they arrive are neither delivered nor counted here.", kindCounter)
+	simNetDuplicated = defSim("swarm_sim_network_messages_duplicated_total",
+		"Messages the simulated network delivered twice.", kindCounter)
+	simDiskSyncs = defSim("swarm_sim_disk_syncs_total",
+		"Syncs a machine's simulated disk completed.", kindCounter, NodeLabel)
+	simRunning = defSim("swarm_sim_running_containers",
+		"Containers running on a machine's simulated runtime.", kindGauge, NodeLabel)
+	simContainerEvents = defSim("swarm_sim_container_events_total",
+		"What a machine's simulated container runtime did, by event; an event that never happened on a machine has no series.", kindCounter, NodeLabel, "event")
+)
+
+func (simCollector) Describe(ch chan<- *prometheus.Desc) { describe(ch, simFamilies) }
+
+func (c simCollector) Collect(ch chan<- prometheus.Metric) { c.collectTo(promEmitter{ch}) }
+
+func (c simCollector) collectTo(e emitter) {
 	s := c.stats()
-	constant := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
-	}
-	constant(simEvents, prometheus.CounterValue, float64(s.Events))
-	constant(simPending, prometheus.GaugeValue, float64(s.PendingEvents))
-	constant(simVirtual, prometheus.GaugeValue, s.Virtual.Seconds())
+	e.value(simEvents, float64(s.Events), "", "")
+	e.value(simPending, float64(s.PendingEvents), "", "")
+	e.value(simVirtual, s.Virtual.Seconds(), "", "")
 	if s.Wall > 0 {
-		constant(simWall, prometheus.GaugeValue, s.Wall.Seconds())
-		constant(simRatio, prometheus.GaugeValue, s.Virtual.Seconds()/s.Wall.Seconds())
+		e.value(simWall, s.Wall.Seconds(), "", "")
+		e.value(simRatio, s.Virtual.Seconds()/s.Wall.Seconds(), "", "")
 	}
-	constant(simNetSent, prometheus.CounterValue, float64(s.Network.Sent))
-	constant(simNetDelivered, prometheus.CounterValue, float64(s.Network.Delivered))
-	constant(simNetDropped, prometheus.CounterValue, float64(s.Network.Dropped))
-	constant(simNetDuplicated, prometheus.CounterValue, float64(s.Network.Duplicated))
+	e.value(simNetSent, float64(s.Network.Sent), "", "")
+	e.value(simNetDelivered, float64(s.Network.Delivered), "", "")
+	e.value(simNetDropped, float64(s.Network.Dropped), "", "")
+	e.value(simNetDuplicated, float64(s.Network.Duplicated), "", "")
 	for i := range s.Machines {
 		m := &s.Machines[i]
-		constant(simDiskSyncs, prometheus.CounterValue, float64(m.DiskSyncs), m.Node)
-		constant(simRunning, prometheus.GaugeValue, float64(m.RunningContainers), m.Node)
-		for _, e := range m.Containers.events() {
-			constant(simContainerEvents, prometheus.CounterValue, float64(e.n), m.Node, e.name)
+		e.value(simDiskSyncs, float64(m.DiskSyncs), m.Node, "")
+		e.value(simRunning, float64(m.RunningContainers), m.Node, "")
+		// Most events never happen on most machines: leaving their zeros
+		// out saves a third of a large cluster's series.
+		c := &m.Containers
+		for _, ev := range [...]struct {
+			name string
+			n    uint64
+		}{
+			{"prepared", c.Prepared}, {"prepare_failed", c.PrepareFailed},
+			{"started", c.Started}, {"start_failed", c.StartFailed},
+			{"exited", c.Exited}, {"stopped", c.Stopped}, {"killed", c.Killed},
+			{"unhealthy", c.Unhealthy}, {"removed", c.Removed}, {"lost", c.Lost},
+		} {
+			if ev.n > 0 {
+				e.value(simContainerEvents, float64(ev.n), m.Node, ev.name)
+			}
 		}
 	}
 }
