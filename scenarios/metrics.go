@@ -16,33 +16,44 @@ import (
 // Options.Metrics samples its metrics.
 const DefaultMetricsInterval = time.Second
 
-// MetricsRegistry is a registry over w's cluster: every machine's engine
-// (resolved at each collect, so restarts and added machines are followed,
-// and removed ones leave), and the simulator's own counters. wall, when
-// not nil, adds the wall-clock metrics (swarm_sim_wall_seconds and
-// swarm_sim_virtual_wall_ratio, counted from this call), the only ones
+// MetricsCollectors are the collectors of w's cluster: every machine's
+// engine (resolved at each collect, so restarts and added machines are
+// followed, and removed ones leave), and the simulator's own counters.
+// wall, when not nil, adds the wall-clock metrics (swarm_sim_wall_seconds
+// and swarm_sim_virtual_wall_ratio, counted from this call), the only ones
 // that differ between two runs of one seed.
 //
-// Gathering it reads the engines directly: do it between kernel events,
-// on the goroutine running the simulation.
-func (w *SimWorld) MetricsRegistry(wall func() time.Time) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.NewNodesCollector(w.nodeSources()))
+// Collecting reads the engines directly: do it between kernel events, on
+// the goroutine running the simulation.
+func (w *SimWorld) MetricsCollectors(wall func() time.Time) []metrics.Collector {
 	var start time.Time
 	if wall != nil {
 		start = wall()
 	}
-	reg.MustRegister(metrics.NewSimCollector(func() metrics.SimStats { return w.simStats(wall, start) }))
+	return []metrics.Collector{
+		metrics.NewNodesCollector(w.nodeSources()),
+		metrics.NewSimCollector(func() metrics.SimStats { return w.simStats(wall, start) }),
+	}
+}
+
+// MetricsRegistry is a Prometheus registry of MetricsCollectors.
+func (w *SimWorld) MetricsRegistry(wall func() time.Time) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	for _, c := range w.MetricsCollectors(wall) {
+		reg.MustRegister(c)
+	}
 	return reg
 }
 
-// SampleMetrics samples w's metrics (MetricsRegistry) now and then every
-// interval of virtual time, as kernel events, until stop is called; take
-// a last sample at the end with Sampler.Sample(w.Now()). The sampler's
-// events are part of the run: they change its trace hash and event count
-// (not what the cluster does), so sample only when samples are wanted.
+// SampleMetrics samples w's metrics (MetricsCollectors, read directly
+// rather than through a registry: a large cluster has hundreds of
+// thousands of series) now and then every interval of virtual time, as
+// kernel events, until stop is called; take a last sample at the end with
+// Sampler.Sample(w.Now()). The sampler's events are part of the run: they
+// change its trace hash and event count (not what the cluster does), so
+// sample only when samples are wanted.
 func (w *SimWorld) SampleMetrics(interval time.Duration, wall func() time.Time) (s *metrics.Sampler, stop func()) {
-	s = metrics.NewSampler(w.MetricsRegistry(wall), sim.Epoch)
+	s = metrics.NewCollectorSampler(sim.Epoch, w.MetricsCollectors(wall)...)
 	stop = s.Every(interval, w.k.Now, func(d time.Duration, f func()) func() {
 		id := w.k.Schedule(d, sim.KindTimer, f)
 		return func() { w.k.Cancel(id) }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
 	"github.com/swarmsim/swarmsim/metrics"
 	"github.com/swarmsim/swarmsim/sim"
 )
@@ -253,4 +255,34 @@ func at(ls []string, i int) string {
 		return ls[i]
 	}
 	return fmt.Sprintf("(end, %d lines)", len(ls))
+}
+
+// TestSimRegistryLint: a simulated cluster's registry, mid-run, passes the
+// lint of `promtool check metrics` (metrics/ lints every metric on fake
+// stats; this checks the label values real runs produce too).
+func TestSimRegistryLint(t *testing.T) {
+	sc, err := Parse("metrics.yaml", []byte(metricsScenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewSimWorld(sc, sc.Seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.RunUntil(15*time.Second, nil)
+	fams, err := w.MetricsRegistry(fakeWall()).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(fams).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	if len(fams) < 100 {
+		t.Errorf("only %d families gathered", len(fams))
+	}
 }
