@@ -9,6 +9,7 @@ import (
 
 	"github.com/swarmsim/swarmsim/engine/allocator"
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/ca"
 	"github.com/swarmsim/swarmsim/engine/controlapi"
 	"github.com/swarmsim/swarmsim/engine/dispatcher"
 	"github.com/swarmsim/swarmsim/engine/env"
@@ -43,6 +44,11 @@ type Config struct {
 	// JoinTokens are written into that first cluster object: real mode's
 	// `swarmd init` draws them (and prints them) before there is a store.
 	JoinTokens *api.JoinTokens
+	// RootCA is written into that first cluster object too: the root
+	// `swarmd init` created (ca.Bootstrap). CAClient is this node's CA
+	// client, whose trust follows the roots in the store.
+	RootCA   *api.RootCA
+	CAClient *ca.Client
 
 	Logger *slog.Logger
 }
@@ -63,6 +69,7 @@ type Manager struct {
 	scheduler    *scheduler.Scheduler
 	allocator    *allocator.Allocator
 	orchestrator *orchestrator.Orchestrator
+	ca           *ca.Server
 	leaderOnly   []subsystem
 
 	leader  bool
@@ -142,7 +149,8 @@ func New(e env.Env, cfg Config) (*Manager, error) {
 	// Start order: the allocator and scheduler watch before the
 	// orchestrator writes, and the dispatcher serves last, once tasks can
 	// move. Stop runs in reverse.
-	m.leaderOnly = []subsystem{m.allocator, m.scheduler, m.orchestrator, m.dispatcher, newRoles(m)}
+	m.ca = ca.NewServer(ca.ServerDeps{Env: e, Store: m.store, ClusterID: ClusterID, Client: cfg.CAClient, Logger: m.log})
+	m.leaderOnly = []subsystem{m.allocator, m.scheduler, m.orchestrator, m.dispatcher, newRoles(m), m.ca}
 
 	switch {
 	case cfg.Bootstrap != nil:
@@ -212,6 +220,9 @@ func (m *Manager) Dispatcher() *dispatcher.Dispatcher { return m.dispatcher }
 // Scheduler is this manager's scheduler (running only while leader).
 func (m *Manager) Scheduler() *scheduler.Scheduler { return m.scheduler }
 
+// CA is this manager's certificate authority server.
+func (m *Manager) CA() *ca.Server { return m.ca }
+
 // Allocator is this manager's allocator (running only while leader).
 func (m *Manager) Allocator() *allocator.Allocator { return m.allocator }
 
@@ -225,7 +236,7 @@ func Handles(msg env.Message) bool {
 	case *raft.Message, *api.RaftJoinRequest, *api.RaftJoinResponse:
 		return true
 	}
-	return dispatcher.Handles(msg)
+	return dispatcher.Handles(msg) || ca.Handles(msg)
 }
 
 // Handle takes one inbound message.
@@ -242,6 +253,8 @@ func (m *Manager) Handle(from env.Peer, msg env.Message) {
 		if m.joining != nil {
 			m.joining.handle(from, msg)
 		}
+	case *api.IssueNodeCertificate, *api.GetRootCA:
+		m.ca.Handle(from, msg)
 	default:
 		m.dispatcher.Handle(from, msg)
 	}
@@ -253,6 +266,7 @@ func (m *Manager) Stop() {
 		return
 	}
 	m.stopLeaderOnly()
+	m.ca.Close()
 	if m.joining != nil {
 		m.joining.stop()
 	}
@@ -266,6 +280,7 @@ func (m *Manager) raftStopped(err error) {
 	}
 	m.log.Info("raft stopped", "err", err)
 	m.stopLeaderOnly()
+	m.ca.Close()
 	m.stopped = true
 	for _, f := range m.onStop {
 		f(err)
@@ -310,7 +325,7 @@ func (m *Manager) ensureCluster() {
 		if tx.Cluster(ClusterID) != nil {
 			return nil
 		}
-		return tx.Create(&api.Cluster{Id: ClusterID, Spec: spec, JoinTokens: m.cfg.JoinTokens})
+		return tx.Create(&api.Cluster{Id: ClusterID, Spec: spec, JoinTokens: m.cfg.JoinTokens, RootCa: m.cfg.RootCA})
 	}, func(err error) {
 		if err != nil && !errors.Is(err, store.ErrExist) {
 			m.log.Warn("cannot write the cluster object", "err", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/swarmsim/swarmsim/engine/agent"
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/ca"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 )
@@ -29,6 +30,8 @@ type Config struct {
 	Logger    *slog.Logger
 	// OnRoleChange, when set, hears the node start or stop its manager.
 	OnRoleChange func(manager bool)
+	// CA is how the node gets and renews its certificate.
+	CA ca.Config
 }
 
 // Node is one running swarm node.
@@ -37,12 +40,20 @@ type Node struct {
 	cfg     Config
 	manager *manager.Manager
 	agent   *agent.Agent
+	ca      *ca.Client
 	stopped bool
 }
 
 // New starts a node on e.
 func New(e env.Env, cfg Config) (*Node, error) {
 	n := &Node{env: e, cfg: cfg}
+	// The certificate comes first: every message the node sends carries
+	// it, and the agent opens no session before the node has one.
+	c, err := ca.NewClient(ca.Deps{Env: e, Config: cfg.CA, Managers: n.managers, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", e.ID, err)
+	}
+	n.ca = c
 	if cfg.Manager != nil {
 		if err := n.startManager(*cfg.Manager); err != nil {
 			return nil, err
@@ -59,14 +70,24 @@ func New(e env.Env, cfg Config) (*Node, error) {
 		Logger:    cfg.Logger,
 	})
 	n.agent.SetRoleHandler(n.roleWanted)
-	n.agent.Start()
+	n.ca.OnReady(n.agent.Start)
+	n.ca.Start()
 	return n, nil
+}
+
+// managers are whom the CA client asks: the managers the agent knows.
+func (n *Node) managers() []env.NodeID {
+	if n.agent == nil {
+		return nil
+	}
+	return n.agent.Managers()
 }
 
 func (n *Node) startManager(mc manager.Config) error {
 	if mc.Logger == nil {
 		mc.Logger = n.cfg.Logger
 	}
+	mc.CAClient = n.ca
 	m, err := manager.New(n.env, mc)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.env.ID, err)
@@ -90,6 +111,12 @@ func (n *Node) startManager(mc manager.Config) error {
 // manager does nothing here: the leader removes it from raft, which stops
 // its manager (see startManager).
 func (n *Node) roleWanted(r api.NodeRole) {
+	// A new role needs a certificate naming it first (raft is for manager
+	// certificates only): renew, and act on the role once it arrived.
+	if want := envRole(r); !n.stopped && n.ca.Role() != want {
+		n.ca.WantRole(want)
+		return
+	}
 	if n.stopped || r != api.NodeRole_NODE_ROLE_MANAGER || n.manager != nil || n.cfg.Promotion == nil {
 		return
 	}
@@ -113,6 +140,13 @@ func (n *Node) log() *slog.Logger {
 	return n.cfg.Logger.With("node", string(n.env.ID))
 }
 
+func envRole(r api.NodeRole) env.Role {
+	if r == api.NodeRole_NODE_ROLE_MANAGER {
+		return env.RoleManager
+	}
+	return env.RoleWorker
+}
+
 // ID is the node's ID.
 func (n *Node) ID() env.NodeID { return n.env.ID }
 
@@ -122,9 +156,24 @@ func (n *Node) Manager() *manager.Manager { return n.manager }
 // Agent is the node's agent.
 func (n *Node) Agent() *agent.Agent { return n.agent }
 
+// CA is the node's CA client: its credentials, and the certificate check
+// of its inbound connections (VerifyPeer).
+func (n *Node) CA() *ca.Client { return n.ca }
+
 // Handle routes one inbound message to the part it is for.
 func (n *Node) Handle(from env.Peer, msg env.Message) {
 	if n.stopped {
+		return
+	}
+	var nodes ca.NodeReader
+	if n.manager != nil {
+		nodes = n.manager.Store()
+	}
+	if n.ca.Admit(from, msg, nodes) != nil {
+		return
+	}
+	if ca.HandlesAnswer(msg) {
+		n.ca.Handle(from, msg)
 		return
 	}
 	if agent.Handles(msg) {
@@ -143,6 +192,7 @@ func (n *Node) Stop() {
 		return
 	}
 	n.stopped = true
+	n.ca.Stop()
 	n.agent.Stop()
 	if n.manager != nil {
 		n.manager.Stop()

@@ -15,6 +15,7 @@ import (
 	"github.com/swarmsim/swarmsim/engine/agent"
 	"github.com/swarmsim/swarmsim/engine/allocator"
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/ca"
 	"github.com/swarmsim/swarmsim/engine/dispatcher"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
@@ -40,6 +41,9 @@ type ClusterConfig struct {
 	// (the invariant checkers).
 	RaftObserver raft.Observer
 	Logger       *slog.Logger
+	// OnDecision hears every node's admission decision on every inbound
+	// message (the security scenarios count an attacker's successes).
+	OnDecision func(ca.Decision)
 }
 
 // NodeShape is one machine's size and labels.
@@ -77,7 +81,8 @@ type Machine struct {
 	Engine   *node.Node // nil while down
 
 	raftID      uint64
-	bootstrap   bool // one of the initial managers
+	bootstrap   bool   // one of the initial managers
+	joinToken   string // the token it joins with, when not the current one
 	incarnation int
 	err         error // why the engine stopped on its own
 }
@@ -97,6 +102,7 @@ type Cluster struct {
 	byName   map[string]*Machine
 	initial  []raft.Member
 	rand     *sim.Rand
+	sec      security
 }
 
 // NewCluster returns a cluster on k with no machines yet.
@@ -107,6 +113,7 @@ func NewCluster(k *sim.Kernel, cfg ClusterConfig) *Cluster {
 		cfg:    cfg,
 		byName: make(map[string]*Machine),
 		rand:   k.NewRand("cluster"),
+		sec:    security{certs: map[env.NodeID]*ca.Certificate{}},
 	}
 }
 
@@ -127,6 +134,9 @@ func (c *Cluster) Bootstrap(managers []string, workers []string, shapes map[stri
 	}
 	for _, name := range workers {
 		c.add(name, false, shapes[name])
+	}
+	if err := c.initCA(); err != nil {
+		return err
 	}
 	for _, m := range c.machines {
 		if err := c.boot(m); err != nil {
@@ -201,6 +211,10 @@ func (c *Cluster) boot(m *Machine) error {
 		Allocator:  c.cfg.Allocator,
 		Cluster:    c.cfg.Cluster,
 	}
+	if c.sec.boot != nil {
+		template.RootCA, template.JoinTokens = c.sec.boot.RootCA(), c.sec.boot.Tokens
+	}
+	cfg.CA = c.caConfig(m)
 	cfg.Promotion = &template
 	cfg.OnRoleChange = func(isManager bool) { c.setManager(m, isManager) }
 	if m.Manager {
@@ -223,7 +237,7 @@ func (c *Cluster) boot(m *Machine) error {
 		return fmt.Errorf("start %s: %w", m.Name, err)
 	}
 	m.Engine = eng
-	m.Endpoint.SetHandler(eng.Handle)
+	m.Endpoint.SetHandler(c.deliverTo(m, eng))
 	return nil
 }
 
@@ -307,12 +321,20 @@ func (c *Cluster) AddManager(name string, shape NodeShape) (*Machine, error) {
 	return m, c.boot(m)
 }
 
-// AddWorker adds a new worker machine.
+// AddWorker adds a new worker machine, which joins with the current
+// worker token.
 func (c *Cluster) AddWorker(name string, shape NodeShape) (*Machine, error) {
+	return c.AddWorkerWithToken(name, shape, "")
+}
+
+// AddWorkerWithToken adds a new worker machine that joins with token (""
+// means the current worker token).
+func (c *Cluster) AddWorkerWithToken(name string, shape NodeShape, token string) (*Machine, error) {
 	if c.byName[name] != nil {
 		return nil, fmt.Errorf("a node called %s exists", name)
 	}
 	m := c.add(name, false, shape)
+	m.joinToken = token
 	return m, c.boot(m)
 }
 

@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/ca"
+	"github.com/swarmsim/swarmsim/engine/env"
+	"github.com/swarmsim/swarmsim/engine/node"
+	"github.com/swarmsim/swarmsim/sim"
+)
+
+// security is the simulated cluster's PKI plumbing: the root `swarmd init`
+// would create, the certificate each node presents, and the handshake a
+// mutual-TLS transport does before a message reaches a node.
+type security struct {
+	boot *ca.Bootstrap
+	// certs is what each node presents now (its last certificate: a node
+	// that crashed keeps presenting it, as a thief of its disk would).
+	certs map[env.NodeID]*ca.Certificate
+	stats SecurityStats
+}
+
+// SecurityStats count the simulated handshakes.
+type SecurityStats struct {
+	// Refused counts messages dropped because one end refused the other's
+	// certificate (unknown root, expired, not yet valid): the connection
+	// would not have been made.
+	Refused uint64
+	// RefusedBy counts them by the node that refused.
+	RefusedBy map[string]uint64
+}
+
+// initCA creates the cluster's root and join tokens, as `swarmd init`
+// does, from the cluster's own stream; the managers of the fixed cluster
+// get their credentials on their disks before they first start (as if
+// each had been set up by init), every other node joins with a token.
+func (c *Cluster) initCA() error {
+	r := c.K.NewRand("cluster/ca")
+	now := sim.Epoch.Add(c.K.Now())
+	b, err := ca.NewBootstrap(r, now)
+	if err != nil {
+		return fmt.Errorf("cluster CA: %w", err)
+	}
+	c.sec.boot = b
+	for _, m := range c.machines {
+		if !m.bootstrap {
+			continue
+		}
+		creds, err := b.Issue(env.NodeID(m.Name), env.RoleManager, r, now, c.certExpiry())
+		if err != nil {
+			return fmt.Errorf("credentials of %s: %w", m.Name, err)
+		}
+		if err := ca.Provision(m.Disk, creds); err != nil {
+			return fmt.Errorf("credentials of %s: %w", m.Name, err)
+		}
+		m.Disk.Flush()
+	}
+	return nil
+}
+
+func (c *Cluster) certExpiry() time.Duration {
+	return time.Duration(c.cfg.Cluster.GetCa().GetNodeCertExpiry())
+}
+
+// JoinTokens are the cluster's join tokens now: the leader's, or the ones
+// init drew while there is no leader.
+func (c *Cluster) JoinTokens() *api.JoinTokens {
+	if lm, ok := c.Leader(); ok {
+		if t := lm.Engine.Manager().CA().JoinTokens(); t.GetWorker() != "" {
+			return t
+		}
+	}
+	if c.sec.boot == nil {
+		return nil
+	}
+	return c.sec.boot.Tokens
+}
+
+// caConfig is a machine's CA client settings, for a boot: until the node
+// says which certificate its disk holds, it presents none.
+func (c *Cluster) caConfig(m *Machine) ca.Config {
+	id := env.NodeID(m.Name)
+	delete(c.sec.certs, id)
+	token := m.joinToken
+	if token == "" {
+		if t := c.JoinTokens(); m.Manager {
+			token = t.GetManager()
+		} else {
+			token = t.GetWorker()
+		}
+	}
+	return ca.Config{
+		JoinToken: token,
+		Name:      m.Name,
+		Managers:  c.managerNames(),
+		OnCertificate: func(cr *ca.Credentials) {
+			c.sec.certs[id] = cr.Cert
+			m.Endpoint.SetIdentity(cr.Cert.Peer)
+		},
+		OnDecision: c.cfg.OnDecision,
+		Rand:       m.Kernel.Rand("ca/" + strconv.Itoa(m.incarnation)),
+	}
+}
+
+// Certificate is what the node called name presents now, nil before it
+// has one.
+func (c *Cluster) Certificate(name string) *ca.Certificate { return c.sec.certs[env.NodeID(name)] }
+
+// SecurityStats returns the handshake counters.
+func (c *Cluster) SecurityStats() SecurityStats { return c.sec.stats }
+
+// deliverTo is machine m's inbound path: the handshake of a mutual-TLS
+// connection, then the node. Each end checks the certificate the other
+// presents, with its own roots and its own clock; a message reaches the
+// node only if both accept, and the identity it carries is the one the
+// sender's certificate names, whatever the sender's endpoint claims.
+func (c *Cluster) deliverTo(m *Machine, eng *node.Node) env.Handler {
+	self := env.NodeID(m.Name)
+	return func(from env.Peer, msg env.Message) {
+		peer, err := eng.CA().VerifyPeer(from.ID, c.sec.certs[from.ID])
+		if err == nil {
+			if s := c.byName[string(from.ID)]; s != nil && s.Engine != nil {
+				_, err = s.Engine.CA().VerifyPeer(self, c.sec.certs[self])
+				if err != nil {
+					c.refused(s.Name, err)
+					return
+				}
+			}
+		} else {
+			c.refused(m.Name, err)
+			return
+		}
+		eng.Handle(peer, msg)
+	}
+}
+
+func (c *Cluster) refused(by string, err error) {
+	c.sec.stats.Refused++
+	if c.sec.stats.RefusedBy == nil {
+		c.sec.stats.RefusedBy = map[string]uint64{}
+	}
+	c.sec.stats.RefusedBy[by]++
+	if c.K.Tracing() {
+		c.K.Note("handshake refused by %s: %v", by, err)
+	}
+}
