@@ -287,3 +287,29 @@ func (s *ControlServer) ListNetworks(ctx context.Context, req *rpc.ListByNameReq
 func (s *ControlServer) RemoveNetwork(ctx context.Context, req *rpc.Ref) (*rpc.Empty, error) {
 	return write(ctx, s, func(c *controlapi.Server, done func(*rpc.Empty, error)) { c.RemoveNetwork(req.GetRef(), done0(done)) })
 }
+
+// ---- the key space
+
+// KVGet reads a key linearizably (a ReadIndex round on this manager).
+func (s *ControlServer) KVGet(ctx context.Context, req *rpc.KVGetRequest) (*rpc.KVValue, error) {
+	return write(ctx, s, func(_ *controlapi.Server, done func(*rpc.KVValue, error)) {
+		s.manager().KVRead(req.GetKey(), func(v string, err error) { done(&rpc.KVValue{Value: v}, err) })
+	})
+}
+
+// KVPut writes a key; it answers once the write is committed and applied
+// here, so an acknowledged write is durable on a quorum.
+func (s *ControlServer) KVPut(ctx context.Context, req *rpc.KVPutRequest) (*rpc.Empty, error) {
+	return write(ctx, s, func(_ *controlapi.Server, done func(*rpc.Empty, error)) {
+		s.manager().KVWrite(req.GetKey(), req.GetValue(), done0(done))
+	})
+}
+
+// KVCAS sets a key to value if it holds old.
+func (s *ControlServer) KVCAS(ctx context.Context, req *rpc.KVCASRequest) (*rpc.KVCASResponse, error) {
+	return write(ctx, s, func(_ *controlapi.Server, done func(*rpc.KVCASResponse, error)) {
+		s.manager().KVCAS(req.GetKey(), req.GetOld(), req.GetValue(), func(ok bool, err error) {
+			done(&rpc.KVCASResponse{Swapped: ok}, err)
+		})
+	})
+}

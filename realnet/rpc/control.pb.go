@@ -1011,6 +1011,251 @@ func (x *ListNetworksResponse) GetNetworks() []*api.Network {
 	return nil
 }
 
+type KVGetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVGetRequest) Reset() {
+	*x = KVGetRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVGetRequest) ProtoMessage() {}
+
+func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
+func (*KVGetRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *KVGetRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// KVValue is a key's value, read linearizably ("" when the key is unset).
+type KVValue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVValue) Reset() {
+	*x = KVValue{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVValue) ProtoMessage() {}
+
+func (x *KVValue) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVValue.ProtoReflect.Descriptor instead.
+func (*KVValue) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *KVValue) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type KVPutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVPutRequest) Reset() {
+	*x = KVPutRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVPutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVPutRequest) ProtoMessage() {}
+
+func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVPutRequest.ProtoReflect.Descriptor instead.
+func (*KVPutRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *KVPutRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KVPutRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type KVCASRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Old           string                 `protobuf:"bytes,2,opt,name=old,proto3" json:"old,omitempty"`
+	Value         string                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVCASRequest) Reset() {
+	*x = KVCASRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVCASRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVCASRequest) ProtoMessage() {}
+
+func (x *KVCASRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVCASRequest.ProtoReflect.Descriptor instead.
+func (*KVCASRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *KVCASRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KVCASRequest) GetOld() string {
+	if x != nil {
+		return x.Old
+	}
+	return ""
+}
+
+func (x *KVCASRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type KVCASResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Swapped       bool                   `protobuf:"varint,1,opt,name=swapped,proto3" json:"swapped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVCASResponse) Reset() {
+	*x = KVCASResponse{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVCASResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVCASResponse) ProtoMessage() {}
+
+func (x *KVCASResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVCASResponse.ProtoReflect.Descriptor instead.
+func (*KVCASResponse) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *KVCASResponse) GetSwapped() bool {
+	if x != nil {
+		return x.Swapped
+	}
+	return false
+}
+
 type RaftMemberStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RaftId        uint64                 `protobuf:"varint,1,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
@@ -1024,7 +1269,7 @@ type RaftMemberStatus struct {
 
 func (x *RaftMemberStatus) Reset() {
 	*x = RaftMemberStatus{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[18]
+	mi := &file_realnet_rpc_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1281,7 @@ func (x *RaftMemberStatus) String() string {
 func (*RaftMemberStatus) ProtoMessage() {}
 
 func (x *RaftMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[18]
+	mi := &file_realnet_rpc_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1294,7 @@ func (x *RaftMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMemberStatus.ProtoReflect.Descriptor instead.
 func (*RaftMemberStatus) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{18}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RaftMemberStatus) GetRaftId() uint64 {
@@ -1114,7 +1359,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[19]
+	mi := &file_realnet_rpc_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1371,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[19]
+	mi := &file_realnet_rpc_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1384,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{19}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1257,7 +1502,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[20]
+	mi := &file_realnet_rpc_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1514,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[20]
+	mi := &file_realnet_rpc_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1527,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{20}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LeaveRequest) GetForce() bool {
@@ -1358,7 +1603,20 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x13ListConfigsResponse\x12+\n" +
 	"\aconfigs\x18\x01 \x03(\v2\x11.swarm.api.ConfigR\aconfigs\"F\n" +
 	"\x14ListNetworksResponse\x12.\n" +
-	"\bnetworks\x18\x01 \x03(\v2\x12.swarm.api.NetworkR\bnetworks\"\x8a\x01\n" +
+	"\bnetworks\x18\x01 \x03(\v2\x12.swarm.api.NetworkR\bnetworks\" \n" +
+	"\fKVGetRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"\x1f\n" +
+	"\aKVValue\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value\"6\n" +
+	"\fKVPutRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"H\n" +
+	"\fKVCASRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
+	"\x03old\x18\x02 \x01(\tR\x03old\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\")\n" +
+	"\rKVCASResponse\x12\x18\n" +
+	"\aswapped\x18\x01 \x01(\bR\aswapped\"\x8a\x01\n" +
 	"\x10RaftMemberStatus\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
@@ -1391,8 +1649,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x0fNODE_EDIT_PAUSE\x10\x02\x12\x16\n" +
 	"\x12NODE_EDIT_ACTIVATE\x10\x03\x12\x15\n" +
 	"\x11NODE_EDIT_PROMOTE\x10\x04\x12\x14\n" +
-	"\x10NODE_EDIT_DEMOTE\x10\x052\xe8\n" +
-	"\n" +
+	"\x10NODE_EDIT_DEMOTE\x10\x052\xf6\v\n" +
 	"\aControl\x12@\n" +
 	"\rCreateService\x12\x1b.swarm.CreateServiceRequest\x1a\x12.swarm.api.Service\x12@\n" +
 	"\rUpdateService\x12\x1b.swarm.UpdateServiceRequest\x1a\x12.swarm.api.Service\x12>\n" +
@@ -1433,7 +1690,10 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	".swarm.Ref\x1a\x12.swarm.api.Network\x12E\n" +
 	"\fListNetworks\x12\x18.swarm.ListByNameRequest\x1a\x1b.swarm.ListNetworksResponse\x12)\n" +
 	"\rRemoveNetwork\x12\n" +
-	".swarm.Ref\x1a\f.swarm.Empty2\xc1\x01\n" +
+	".swarm.Ref\x1a\f.swarm.Empty\x12,\n" +
+	"\x05KVGet\x12\x13.swarm.KVGetRequest\x1a\x0e.swarm.KVValue\x12*\n" +
+	"\x05KVPut\x12\x13.swarm.KVPutRequest\x1a\f.swarm.Empty\x122\n" +
+	"\x05KVCAS\x12\x13.swarm.KVCASRequest\x1a\x14.swarm.KVCASResponse2\xc1\x01\n" +
 	"\x06Daemon\x12-\n" +
 	"\x06Status\x12\f.swarm.Empty\x1a\x15.swarm.StatusResponse\x121\n" +
 	"\n" +
@@ -1455,7 +1715,7 @@ func file_realnet_rpc_control_proto_rawDescGZIP() []byte {
 }
 
 var file_realnet_rpc_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_realnet_rpc_control_proto_goTypes = []any{
 	(NodeEdit)(0),                // 0: swarm.NodeEdit
 	(*Empty)(nil),                // 1: swarm.Empty
@@ -1476,43 +1736,48 @@ var file_realnet_rpc_control_proto_goTypes = []any{
 	(*ListSecretsResponse)(nil),  // 16: swarm.ListSecretsResponse
 	(*ListConfigsResponse)(nil),  // 17: swarm.ListConfigsResponse
 	(*ListNetworksResponse)(nil), // 18: swarm.ListNetworksResponse
-	(*RaftMemberStatus)(nil),     // 19: swarm.RaftMemberStatus
-	(*StatusResponse)(nil),       // 20: swarm.StatusResponse
-	(*LeaveRequest)(nil),         // 21: swarm.LeaveRequest
-	nil,                          // 22: swarm.ListServicesRequest.LabelsEntry
-	nil,                          // 23: swarm.ListNodesRequest.LabelsEntry
-	(*api.ServiceSpec)(nil),      // 24: swarm.api.ServiceSpec
-	(*api.Service)(nil),          // 25: swarm.api.Service
-	(api.TaskState)(0),           // 26: swarm.api.TaskState
-	(*api.Task)(nil),             // 27: swarm.api.Task
-	(api.NodeRole)(0),            // 28: swarm.api.NodeRole
-	(*api.Node)(nil),             // 29: swarm.api.Node
-	(*api.NodeSpec)(nil),         // 30: swarm.api.NodeSpec
-	(*api.Secret)(nil),           // 31: swarm.api.Secret
-	(*api.Config)(nil),           // 32: swarm.api.Config
-	(*api.Network)(nil),          // 33: swarm.api.Network
-	(*api.SecretSpec)(nil),       // 34: swarm.api.SecretSpec
-	(*api.ConfigSpec)(nil),       // 35: swarm.api.ConfigSpec
-	(*api.NetworkSpec)(nil),      // 36: swarm.api.NetworkSpec
-	(*api.JoinTokens)(nil),       // 37: swarm.api.JoinTokens
+	(*KVGetRequest)(nil),         // 19: swarm.KVGetRequest
+	(*KVValue)(nil),              // 20: swarm.KVValue
+	(*KVPutRequest)(nil),         // 21: swarm.KVPutRequest
+	(*KVCASRequest)(nil),         // 22: swarm.KVCASRequest
+	(*KVCASResponse)(nil),        // 23: swarm.KVCASResponse
+	(*RaftMemberStatus)(nil),     // 24: swarm.RaftMemberStatus
+	(*StatusResponse)(nil),       // 25: swarm.StatusResponse
+	(*LeaveRequest)(nil),         // 26: swarm.LeaveRequest
+	nil,                          // 27: swarm.ListServicesRequest.LabelsEntry
+	nil,                          // 28: swarm.ListNodesRequest.LabelsEntry
+	(*api.ServiceSpec)(nil),      // 29: swarm.api.ServiceSpec
+	(*api.Service)(nil),          // 30: swarm.api.Service
+	(api.TaskState)(0),           // 31: swarm.api.TaskState
+	(*api.Task)(nil),             // 32: swarm.api.Task
+	(api.NodeRole)(0),            // 33: swarm.api.NodeRole
+	(*api.Node)(nil),             // 34: swarm.api.Node
+	(*api.NodeSpec)(nil),         // 35: swarm.api.NodeSpec
+	(*api.Secret)(nil),           // 36: swarm.api.Secret
+	(*api.Config)(nil),           // 37: swarm.api.Config
+	(*api.Network)(nil),          // 38: swarm.api.Network
+	(*api.SecretSpec)(nil),       // 39: swarm.api.SecretSpec
+	(*api.ConfigSpec)(nil),       // 40: swarm.api.ConfigSpec
+	(*api.NetworkSpec)(nil),      // 41: swarm.api.NetworkSpec
+	(*api.JoinTokens)(nil),       // 42: swarm.api.JoinTokens
 }
 var file_realnet_rpc_control_proto_depIdxs = []int32{
-	24, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	24, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	22, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
-	25, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
+	29, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	29, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	27, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
+	30, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
 	8,  // 4: swarm.ListServicesResponse.statuses:type_name -> swarm.ServiceStatus
-	26, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
-	27, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
-	28, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
-	23, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
-	29, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
-	30, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
+	31, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
+	32, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
+	33, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
+	28, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
+	34, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
+	35, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
 	0,  // 11: swarm.UpdateNodeRequest.edit:type_name -> swarm.NodeEdit
-	31, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
-	32, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
-	33, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
-	19, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
+	36, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
+	37, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
+	38, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
+	24, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
 	4,  // 16: swarm.Control.CreateService:input_type -> swarm.CreateServiceRequest
 	5,  // 17: swarm.Control.UpdateService:input_type -> swarm.UpdateServiceRequest
 	6,  // 18: swarm.Control.ScaleService:input_type -> swarm.ScaleServiceRequest
@@ -1526,53 +1791,59 @@ var file_realnet_rpc_control_proto_depIdxs = []int32{
 	12, // 26: swarm.Control.ListNodes:input_type -> swarm.ListNodesRequest
 	14, // 27: swarm.Control.UpdateNode:input_type -> swarm.UpdateNodeRequest
 	15, // 28: swarm.Control.RemoveNode:input_type -> swarm.RemoveNodeRequest
-	34, // 29: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
+	39, // 29: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
 	2,  // 30: swarm.Control.GetSecret:input_type -> swarm.Ref
 	3,  // 31: swarm.Control.ListSecrets:input_type -> swarm.ListByNameRequest
 	2,  // 32: swarm.Control.RemoveSecret:input_type -> swarm.Ref
-	35, // 33: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
+	40, // 33: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
 	2,  // 34: swarm.Control.GetConfig:input_type -> swarm.Ref
 	3,  // 35: swarm.Control.ListConfigs:input_type -> swarm.ListByNameRequest
 	2,  // 36: swarm.Control.RemoveConfig:input_type -> swarm.Ref
-	36, // 37: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
+	41, // 37: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
 	2,  // 38: swarm.Control.GetNetwork:input_type -> swarm.Ref
 	3,  // 39: swarm.Control.ListNetworks:input_type -> swarm.ListByNameRequest
 	2,  // 40: swarm.Control.RemoveNetwork:input_type -> swarm.Ref
-	1,  // 41: swarm.Daemon.Status:input_type -> swarm.Empty
-	1,  // 42: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
-	21, // 43: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
-	2,  // 44: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
-	25, // 45: swarm.Control.CreateService:output_type -> swarm.api.Service
-	25, // 46: swarm.Control.UpdateService:output_type -> swarm.api.Service
-	25, // 47: swarm.Control.ScaleService:output_type -> swarm.api.Service
-	25, // 48: swarm.Control.RollbackService:output_type -> swarm.api.Service
-	1,  // 49: swarm.Control.RemoveService:output_type -> swarm.Empty
-	25, // 50: swarm.Control.GetService:output_type -> swarm.api.Service
-	9,  // 51: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
-	27, // 52: swarm.Control.GetTask:output_type -> swarm.api.Task
-	11, // 53: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
-	29, // 54: swarm.Control.GetNode:output_type -> swarm.api.Node
-	13, // 55: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
-	29, // 56: swarm.Control.UpdateNode:output_type -> swarm.api.Node
-	1,  // 57: swarm.Control.RemoveNode:output_type -> swarm.Empty
-	31, // 58: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
-	31, // 59: swarm.Control.GetSecret:output_type -> swarm.api.Secret
-	16, // 60: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
-	1,  // 61: swarm.Control.RemoveSecret:output_type -> swarm.Empty
-	32, // 62: swarm.Control.CreateConfig:output_type -> swarm.api.Config
-	32, // 63: swarm.Control.GetConfig:output_type -> swarm.api.Config
-	17, // 64: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
-	1,  // 65: swarm.Control.RemoveConfig:output_type -> swarm.Empty
-	33, // 66: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
-	33, // 67: swarm.Control.GetNetwork:output_type -> swarm.api.Network
-	18, // 68: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
-	1,  // 69: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
-	20, // 70: swarm.Daemon.Status:output_type -> swarm.StatusResponse
-	37, // 71: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
-	1,  // 72: swarm.Daemon.Leave:output_type -> swarm.Empty
-	1,  // 73: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
-	45, // [45:74] is the sub-list for method output_type
-	16, // [16:45] is the sub-list for method input_type
+	19, // 41: swarm.Control.KVGet:input_type -> swarm.KVGetRequest
+	21, // 42: swarm.Control.KVPut:input_type -> swarm.KVPutRequest
+	22, // 43: swarm.Control.KVCAS:input_type -> swarm.KVCASRequest
+	1,  // 44: swarm.Daemon.Status:input_type -> swarm.Empty
+	1,  // 45: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
+	26, // 46: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
+	2,  // 47: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
+	30, // 48: swarm.Control.CreateService:output_type -> swarm.api.Service
+	30, // 49: swarm.Control.UpdateService:output_type -> swarm.api.Service
+	30, // 50: swarm.Control.ScaleService:output_type -> swarm.api.Service
+	30, // 51: swarm.Control.RollbackService:output_type -> swarm.api.Service
+	1,  // 52: swarm.Control.RemoveService:output_type -> swarm.Empty
+	30, // 53: swarm.Control.GetService:output_type -> swarm.api.Service
+	9,  // 54: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
+	32, // 55: swarm.Control.GetTask:output_type -> swarm.api.Task
+	11, // 56: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
+	34, // 57: swarm.Control.GetNode:output_type -> swarm.api.Node
+	13, // 58: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
+	34, // 59: swarm.Control.UpdateNode:output_type -> swarm.api.Node
+	1,  // 60: swarm.Control.RemoveNode:output_type -> swarm.Empty
+	36, // 61: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
+	36, // 62: swarm.Control.GetSecret:output_type -> swarm.api.Secret
+	16, // 63: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
+	1,  // 64: swarm.Control.RemoveSecret:output_type -> swarm.Empty
+	37, // 65: swarm.Control.CreateConfig:output_type -> swarm.api.Config
+	37, // 66: swarm.Control.GetConfig:output_type -> swarm.api.Config
+	17, // 67: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
+	1,  // 68: swarm.Control.RemoveConfig:output_type -> swarm.Empty
+	38, // 69: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
+	38, // 70: swarm.Control.GetNetwork:output_type -> swarm.api.Network
+	18, // 71: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
+	1,  // 72: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
+	20, // 73: swarm.Control.KVGet:output_type -> swarm.KVValue
+	1,  // 74: swarm.Control.KVPut:output_type -> swarm.Empty
+	23, // 75: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
+	25, // 76: swarm.Daemon.Status:output_type -> swarm.StatusResponse
+	42, // 77: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
+	1,  // 78: swarm.Daemon.Leave:output_type -> swarm.Empty
+	1,  // 79: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
+	48, // [48:80] is the sub-list for method output_type
+	16, // [16:48] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1589,7 +1860,7 @@ func file_realnet_rpc_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_realnet_rpc_control_proto_rawDesc), len(file_realnet_rpc_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -50,6 +50,9 @@ const (
 	Control_GetNetwork_FullMethodName      = "/swarm.Control/GetNetwork"
 	Control_ListNetworks_FullMethodName    = "/swarm.Control/ListNetworks"
 	Control_RemoveNetwork_FullMethodName   = "/swarm.Control/RemoveNetwork"
+	Control_KVGet_FullMethodName           = "/swarm.Control/KVGet"
+	Control_KVPut_FullMethodName           = "/swarm.Control/KVPut"
+	Control_KVCAS_FullMethodName           = "/swarm.Control/KVCAS"
 )
 
 // ControlClient is the client API for Control service.
@@ -81,6 +84,13 @@ type ControlClient interface {
 	GetNetwork(ctx context.Context, in *Ref, opts ...grpc.CallOption) (*api.Network, error)
 	ListNetworks(ctx context.Context, in *ListByNameRequest, opts ...grpc.CallOption) (*ListNetworksResponse, error)
 	RemoveNetwork(ctx context.Context, in *Ref, opts ...grpc.CallOption) (*Empty, error)
+	// The key space: a few cluster-wide values written through raft, as the
+	// scenarios' clients use them (engine/manager KVRead, KVWrite, KVCAS).
+	// A write is acknowledged once committed; the durability test and the
+	// real-raft benchmark use them.
+	KVGet(ctx context.Context, in *KVGetRequest, opts ...grpc.CallOption) (*KVValue, error)
+	KVPut(ctx context.Context, in *KVPutRequest, opts ...grpc.CallOption) (*Empty, error)
+	KVCAS(ctx context.Context, in *KVCASRequest, opts ...grpc.CallOption) (*KVCASResponse, error)
 }
 
 type controlClient struct {
@@ -341,6 +351,36 @@ func (c *controlClient) RemoveNetwork(ctx context.Context, in *Ref, opts ...grpc
 	return out, nil
 }
 
+func (c *controlClient) KVGet(ctx context.Context, in *KVGetRequest, opts ...grpc.CallOption) (*KVValue, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KVValue)
+	err := c.cc.Invoke(ctx, Control_KVGet_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) KVPut(ctx context.Context, in *KVPutRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Control_KVPut_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) KVCAS(ctx context.Context, in *KVCASRequest, opts ...grpc.CallOption) (*KVCASResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KVCASResponse)
+	err := c.cc.Invoke(ctx, Control_KVCAS_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -370,6 +410,13 @@ type ControlServer interface {
 	GetNetwork(context.Context, *Ref) (*api.Network, error)
 	ListNetworks(context.Context, *ListByNameRequest) (*ListNetworksResponse, error)
 	RemoveNetwork(context.Context, *Ref) (*Empty, error)
+	// The key space: a few cluster-wide values written through raft, as the
+	// scenarios' clients use them (engine/manager KVRead, KVWrite, KVCAS).
+	// A write is acknowledged once committed; the durability test and the
+	// real-raft benchmark use them.
+	KVGet(context.Context, *KVGetRequest) (*KVValue, error)
+	KVPut(context.Context, *KVPutRequest) (*Empty, error)
+	KVCAS(context.Context, *KVCASRequest) (*KVCASResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -454,6 +501,15 @@ func (UnimplementedControlServer) ListNetworks(context.Context, *ListByNameReque
 }
 func (UnimplementedControlServer) RemoveNetwork(context.Context, *Ref) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveNetwork not implemented")
+}
+func (UnimplementedControlServer) KVGet(context.Context, *KVGetRequest) (*KVValue, error) {
+	return nil, status.Error(codes.Unimplemented, "method KVGet not implemented")
+}
+func (UnimplementedControlServer) KVPut(context.Context, *KVPutRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method KVPut not implemented")
+}
+func (UnimplementedControlServer) KVCAS(context.Context, *KVCASRequest) (*KVCASResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KVCAS not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -926,6 +982,60 @@ func _Control_RemoveNetwork_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_KVGet_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KVGetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).KVGet(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_KVGet_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).KVGet(ctx, req.(*KVGetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_KVPut_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KVPutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).KVPut(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_KVPut_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).KVPut(ctx, req.(*KVPutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_KVCAS_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KVCASRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).KVCAS(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_KVCAS_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).KVCAS(ctx, req.(*KVCASRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1032,6 +1142,18 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveNetwork",
 			Handler:    _Control_RemoveNetwork_Handler,
+		},
+		{
+			MethodName: "KVGet",
+			Handler:    _Control_KVGet_Handler,
+		},
+		{
+			MethodName: "KVPut",
+			Handler:    _Control_KVPut_Handler,
+		},
+		{
+			MethodName: "KVCAS",
+			Handler:    _Control_KVCAS_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
