@@ -48,3 +48,10 @@ func TestRecord(t *testing.T) {
 		t.Fatalf("shares add up to %v%%", sum)
 	}
 }
+
+func TestOnThread(t *testing.T) {
+	d := OnThread(func() { spinInner(100 * time.Millisecond) })
+	if _, ok := ThreadCPU(); ok && (d < 50*time.Millisecond || d > 2*time.Second) {
+		t.Fatalf("a 100ms spin used %v of thread CPU", d)
+	}
+}
