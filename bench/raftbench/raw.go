@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/swarmsim/swarmsim/bench/cpuprof"
+
 	"google.golang.org/protobuf/proto"
 
 	etcdraft "go.etcd.io/raft/v3"
@@ -84,25 +86,31 @@ func NewRawCluster(nodes, payloadBytes, window int) (*RawCluster, error) {
 func (r *RawCluster) Write(n int) (Measurement, error) {
 	start := r.committed
 	issued := 0
+	var err error
 	cpu0 := cpuTime()
 	w0 := time.Now()
-	for r.committed-start < n {
-		var ents []*pb.Entry
-		for issued < n && issued-(r.committed-start) < r.window {
-			ents = append(ents, &pb.Entry{Data: r.payload})
-			issued++
-		}
-		if len(ents) > 0 {
-			m := &pb.Message{Type: pb.MsgProp.Enum(), From: new(r.leader.id), Entries: ents}
-			if err := r.leader.rn.Step(m); err != nil {
-				return Measurement{}, fmt.Errorf("raftbench: raw propose: %w", err)
+	thread := cpuprof.OnThread(func() {
+		for r.committed-start < n {
+			var ents []*pb.Entry
+			for issued < n && issued-(r.committed-start) < r.window {
+				ents = append(ents, &pb.Entry{Data: r.payload})
+				issued++
+			}
+			if len(ents) > 0 {
+				m := &pb.Message{Type: pb.MsgProp.Enum(), From: new(r.leader.id), Entries: ents}
+				if e := r.leader.rn.Step(m); e != nil {
+					err = fmt.Errorf("raftbench: raw propose: %w", e)
+					return
+				}
+			}
+			if !r.pump() && issued == n && r.committed-start < n {
+				err = fmt.Errorf("raftbench: raw cluster stalled at %d of %d writes", r.committed-start, n)
+				return
 			}
 		}
-		if !r.pump() && issued == n && r.committed-start < n {
-			return Measurement{}, fmt.Errorf("raftbench: raw cluster stalled at %d of %d writes", r.committed-start, n)
-		}
-	}
-	return Measurement{Writes: n, Wall: time.Since(w0), CPU: cpuTime() - cpu0}, nil
+	})
+	m := Measurement{Writes: r.committed - start, Wall: time.Since(w0), CPU: cpuTime() - cpu0, Thread: thread}
+	return m, err
 }
 
 // pump delivers every queued message and handles every Ready once; it

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/swarmsim/swarmsim/bench/cpuprof"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/raft"
@@ -63,8 +64,10 @@ func (c Config) Mode() string {
 type Measurement struct {
 	Writes int
 	// Wall and CPU are real time and process CPU time (every thread: the
-	// garbage collector's too) spent running the writes.
-	Wall, CPU time.Duration
+	// garbage collector's too) spent running the writes; Thread is the CPU
+	// time of the thread that ran them (cpuprof.OnThread): what an idle
+	// machine would show as wall time, whatever else runs on this one.
+	Wall, CPU, Thread time.Duration
 	// Virtual is the simulated time the writes took.
 	Virtual time.Duration
 	// Latencies are each write's commit latency in virtual time: from
@@ -82,6 +85,15 @@ func (m Measurement) WallRate() float64 { return float64(m.Writes) / m.Wall.Seco
 
 // CPURate is committed writes per second of process CPU time.
 func (m Measurement) CPURate() float64 { return float64(m.Writes) / m.CPU.Seconds() }
+
+// ThreadRate is committed writes per second of the running thread's CPU
+// time (0 where the platform cannot say).
+func (m Measurement) ThreadRate() float64 {
+	if m.Thread <= 0 {
+		return 0
+	}
+	return float64(m.Writes) / m.Thread.Seconds()
+}
 
 // VirtualRate is committed writes per simulated second.
 func (m Measurement) VirtualRate() float64 { return float64(m.Writes) / m.Virtual.Seconds() }
@@ -205,9 +217,12 @@ func (s *StoreCluster) Write(n int) (Measurement, error) {
 			issue(slot)
 		}
 	})
-	k.RunUntil(k.Now()+time.Hour, func() bool { return completed >= n || failed != nil })
+	thread := cpuprof.OnThread(func() {
+		k.RunUntil(k.Now()+time.Hour, func() bool { return completed >= n || failed != nil })
+	})
 	m := Measurement{
 		Writes:    completed,
+		Thread:    thread,
 		Wall:      time.Since(w0),
 		CPU:       cpuTime() - cpu0,
 		Virtual:   k.Now() - v0,

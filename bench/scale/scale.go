@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/swarmsim/swarmsim/bench/cpuprof"
 	"github.com/swarmsim/swarmsim/scenarios"
 )
 
@@ -64,8 +65,12 @@ type Result struct {
 	// Wall and CPU cover the whole run: building the cluster, setting up
 	// the service and simulating (CPU counts every thread: the garbage
 	// collector's too).
-	Wall   time.Duration `json:"wall_ns"`
-	CPU    time.Duration `json:"cpu_ns"`
+	Wall time.Duration `json:"wall_ns"`
+	CPU  time.Duration `json:"cpu_ns"`
+	// Thread is the CPU time of the thread that ran the simulation
+	// (cpuprof.OnThread): what an idle machine would show as wall time,
+	// give or take the garbage collector, whatever else runs on this one.
+	Thread time.Duration `json:"thread_ns"`
 	Events uint64        `json:"events"`
 	// Converged is the virtual time at which every worker ran its task.
 	Converged time.Duration `json:"converged_ns"`
@@ -83,6 +88,15 @@ func (r Result) Nodes() int { return r.Workers + Managers }
 
 // Ratio is virtual time per wall time.
 func (r Result) Ratio() float64 { return r.Virtual.Seconds() / r.Wall.Seconds() }
+
+// ThreadRatio is virtual time per second of the simulating thread's CPU
+// time (0 where the platform cannot say).
+func (r Result) ThreadRatio() float64 {
+	if r.Thread <= 0 {
+		return 0
+	}
+	return r.Virtual.Seconds() / r.Thread.Seconds()
+}
 
 // EventsPerSecond is events run per wall second.
 func (r Result) EventsPerSecond() float64 { return float64(r.Events) / r.Wall.Seconds() }
@@ -108,7 +122,10 @@ func Run(workers int, virtual time.Duration, seed uint64, progress func(float64)
 	}
 	cpu0 := cpuTime()
 	w0 := time.Now()
-	r, err := scenarios.RunSimulation(sc, scenarios.Options{Out: out, Seed: &seed})
+	var r *scenarios.Result
+	res.Thread = cpuprof.OnThread(func() {
+		r, err = scenarios.RunSimulation(sc, scenarios.Options{Out: out, Seed: &seed})
+	})
 	res.Wall = time.Since(w0)
 	res.CPU = cpuTime() - cpu0
 	stop()
