@@ -55,7 +55,7 @@ func planRaft(o *Options) {
 	raws := len(s.managers) * o.Seeds
 	o.Progress.Plan(stores+raws, float64(stores)*float64(s.writes+s.warmup)*storeWriteCost+
 		float64(raws)*float64(s.rawWrites+s.rawWarmup)*rawWriteCost)
-	o.Progress.Plan(3, float64(3*s.profileWrites)*storeWriteCost+float64(s.rawProfileWrites)*rawWriteCost)
+	o.Progress.Plan(3*len(s.managers), float64(len(s.managers))*(float64(3*s.profileWrites)*storeWriteCost+float64(s.rawProfileWrites)*rawWriteCost))
 }
 
 func latencyName(d time.Duration) string {
@@ -72,8 +72,8 @@ type raftKey struct {
 }
 
 type raftAgg struct {
-	wall, cpu, virtual, entries []float64
-	latencies                   []float64 // ms, pooled over seeds
+	wall, cpu, thread, virtual, entries []float64
+	latencies                           []float64 // ms, pooled over seeds
 }
 
 func runRaft(o *Options) (*report.Report, error) {
@@ -81,15 +81,17 @@ func runRaft(o *Options) (*report.Report, error) {
 	r := &report.Report{
 		Title:   "committed writes and commit latency through the store path, beside raw raft",
 		Columns: []string{"managers", "path", "stage", "latency", "mode", "window", "disk_sync", "payload_bytes"},
-		Order: []string{"wall_writes_per_second", "store_to_raw_ratio", "store_to_raw_cpu_ratio", "raw_wall_writes_per_second",
-			"commit_latency_p50", "commit_latency_p99", "virtual_writes_per_second", "writes_per_cpu_second",
-			"raw_writes_per_cpu_second", "entries_per_write", "cpu_us_per_write", "cpu_share"},
+		Order: []string{"wall_writes_per_second", "store_to_raw_ratio", "store_to_raw_thread_ratio", "store_to_raw_cpu_ratio",
+			"raw_wall_writes_per_second", "commit_latency_p50", "commit_latency_p99", "virtual_writes_per_second",
+			"writes_per_thread_second", "raw_writes_per_thread_second", "writes_per_cpu_second", "raw_writes_per_cpu_second", "entries_per_write", "cpu_us_per_write", "cpu_share"},
 	}
 	agg := map[raftKey]*raftAgg{}
 	raw := map[int][]float64{}
 	rawCPU := map[int][]float64{}
 	ratio := map[raftKey][]float64{}
 	cpuRatio := map[raftKey][]float64{}
+	threadRatio := map[raftKey][]float64{}
+	rawThread := map[int][]float64{}
 	payloads := map[int]int{}
 	params := func(k raftKey) map[string]any {
 		mode := "unbatched"
@@ -103,6 +105,7 @@ func runRaft(o *Options) (*report.Report, error) {
 		for _, managers := range s.managers {
 			storeAtRaw := map[bool]float64{}
 			storeCPUAtRaw := map[bool]float64{}
+			storeThreadAtRaw := map[bool]float64{}
 			for _, lat := range s.latencies {
 				for _, batched := range []bool{false, true} {
 					k := raftKey{managers, lat, batched}
@@ -121,6 +124,7 @@ func runRaft(o *Options) (*report.Report, error) {
 					}
 					a.wall = append(a.wall, m.WallRate())
 					a.cpu = append(a.cpu, m.CPURate())
+					a.thread = append(a.thread, m.ThreadRate())
 					a.virtual = append(a.virtual, m.VirtualRate())
 					a.entries = append(a.entries, float64(m.Entries)/float64(m.Writes))
 					for _, l := range m.Latencies {
@@ -132,6 +136,7 @@ func runRaft(o *Options) (*report.Report, error) {
 					if lat == rawLatency {
 						storeAtRaw[batched] = m.WallRate()
 						storeCPUAtRaw[batched] = m.CPURate()
+						storeThreadAtRaw[batched] = m.ThreadRate()
 						if !batched {
 							payloads[managers] = int(m.Bytes / max(1, m.Entries))
 						}
@@ -157,6 +162,7 @@ func runRaft(o *Options) (*report.Report, error) {
 			o.Progress.Done(float64(s.rawWrites+s.rawWarmup) * rawWriteCost)
 			raw[managers] = append(raw[managers], m.WallRate())
 			rawCPU[managers] = append(rawCPU[managers], m.CPURate())
+			rawThread[managers] = append(rawThread[managers], m.ThreadRate())
 			rp := report.P("managers", managers, "window", raftWindow, "payload_bytes", payload)
 			r.Samples = append(r.Samples, report.NewFigure("raw_wall_writes_per_second", m.WallRate(), "writes/s", rp))
 			for _, batched := range []bool{false, true} {
@@ -164,6 +170,9 @@ func runRaft(o *Options) (*report.Report, error) {
 					k := raftKey{managers, rawLatency, batched}
 					ratio[k] = append(ratio[k], 100*v/m.WallRate())
 					cpuRatio[k] = append(cpuRatio[k], 100*storeCPUAtRaw[batched]/m.CPURate())
+					if m.ThreadRate() > 0 {
+						threadRatio[k] = append(threadRatio[k], 100*storeThreadAtRaw[batched]/m.ThreadRate())
+					}
 					r.Samples = append(r.Samples, report.NewFigure("store_to_raw_ratio", 100*v/m.WallRate(), "%", ratioParams(k, payload)))
 				}
 			}
@@ -179,6 +188,9 @@ func runRaft(o *Options) (*report.Report, error) {
 				lat := report.Summarize(a.latencies)
 				r.Add("wall_writes_per_second", report.Median(a.wall), "writes/s", p)
 				r.Add("writes_per_cpu_second", report.Median(a.cpu), "writes/cpu-s", p)
+				if report.Median(a.thread) > 0 {
+					r.Add("writes_per_thread_second", report.Median(a.thread), "writes/thread-s", p)
+				}
 				r.Add("virtual_writes_per_second", report.Median(a.virtual), "writes/s", p)
 				r.Add("commit_latency_p50", lat.P50, "ms", p)
 				r.Add("commit_latency_p99", lat.P99, "ms", p)
@@ -190,22 +202,28 @@ func runRaft(o *Options) (*report.Report, error) {
 		rp := report.P("managers", managers, "window", raftWindow, "payload_bytes", payloads[managers])
 		r.Add("raw_wall_writes_per_second", report.Median(raw[managers]), "writes/s", rp)
 		r.Add("raw_writes_per_cpu_second", report.Median(rawCPU[managers]), "writes/cpu-s", rp)
+		if report.Median(rawThread[managers]) > 0 {
+			r.Add("raw_writes_per_thread_second", report.Median(rawThread[managers]), "writes/thread-s", rp)
+		}
 		for _, batched := range []bool{false, true} {
 			k := raftKey{managers, rawLatency, batched}
 			f := r.Add("store_to_raw_ratio", report.Median(ratio[k]), "%", ratioParams(k, payloads[managers]))
 			r.Add("store_to_raw_cpu_ratio", report.Median(cpuRatio[k]), "%", ratioParams(k, payloads[managers]))
+			if len(threadRatio[k]) > 0 {
+				r.Add("store_to_raw_thread_ratio", report.Median(threadRatio[k]), "%", ratioParams(k, payloads[managers]))
+			}
 			r.Targets = append(r.Targets, report.Target{
 				What:   fmt.Sprintf("store path keeps ≥ 80%% of raw raft's writes/s (%d managers, %s)", managers, f.Params["mode"]),
 				Figure: f, Met: f.Value >= 80,
 			})
 		}
 	}
+	raftPlots(r, s)
 	if err := raftProfile(r, s, o); err != nil {
 		return nil, err
 	}
 	raftShortfall(r, s)
 	raftHeadline(r, s)
-	raftPlots(r, s)
 	raftNotes(r, s, o)
 	return r, nil
 }
@@ -213,7 +231,15 @@ func runRaft(o *Options) (*report.Report, error) {
 // raftProfile splits the CPU time of the store path (3 managers, 1ms
 // links, both modes) and of raw raft into stages, per write.
 func raftProfile(r *report.Report, s raftSizes, o *Options) error {
-	managers := s.managers[0]
+	for _, managers := range s.managers {
+		if err := raftProfileOne(r, s, o, managers); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func raftProfileOne(r *report.Report, s raftSizes, o *Options, managers int) error {
 	type run struct {
 		path   string
 		writes int
@@ -289,23 +315,23 @@ func raftProfile(r *report.Report, s raftSizes, o *Options) error {
 		}
 	}
 	r.Plots = append(r.Plots, withFile(report.BarPlot(fmt.Sprintf("Where the CPU time of a write goes (%d managers, %s links; CPU profile)", managers, latencyName(rawLatency)),
-		"CPU µs per write", []string{"store, unbatched", "store, batched", "raw RawNodes"}, groups), "raft-cpu.svg"))
+		"CPU µs per write", []string{"store, unbatched", "store, batched", "raw RawNodes"}, groups), fmt.Sprintf("raft-cpu-%d.svg", managers)))
 	return nil
 }
 
 // raftShortfall explains a missed store-to-raw target from the CPU split:
 // what the store path spends per write beside raw raft's whole write.
 func raftShortfall(r *report.Report, s raftSizes) {
-	managers := s.managers[0]
-	us := func(path, stage string) float64 {
-		f, _ := r.Find("cpu_us_per_write", report.P("managers", managers, "path", path, "stage", stage))
-		return f.Value
-	}
-	raw := us("raw", "total")
 	for i, t := range r.Targets {
 		if t.Met {
 			continue
 		}
+		managers := t.Figure.Params["managers"]
+		us := func(path, stage string) float64 {
+			f, _ := r.Find("cpu_us_per_write", report.P("managers", managers, "path", path, "stage", stage))
+			return f.Value
+		}
+		raw := us("raw", "total")
 		path := "store-" + fmt.Sprint(t.Figure.Params["mode"])
 		var parts []string
 		for _, st := range raftbench.StoreStages {
@@ -320,6 +346,9 @@ func raftShortfall(r *report.Report, s raftSizes) {
 		if store >= 0.8*raw {
 			verdict += fmt.Sprintf("; the store's work alone exceeds what 80%% of raw raft's rate allows for everything (%s µs), so no change to the raft path can meet the target: the store's apply, transaction and coding must get cheaper",
 				report.FormatValue(report.Round(raw/0.8)))
+		}
+		if tr, ok := r.Find("store_to_raw_thread_ratio", t.Figure.Params); ok {
+			verdict += fmt.Sprintf(" (per thread-CPU second, which other load does not skew, the ratio was %s%%)", report.FormatValue(tr.Value))
 		}
 		r.Targets[i].Note = fmt.Sprintf("per write, the %s store path spends %s µs of CPU against %s µs for a whole raw raft write (%d managers, CPU profile): %s; %s.",
 			t.Figure.Params["mode"], report.FormatValue(us(path, "total")), report.FormatValue(raw), managers, strings.Join(parts, ", "), verdict)
@@ -451,11 +480,11 @@ func raftNotes(r *report.Report, s raftSizes, o *Options) {
 	r.Notes = append(r.Notes,
 		fmt.Sprintf(`**Store path.** Each configuration boots its managers (sim/cluster, the scenarios' cluster builder) on a fresh kernel, waits for a leader, then runs %d warm-up and %d measured writes: %d clients on the leader, each calling Manager.KVWrite on its own key (16-byte values) again as soon as its previous write is acknowledged, after it applied on the leader. A write is a store transaction, encoded, proposed to the raft driver, persisted on each manager's simulated disk (every fsync takes %s), replicated over links of the given one-way latency, and applied to every manager's store. Raft runs with the engine's defaults (100ms ticks, 10-tick elections); *batched* sets raft.Config.PackProposals, which packs the proposals of one loop turn into shared entries (entries_per_write shows how many).`,
 			s.warmup, s.writes, raftWindow, latencyName(raftDisk)),
-		`**Wall and virtual figures.** wall_writes_per_second is per second of real time: the cost of the code, with every manager, the disk and the network simulated on one goroutine (writes_per_cpu_second divides by the process's CPU time instead, every thread counted, which is steadier on a busy machine). virtual_writes_per_second and the commit latencies are in simulated time: properties of the protocol under the simulated latencies. The simulator charges no time for computation, so batching cannot change them, and with a closed loop the virtual rate is the window divided by the latency (Little's law): it says how fast 256 clients are served, not how fast raft can go.`,
-		fmt.Sprintf(`**Raw raft.** etcd raft/v3 RawNodes over MemoryStorage, with the driver's raft settings, exchanging messages directly in memory (no driver, disk, network model or simulator), %d writes in flight stepped into the leader as one MsgProp per refill (as the driver steps the proposals of a loop turn), one entry per write carrying as many bytes as an unbatched store-path entry (payload_bytes), %d measured writes after %d warm-up. store_to_raw_ratio divides the store path's wall-clock rate at %s links by raw's, measured in the same run (store_to_raw_cpu_ratio divides the rates per CPU second instead); the Go benchmark BenchmarkWrites in bench/raftbench reports the same pair.`,
+		`**Wall and virtual figures.** wall_writes_per_second is per second of real time: the cost of the code, with every manager, the disk and the network simulated on one goroutine (writes_per_thread_second divides by the CPU time of the thread that ran the simulation instead: its own work and the GC assists it paid, not the background GC or the time it waited for a CPU, so it stays near what an idle machine shows as wall time whatever else runs; writes_per_cpu_second divides by the whole process's CPU time, every thread counted). virtual_writes_per_second and the commit latencies are in simulated time: properties of the protocol under the simulated latencies. The simulator charges no time for computation, so batching cannot change them, and with a closed loop the virtual rate is the window divided by the latency (Little's law): it says how fast 256 clients are served, not how fast raft can go.`,
+		fmt.Sprintf(`**Raw raft.** etcd raft/v3 RawNodes over MemoryStorage, with the driver's raft settings, exchanging messages directly in memory (no driver, disk, network model or simulator), %d writes in flight stepped into the leader as one MsgProp per refill (as the driver steps the proposals of a loop turn), one entry per write carrying as many bytes as an unbatched store-path entry (payload_bytes), %d measured writes after %d warm-up. store_to_raw_ratio divides the store path's wall-clock rate at %s links by raw's, measured in the same run (store_to_raw_thread_ratio and store_to_raw_cpu_ratio divide the rates per thread and per process CPU second instead, which other load on the machine does not skew); the Go benchmark BenchmarkWrites in bench/raftbench reports the same pair.`,
 			raftWindow, s.rawWrites, s.rawWarmup, latencyName(rawLatency)),
 		fmt.Sprintf("**Seeds.** %d seed(s); rates are medians over seeds, latency quantiles pool every write of every seed.", o.Seeds),
-		fmt.Sprintf("**Where the time goes.** cpu_us_per_write splits the CPU time of one more run per path (%d managers, %s links; %d writes unbatched, twice as many batched, %d raw), taken under the Go CPU profiler (bench/cpuprof), into stages: each sample goes to the first stage found walking its stack from the leaf (bench/raftbench.StoreStages), so a stage holds its own code and the allocations, protobuf coding and GC assists it causes; the garbage collector's background work is a stage of its own. cpu_share is the same split in percent. These runs are not among the measured ones.",
-			s.managers[0], latencyName(rawLatency), s.profileWrites, s.rawProfileWrites),
+		fmt.Sprintf("**Where the time goes.** cpu_us_per_write splits the CPU time of one more run per path and managers count (%s links; %d writes unbatched, twice as many batched, %d raw), taken under the Go CPU profiler (bench/cpuprof), into stages: each sample goes to the first stage found walking its stack from the leaf (bench/raftbench.StoreStages), so a stage holds its own code and the allocations, protobuf coding and GC assists it causes; the garbage collector's background work is a stage of its own. cpu_share is the same split in percent. These runs are not among the measured ones.",
+			latencyName(rawLatency), s.profileWrites, s.rawProfileWrites),
 	)
 }

@@ -91,13 +91,13 @@ func runScale(o *Options) (*report.Report, error) {
 	r := &report.Report{
 		Title:   "simulator cost against cluster size: 5 managers, N workers, 10 virtual minutes",
 		Columns: []string{"workers", "managers", "virtual", "stage"},
-		Order: []string{"virtual_to_wall_ratio", "wall_seconds", "events_per_second", "peak_rss_mib", "rss_per_node_kib",
+		Order: []string{"virtual_to_wall_ratio", "virtual_to_thread_ratio", "wall_seconds", "events_per_second", "peak_rss_mib", "rss_per_node_kib",
 			"peak_heap_mib", "heap_per_node_kib", "growth_exponent", "growth_fit_r2", "cpu_seconds", "events", "converged_seconds", "cpu_share"},
 	}
 	var xs, wall, rss, heap, ratio []float64
 	for _, n := range workers {
 		rs := results[n]
-		var w, c, ev, eps, rat, pr, ph []float64
+		var w, c, ev, eps, rat, trat, pr, ph []float64
 		for _, x := range rs {
 			p := scaleParams(n, virtual)
 			w = append(w, x.Wall.Seconds())
@@ -105,6 +105,9 @@ func runScale(o *Options) (*report.Report, error) {
 			ev = append(ev, float64(x.Events))
 			eps = append(eps, x.EventsPerSecond())
 			rat = append(rat, x.Ratio())
+			if x.ThreadRatio() > 0 {
+				trat = append(trat, x.ThreadRatio())
+			}
 			pr = append(pr, float64(x.PeakRSS))
 			ph = append(ph, float64(x.PeakHeap))
 			r.Samples = append(r.Samples,
@@ -115,6 +118,10 @@ func runScale(o *Options) (*report.Report, error) {
 		p := scaleParams(n, virtual)
 		nodes := float64(n + scale.Managers)
 		rf := r.Add("virtual_to_wall_ratio", report.Median(rat), "x", p)
+		var tf report.Figure
+		if len(trat) > 0 {
+			tf = r.Add("virtual_to_thread_ratio", report.Median(trat), "x", p)
+		}
 		wf := r.Add("wall_seconds", report.Median(w), "s", p)
 		r.Add("cpu_seconds", report.Median(c), "s", p)
 		r.Add("events", report.Median(ev), "events", p)
@@ -129,9 +136,19 @@ func runScale(o *Options) (*report.Report, error) {
 			rss = append(rss, mf.Value)
 		}
 		if n == scaleRatioWorkers {
-			r.Targets = append(r.Targets, report.Target{
+			t := report.Target{
 				What: fmt.Sprintf("virtual/wall ratio ≥ %d at 10k workers", scaleRatioTarget), Figure: rf, Met: rf.Value >= scaleRatioTarget,
-			})
+			}
+			if !t.Met && tf.Value > 0 {
+				t.Note = fmt.Sprintf("per second of the simulating thread's CPU time, which other load on the machine (load average %.1f at the start) does not slow, the ratio was %sx",
+					o.Machine.LoadAverage, report.FormatValue(tf.Value))
+				if tf.Value >= scaleRatioTarget {
+					t.Note += ": the simulator meets the target when it has a CPU to itself; the wall-clock figure missed it for want of one"
+				} else {
+					t.Note += ": the simulator misses the target even with a CPU to itself; cpu_share below says where the time goes"
+				}
+			}
+			r.Targets = append(r.Targets, t)
 		}
 		if n == 100000 {
 			r.Targets = append(r.Targets, report.Target{
@@ -197,7 +214,7 @@ func runScale(o *Options) (*report.Report, error) {
 		"% of CPU time", []string{"share"}, groups), "scale-cpu.svg"))
 	r.Notes = append(r.Notes,
 		`**Workload.** A scenario (bench/scale: scale.Scenario) with 5 managers and N workers and the scenario format's defaults, which are SwarmKit's: raft ticks of 1s, a dispatcher heartbeat of 5s, 1ms links and fsyncs, containers that start in 1s. One global service constrained to the workers puts one task on each; every virtual minute an expectation checks that every worker still runs it. The scenario runner runs it as `+"`swarmsim run`"+` would, with every invariant checker on (the checkers rebuild the committed store from what the managers apply). Every worker registers, heartbeats every 5s and reports its task's states through the leader's dispatcher, whose writes go through raft to all five managers.`,
-		`**Figures.** wall_seconds covers the whole run: building the cluster, the service's rollout, and the ten virtual minutes; virtual_to_wall_ratio is 600 s divided by it, events_per_second the simulator's events over it. cpu_seconds is the process's CPU time (every thread, the garbage collector's too). peak_heap_mib is the largest Go heap (objects, live or not yet swept) seen by sampling the runtime every 50ms; peak_rss_mib is the process's peak resident set (VmHWM), measured in a child process per size so that no other run's memory counts; per node figures divide by managers plus workers. growth_exponent fits figure ≈ c·workers^k by least squares on log-log axes (gonum/stat). converged_seconds is the virtual time at which every worker ran its task.`,
+		`**Figures.** wall_seconds covers the whole run: building the cluster, the service's rollout, and the ten virtual minutes; virtual_to_wall_ratio is 600 s divided by it, events_per_second the simulator's events over it. cpu_seconds is the process's CPU time (every thread, the garbage collector's too); virtual_to_thread_ratio divides the 600 s by the CPU time of the thread that ran the simulation instead (its work and the GC assists it paid, not the background GC nor the time it waited for a CPU), which other work on the machine does not slow. peak_heap_mib is the largest Go heap (objects, live or not yet swept) seen by sampling the runtime every 50ms; peak_rss_mib is the process's peak resident set (VmHWM), measured in a child process per size so that no other run's memory counts; per node figures divide by managers plus workers. growth_exponent fits figure ≈ c·workers^k by least squares on log-log axes (gonum/stat). converged_seconds is the virtual time at which every worker ran its task.`,
 		fmt.Sprintf("**Runs.** %d run(s) per size, one at a time; figures are medians. The machine's other load slows wall-clock figures: the load average at the start is in the header.", o.Seeds),
 		fmt.Sprintf("**Where the time goes.** cpu_share splits the CPU time of one more run at %s workers, under the Go CPU profiler (bench/cpuprof), into stages: each sample goes to the first stage found walking its stack from the leaf (bench/scale.Stages), so a stage holds its own code and the allocations, map lookups and protobuf coding it does; the garbage collector's background work is a stage of its own. That run is not one of the measured ones.", sizeName(pw)),
 	)
