@@ -6,6 +6,8 @@ import (
 	"image/color"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -15,7 +17,7 @@ import (
 
 // Plot size: readable inline on a Markdown page.
 const (
-	plotWidth  = 7 * vg.Inch
+	plotWidth  = 7.5 * vg.Inch
 	plotHeight = 4.2 * vg.Inch
 )
 
@@ -61,8 +63,9 @@ func CDFPlot(title, xLabel string, logX bool, cdfs []CDF) Plot {
 		if logX {
 			setLog(&p.X)
 		}
-		p.Legend.Top = false
-		p.Legend.Left = false
+		// Top left is empty on a CDF: every curve is low at the left.
+		p.Legend.Top = true
+		p.Legend.Left = true
 		return render(p)
 	}}
 }
@@ -128,44 +131,67 @@ type BarGroup struct {
 	Values []float64 // one per bar series
 }
 
-// BarPlot draws grouped bars: one group per BarGroup, one bar per series
-// name within it.
-func BarPlot(title, yLabel string, seriesNames []string, groups []BarGroup) Plot {
+// BarPlot draws grouped horizontal bars: one group per BarGroup, labelled
+// on the left, one bar per series name within it, the first series on top.
+func BarPlot(title, valueLabel string, seriesNames []string, groups []BarGroup) Plot {
 	return Plot{Title: title, Draw: func() ([]byte, error) {
-		p := newPlot(title, "", yLabel)
-		w := vg.Points(min(60, 360/float64(max(1, len(groups)*len(seriesNames)))))
+		p := newPlot(title, valueLabel, "")
+		n := max(1, len(seriesNames))
+		if n > 1 {
+			// An empty group at the bottom keeps the legend off the bars.
+			groups = append(slices.Clone(groups), BarGroup{})
+		}
+		w := vg.Points(min(14, 200/float64(max(1, len(groups)*n))))
+		// Groups read top to bottom: the first is drawn at the top.
 		labels := make([]string, len(groups))
 		for i, g := range groups {
-			labels[i] = g.Label
+			// Non-breaking spaces widen the room the axis keeps for the
+			// labels: a viewer without the plot's font (Liberation) draws
+			// them with a wider one.
+			labels[len(groups)-1-i] = g.Label + strings.Repeat("\u00a0", 2+len(g.Label)/3)
 		}
 		for si, name := range seriesNames {
 			vals := make(plotter.Values, len(groups))
 			for gi, g := range groups {
 				if si < len(g.Values) {
-					vals[gi] = g.Values[si]
+					vals[len(groups)-1-gi] = g.Values[si]
 				}
 			}
 			b, err := plotter.NewBarChart(vals, w)
 			if err != nil {
 				return nil, err
 			}
+			b.Horizontal = true
 			b.LineStyle.Width = 0
 			b.Color = plotutil.Color(si)
-			b.Offset = w * vg.Length(float64(si)-float64(len(seriesNames)-1)/2)
+			b.Offset = -w * vg.Length(float64(si)-float64(n-1)/2)
 			p.Add(b)
 			p.Legend.Add(name, b)
 		}
-		p.NominalX(labels...)
-		p.Legend.Top = true
-		p.Legend.Left = true
-		p.Y.Min = 0
-		return render(p)
+		p.NominalY(labels...)
+		p.Legend.Top = false
+		p.Legend.Left = false
+		p.X.Min = 0
+		h := max(3*vg.Inch, vg.Length(len(groups)*n)*w*1.5+1.5*vg.Inch)
+		return renderSize(p, plotWidth, h)
 	}}
+}
+
+// shortNumber writes large tick values with k and M: 100k, not 100000.
+func shortNumber(v float64) string {
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'g', -1, 64) + "M"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'g', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = vg.Points(11)
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
 	p.Add(plotter.NewGrid())
@@ -178,11 +204,37 @@ func setLog(a *plot.Axis) {
 		return // a log axis cannot show zero; keep it linear
 	}
 	a.Scale = plot.LogScale{}
-	a.Tick.Marker = plot.LogTicks{Prec: -1}
+	a.Tick.Marker = logTicks{}
 }
 
-func render(p *plot.Plot) ([]byte, error) {
-	wt, err := p.WriterTo(plotWidth, plotHeight, "svg")
+// logTicks labels 1, 2 and 5 times each power of ten (plot.LogTicks
+// labels only the powers, which leaves a narrow range unlabelled), with
+// minor ticks between.
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for e := math.Floor(math.Log10(lo)); math.Pow(10, e) <= hi; e++ {
+		base := math.Pow(10, e)
+		for m := 1; m < 10; m++ {
+			v := base * float64(m)
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 5 {
+				t.Label = shortNumber(v)
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
+}
+
+func render(p *plot.Plot) ([]byte, error) { return renderSize(p, plotWidth, plotHeight) }
+
+func renderSize(p *plot.Plot, w, h vg.Length) ([]byte, error) {
+	wt, err := p.WriterTo(w, h, "svg")
 	if err != nil {
 		return nil, err
 	}
