@@ -58,6 +58,10 @@ func ReadOpenMetrics(r io.Reader, start time.Time) (*Recording, error) {
 	return p.rec, nil
 }
 
+// errNoEOF is returned by ReadOpenMetrics for text that does not end with
+// "# EOF": a file cut short.
+var errNoEOF = errors.New("openmetrics: no # EOF line at the end")
+
 // omParser reads one exposition line by line.
 type omParser struct {
 	rec  *Recording

@@ -3,7 +3,6 @@ package metrics
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -50,7 +49,7 @@ type Recording struct {
 type recFamily struct {
 	name, help string // name as Gather gives it: a counter's ends in _total
 	typ        dto.MetricType
-	metrics    map[string]*recMetric // by labelKey
+	metrics    map[string]*recMetric // by appendLabelKey of their labels
 }
 
 // recMetric is one label set's points, stored by column: a counter, gauge
@@ -587,7 +586,3 @@ func unitOf(name string, typ dto.MetricType) string {
 	}
 	return ""
 }
-
-// errNoEOF is returned by ReadOpenMetrics for text that does not end with
-// "# EOF": a file cut short.
-var errNoEOF = errors.New("openmetrics: no # EOF line at the end")
