@@ -108,8 +108,8 @@ func loadAverage() float64 {
 
 // Commit names the source the benchmark was built from: the short hash of
 // HEAD in dir's git repository, with "-dirty" when the working tree has
-// changes (tracked or untracked, as Go's own build info counts them), or
-// "unknown" without git.
+// changes that reach the build (a changed tracked file, or an untracked Go
+// file; not the reports a run is writing), or "unknown" without git.
 func Commit(dir string) string {
 	run := func(args ...string) (string, bool) {
 		cmd := exec.Command("git", args...)
@@ -121,7 +121,9 @@ func Commit(dir string) string {
 	if !ok || head == "" {
 		return "unknown"
 	}
-	if st, ok := run("status", "--porcelain"); ok && st != "" {
+	if st, ok := run("status", "--porcelain", "--untracked-files=no"); ok && st != "" {
+		head += "-dirty"
+	} else if gofiles, ok := run("ls-files", "--others", "--exclude-standard", "--", "*.go"); ok && gofiles != "" {
 		head += "-dirty"
 	}
 	return head

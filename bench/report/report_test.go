@@ -110,3 +110,9 @@ func TestProgressPlain(t *testing.T) {
 		t.Fatalf("%q", out)
 	}
 }
+
+func TestCommitWithoutGit(t *testing.T) {
+	if c := Commit(t.TempDir()); c != "unknown" {
+		t.Fatalf("a directory outside any repository: %q", c)
+	}
+}
