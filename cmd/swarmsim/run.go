@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +21,7 @@ type runFlags struct {
 	junit   string
 	trace   string
 	metrics string
+	every   time.Duration
 	real    bool
 	json    bool
 	quiet   bool
@@ -46,7 +48,8 @@ file could not be run at all.`,
 	cmd.Flags().StringVar(&f.seeds, "seeds", "", "run each file once per seed: `LIST` such as 1..20 or 3,7,9")
 	cmd.Flags().StringVar(&f.junit, "junit", "", "write JUnit XML results to `FILE`")
 	cmd.Flags().StringVar(&f.trace, "trace", "", "write the event trace to `FILE` (one file: the last scenario's trace wins if several run)")
-	cmd.Flags().StringVar(&f.metrics, "metrics", "", "write metric samples in virtual time to `FILE` (OpenMetrics text)")
+	cmd.Flags().StringVar(&f.metrics, "metrics", "", "write metric samples in virtual time to `FILE` (OpenMetrics text; one scenario and one seed)")
+	cmd.Flags().DurationVar(&f.every, "metrics-interval", 0, "virtual time between metric samples (default 1s; larger for big clusters)")
 	cmd.Flags().BoolVar(&f.real, "real", false, "run against real swarmd containers on Docker instead of the simulator")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON result per file instead of text (for sweeps)")
 	cmd.Flags().BoolVar(&f.quiet, "quiet", false, "print only the summaries")
@@ -70,6 +73,21 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 		defer pprof.StopCPUProfile()
 	}
 
+	var seeds []uint64
+	switch {
+	case f.seeds != "" && f.seedSet:
+		return fmt.Errorf("--seed and --seeds exclude each other")
+	case f.seeds != "":
+		var err error
+		if seeds, err = scenarios.ParseSeeds(f.seeds); err != nil {
+			return err
+		}
+	case f.seedSet:
+		seeds = []uint64{f.seed}
+	default:
+		seeds = []uint64{0} // 0: the file's own seed
+	}
+
 	var trace io.Writer
 	if f.trace != "" {
 		tf, err := os.Create(f.trace)
@@ -91,6 +109,10 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 		logw = lf // unbuffered: a run that hangs or is killed keeps its log
 	}
 	var metrics io.Writer
+	if f.metrics != "" && (len(files) > 1 || len(seeds) > 1) {
+		// One OpenMetrics document per file: several runs cannot share one.
+		return fmt.Errorf("--metrics writes one run: give one scenario file and at most one seed")
+	}
 	if f.metrics != "" {
 		mf, err := os.Create(f.metrics)
 		if err != nil {
@@ -100,21 +122,6 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 		bw := bufio.NewWriterSize(mf, 1<<20)
 		defer bw.Flush()
 		metrics = bw
-	}
-
-	var seeds []uint64
-	switch {
-	case f.seeds != "" && f.seedSet:
-		return fmt.Errorf("--seed and --seeds exclude each other")
-	case f.seeds != "":
-		var err error
-		if seeds, err = scenarios.ParseSeeds(f.seeds); err != nil {
-			return err
-		}
-	case f.seedSet:
-		seeds = []uint64{f.seed}
-	default:
-		seeds = []uint64{0} // 0: the file's own seed
 	}
 
 	var results []*scenarios.Result
@@ -127,7 +134,7 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 			continue
 		}
 		for _, seed := range seeds {
-			opt := scenarios.Options{Trace: trace, Metrics: metrics, Log: logw}
+			opt := scenarios.Options{Trace: trace, Metrics: metrics, MetricsInterval: f.every, Log: logw}
 			if !f.quiet && !f.json {
 				opt.Out = out
 			}
