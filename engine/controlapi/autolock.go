@@ -126,8 +126,11 @@ func (s *Server) RotateUnlockKey(key string, done func(unlockKey string, err err
 
 // RotateDataKey asks every manager to seal its raft records with a new
 // data key from now on; records sealed with the old one stay readable
-// until a snapshot compacts them away.
-func (s *Server) RotateDataKey(done func(error)) {
+// until a snapshot compacts them away. done gets the rotation's number
+// (the cluster's encryption_key_lamport), which managers record as they
+// act on it.
+func (s *Server) RotateDataKey(done func(rotation uint64, err error)) {
+	var n uint64
 	s.update(func(tx *store.Tx) error {
 		c, err := clusterOf(tx)
 		if err != nil {
@@ -135,9 +138,14 @@ func (s *Server) RotateDataKey(done func(error)) {
 		}
 		nc := c.ShallowCopy()
 		nc.EncryptionKeyLamport++
+		n = nc.EncryptionKeyLamport
 		return tx.Update(nc)
 	}, func(err error) {
-		done(storeError("rotate data key", err))
+		if err != nil {
+			done(0, storeError("rotate data key", err))
+			return
+		}
+		done(n, nil)
 	})
 }
 

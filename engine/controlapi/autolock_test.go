@@ -87,10 +87,8 @@ func TestRotateDataKeyCountsUp(t *testing.T) {
 	defer e.k.Activate()()
 	e.createCluster()
 	for want := uint64(1); want <= 3; want++ {
-		if err := callErr(e, e.s.RotateDataKey); err != nil {
-			t.Fatal(err)
-		}
-		if got := e.cluster().EncryptionKeyLamport; got != want {
+		n := must(call(e, e.s.RotateDataKey))
+		if got := e.cluster().EncryptionKeyLamport; got != want || n != want {
 			t.Fatalf("lamport %d, want %d", got, want)
 		}
 	}
