@@ -13,6 +13,7 @@ import (
 	"github.com/swarmsim/swarmsim/engine/agent"
 	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/engine/ca"
+	"github.com/swarmsim/swarmsim/engine/crypt"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 )
@@ -30,6 +31,8 @@ type Config struct {
 	Logger    *slog.Logger
 	// OnRoleChange, when set, hears the node start or stop its manager.
 	OnRoleChange func(manager bool)
+	// Crypt tunes the sealing of the node's disk (engine/crypt).
+	Crypt crypt.Options
 	// CA is how the node gets and renews its certificate.
 	CA ca.Config
 }
@@ -40,23 +43,48 @@ type Node struct {
 	cfg     Config
 	manager *manager.Manager
 	agent   *agent.Agent
+	// disk is e.Storage, sealed; locked: its keys wait for the unlock key
+	// and nothing runs (keys.go).
+	disk    *crypt.SealedStorage
+	locked  bool
+	keys    *keyKeeper
 	ca      *ca.Client
 	stopped bool
 }
 
-// New starts a node on e.
+// New starts a node on e. Its disk is sealed (engine/crypt): a disk whose
+// keys the cluster's unlock key wraps leaves the node Locked, running
+// nothing, until Unlock.
 func New(e env.Env, cfg Config) (*Node, error) {
-	n := &Node{env: e, cfg: cfg}
+	disk, err := sealDisk(e, cfg.Crypt)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", e.ID, err)
+	}
+	e.Storage = disk
+	n := &Node{env: e, cfg: cfg, disk: disk, locked: disk.Locked()}
+	if n.locked {
+		n.log().Warn("locked: the disk's keys are sealed by the cluster's unlock key; waiting for it")
+		return n, nil
+	}
+	if err := n.start(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// start starts the node's parts: from New, or from Unlock.
+func (n *Node) start() error {
+	e, cfg := n.env, n.cfg
 	// The certificate comes first: every message the node sends carries
 	// it, and the agent opens no session before the node has one.
 	c, err := ca.NewClient(ca.Deps{Env: e, Config: cfg.CA, Managers: n.managers, Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", e.ID, err)
+		return fmt.Errorf("node %s: %w", e.ID, err)
 	}
 	n.ca = c
 	if cfg.Manager != nil {
 		if err := n.startManager(*cfg.Manager); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	n.agent = agent.New(agent.Deps{
@@ -72,7 +100,7 @@ func New(e env.Env, cfg Config) (*Node, error) {
 	n.agent.SetRoleHandler(n.roleWanted)
 	n.ca.OnReady(n.agent.Start)
 	n.ca.Start()
-	return n, nil
+	return nil
 }
 
 // managers are whom the CA client asks: the managers the agent knows.
@@ -93,10 +121,12 @@ func (n *Node) startManager(mc manager.Config) error {
 		return fmt.Errorf("node %s: %w", n.env.ID, err)
 	}
 	n.manager = m
+	n.startKeys(m)
 	m.OnStop(func(err error) {
 		// Removed from raft (demoted, or removed by the cluster) or
 		// failed: the node goes on as a worker.
 		if n.manager == m {
+			n.stopKeys()
 			n.manager = nil
 			if n.cfg.OnRoleChange != nil {
 				n.cfg.OnRoleChange(false)
@@ -162,7 +192,7 @@ func (n *Node) CA() *ca.Client { return n.ca }
 
 // Handle routes one inbound message to the part it is for.
 func (n *Node) Handle(from env.Peer, msg env.Message) {
-	if n.stopped {
+	if n.stopped || n.locked {
 		return
 	}
 	var nodes ca.NodeReader
@@ -192,6 +222,10 @@ func (n *Node) Stop() {
 		return
 	}
 	n.stopped = true
+	if n.locked {
+		return // nothing started
+	}
+	n.stopKeys()
 	n.ca.Stop()
 	n.agent.Stop()
 	if n.manager != nil {
