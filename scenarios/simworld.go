@@ -439,7 +439,7 @@ func (w *SimWorld) Apply(a Action, targets []string, done func(error)) {
 		}
 		next(0)
 	default:
-		if !w.applyService(a, targets, done) {
+		if !w.applyService(a, targets, done) && !w.applyAutolock(a, targets, done) {
 			done(fmt.Errorf("%s: not supported in the simulator yet", a.Kind()))
 		}
 	}
@@ -535,6 +535,9 @@ func (w *SimWorld) Holds(c Condition) (bool, string) {
 		return n == c.N, fmt.Sprintf("%s runs %d", name, n)
 	}
 	if ok, what, handled := w.holdsService(c); handled {
+		return ok, what
+	}
+	if ok, what, handled := w.holdsAutolock(c); handled {
 		return ok, what
 	}
 	return false, fmt.Sprintf("%s: not supported in the simulator yet", c)
