@@ -120,9 +120,15 @@ func (c *Cluster) SecurityStats() SecurityStats { return c.sec.stats }
 func (c *Cluster) deliverTo(m *Machine, eng *node.Node) env.Handler {
 	self := env.NodeID(m.Name)
 	return func(from env.Peer, msg env.Message) {
+		if eng.Locked() {
+			return // waiting for its unlock key, it runs nothing, not even TLS
+		}
 		peer, err := eng.CA().VerifyPeer(from.ID, c.sec.certs[from.ID])
 		if err == nil {
 			if s := c.byName[string(from.ID)]; s != nil && s.Engine != nil {
+				if s.Engine.Locked() {
+					return // sent before its machine restarted locked: that connection is gone
+				}
 				_, err = s.Engine.CA().VerifyPeer(self, c.sec.certs[self])
 				if err != nil {
 					c.refused(s.Name, err)
