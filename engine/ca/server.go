@@ -68,6 +68,8 @@ type Server struct {
 	gen         uint64
 	timer       env.Timer
 	writing     map[string]bool // node certificates being recorded
+	joins       []pendingJoin
+	joinTimer   env.Timer
 	finishing   bool
 	// rotated caches, per node, whether the certificate its node object
 	// records is the signer's, so a reconcile pass verifies each one once.
@@ -312,40 +314,95 @@ func (s *Server) handleIssue(from env.Peer, req *api.IssueNodeCertificate) {
 		refuse(api.CAError_CA_ERROR_BAD_REQUEST, err)
 		return
 	}
-	s.st.Update(func(tx *store.Tx) error {
-		if code, err := s.checkJoinID(tx, id, pub); err != nil {
-			return &joinRefusal{code, err}
-		}
-		if tx.Node(string(id)) != nil {
-			return nil // recorded by an earlier copy of this request
-		}
-		return tx.Create(&api.Node{
-			Id:          string(id),
-			Spec:        &api.NodeSpec{Name: req.GetName(), DesiredRole: apiRole(role)},
-			Role:        apiRole(role),
-			Certificate: leaf.Raw,
-		})
-	}, func(err error) {
-		var jr *joinRefusal
-		switch {
-		case errors.As(err, &jr):
-			refuse(jr.code, jr.err)
-		case err != nil:
-			refuse(api.CAError_CA_ERROR_UNAVAILABLE, fmt.Errorf("recording node %s: %w", id, err))
-		default:
-			s.stats.Joined++
-			s.log.Info("node joined", "node", id, "role", role)
-			s.send(from.ID, req.GetRequestId(), leaf)
-		}
-	})
+	s.queueJoin(pendingJoin{from: from.ID, reqID: req.GetRequestId(), id: id, name: req.GetName(), role: role, pub: pub, leaf: leaf})
 }
 
-type joinRefusal struct {
+// pendingJoin is a signed join waiting for its node to be recorded.
+type pendingJoin struct {
+	from  env.NodeID
+	reqID uint64
+	id    env.NodeID
+	name  string
+	role  env.Role
+	pub   []byte
+	leaf  *x509.Certificate
+	// refusal is set inside the transaction when the ID turned out taken.
 	code api.CAError
 	err  error
 }
 
-func (j *joinRefusal) Error() string { return j.err.Error() }
+// Joins are recorded in batches: a cluster of thousands of workers joining
+// at once costs a few proposals, not one each.
+const (
+	joinBatchWindow = 50 * time.Millisecond
+	maxJoinBatch    = 500 // ~0.3 MB of node objects, well under a proposal's limit
+)
+
+func (s *Server) queueJoin(j pendingJoin) {
+	s.joins = append(s.joins, j)
+	if len(s.joins) >= maxJoinBatch {
+		s.flushJoins()
+		return
+	}
+	if s.joinTimer == nil {
+		s.joinTimer = s.e.Clock.AfterFunc(joinBatchWindow, func() {
+			s.joinTimer = nil
+			s.flushJoins()
+		})
+	}
+}
+
+// flushJoins records the queued joiners' nodes in one transaction, then
+// answers each: its certificate, or why its ID was refused.
+func (s *Server) flushJoins() {
+	if s.joinTimer != nil {
+		s.joinTimer.Stop()
+		s.joinTimer = nil
+	}
+	batch := s.joins
+	s.joins = nil
+	if len(batch) == 0 {
+		return
+	}
+	s.st.Update(func(tx *store.Tx) error {
+		for i := range batch {
+			j := &batch[i]
+			j.code, j.err = s.checkJoinID(tx, j.id, j.pub)
+			if j.err != nil || tx.Node(string(j.id)) != nil {
+				continue // refused, or recorded by an earlier copy of the request
+			}
+			if err := tx.Create(&api.Node{
+				Id:          string(j.id),
+				Spec:        &api.NodeSpec{Name: j.name, DesiredRole: apiRole(j.role)},
+				Role:        apiRole(j.role),
+				Certificate: j.leaf.Raw,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(txErr error) {
+		for _, j := range batch {
+			var code api.CAError
+			var err error
+			switch {
+			case j.err != nil:
+				code, err = j.code, j.err
+			case txErr != nil:
+				code, err = api.CAError_CA_ERROR_UNAVAILABLE, fmt.Errorf("recording node %s: %w", j.id, txErr)
+			}
+			if err != nil {
+				s.stats.Refused++
+				s.log.Info("join refused", "node", j.id, "code", code, "err", err)
+				s.e.Transport.Send(j.from, &api.IssueNodeCertificateResponse{RequestId: j.reqID, Error: code, Message: err.Error()})
+				continue
+			}
+			s.stats.Joined++
+			s.log.Info("node joined", "node", j.id, "role", j.role)
+			s.send(j.from, j.reqID, j.leaf)
+		}
+	})
+}
 
 // checkJoinID refuses a join that names a removed node, or a node that
 // exists under another key; a node that exists with the same key is the
