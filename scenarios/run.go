@@ -308,7 +308,9 @@ func (r *Runner) resolve(a Action) ([]string, error) {
 	case ClockSkew:
 		return pick(a.Node, member, "")
 	case Compromise:
-		return pick(a.Target, member, "")
+		// A removed node too: its certificate is still valid, and must
+		// get nothing.
+		return pick(a.Target, func(NodeState) bool { return true }, "")
 	case Unlock:
 		return pick(a.Target, func(n NodeState) bool { return n.Manager && !n.Removed }, "manager")
 	}

@@ -126,6 +126,7 @@ type SimWorld struct {
 
 	setupErr error
 	notes    []string
+	sec      *securityState
 	// specs are the services' current specs in the file's terms, which
 	// update steps change key by key.
 	specs map[string]Service
@@ -145,6 +146,7 @@ func newSimWorld(sc *Scenario, seed uint64, opt Options) (*SimWorld, error) {
 		k.SetTrace(opt.Trace)
 	}
 	w := &SimWorld{sc: sc, k: k, chooser: k.NewRand("scenario/selectors"), specs: map[string]Service{}}
+	w.sec = newSecurityState(w)
 	w.restore = k.Activate()
 	w.check = newChecker(w.Now, sc.Check, kernelClock{k})
 
@@ -184,6 +186,7 @@ func newSimWorld(sc *Scenario, seed uint64, opt Options) (*SimWorld, error) {
 			Autolock:         cl.Autolock,
 		},
 		RaftObserver: w.check,
+		OnDecision:   w.sec.onDecision,
 	}
 	if opt.Log != nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(opt.Log, &slog.HandlerOptions{
@@ -306,6 +309,7 @@ func (w *SimWorld) Violation() *Violation { return w.check.broken }
 // Stats implements World. It also runs the end-of-run checks.
 func (w *SimWorld) Stats() WorldStats {
 	notes := slices.Clone(w.notes)
+	notes = append(notes, w.sec.securityNotes()...)
 	if w.clients != nil {
 		notes = append(notes, w.clients.finish()...)
 	}
@@ -439,7 +443,7 @@ func (w *SimWorld) Apply(a Action, targets []string, done func(error)) {
 		}
 		next(0)
 	default:
-		if !w.applyService(a, targets, done) && !w.applyAutolock(a, targets, done) {
+		if !w.applyService(a, targets, done) && !w.applyAutolock(a, targets, done) && !w.applySecurity(a, targets, done) {
 			done(fmt.Errorf("%s: not supported in the simulator yet", a.Kind()))
 		}
 	}
@@ -538,6 +542,9 @@ func (w *SimWorld) Holds(c Condition) (bool, string) {
 		return ok, what
 	}
 	if ok, what, handled := w.holdsAutolock(c); handled {
+		return ok, what
+	}
+	if ok, what, handled := w.holdsSecurity(c); handled {
 		return ok, what
 	}
 	return false, fmt.Sprintf("%s: not supported in the simulator yet", c)
