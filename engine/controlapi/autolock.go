@@ -22,8 +22,9 @@ import (
 // The unlock key is returned only by the calls that set it and by
 // GetUnlockKey, which `swarmd unlock-key` uses; no listing carries it.
 
-// RPC names of the autolock calls (`swarmd swarm update --autolock`,
-// `swarmd unlock-key [--rotate]`, `swarmd swarm rotate-data-key`).
+// RPC names of the autolock calls, for real mode's Control service (what
+// `swarmd swarm update --autolock` and `swarmd unlock-key [--rotate]`
+// would call once swarmd wires them).
 const (
 	MethodGetUnlockKey    = "/swarm.Control/GetUnlockKey"
 	MethodSetAutolock     = "/swarm.Control/SetAutolock"

@@ -38,6 +38,17 @@
 // vote, commit are stored in the clear and not authenticated), nor the
 // deletion of whole records at the log's tail (which looks like a crash).
 //
+// Real mode wires it so: open the WAL, then either pass it as env.Storage
+// to node.New, which wraps it and reports Locked, or wrap it first with
+// NewSealedStorage (on the node's loop; real mode's env.Rand is seeded
+// from crypto/rand) to learn Locked before starting anything. A locked
+// node waits for node.Unlock(key) (`swarmd unlock` over the daemon's
+// local socket, reading the key or passphrase from the terminal); a
+// wrong key returns an error wrapping ErrWrongKey and it stays locked. The
+// control API's SetAutolock, GetUnlockKey, RotateUnlockKey and
+// RotateDataKey are what `swarmd swarm update --autolock`, `swarmd
+// unlock-key [--rotate]` and a data-key rotation command would call.
+//
 // What it must never do: do I/O or draw randomness other than from
 // env.Rand (nonces, keys and salts; the simulator's draws are seeded, so
 // a run replays), log or return key material or plaintext in an error,
