@@ -22,7 +22,7 @@ const MethodAddresses = "/swarm.Peer/Addresses"
 var ErrUnknownMethod = errors.New("unknown method")
 
 // decoders maps each engine message's method to its decoder. A message
-// kind the engine adds must be added here (TestDecodersCoverMessages).
+// kind the engine adds must be added here (TestEveryEngineMessageHasADecoder).
 var decoders = map[string]func([]byte) (env.Message, error){
 	raft.MethodStep: func(b []byte) (env.Message, error) { return raft.UnmarshalMessage(b) },
 
@@ -36,6 +36,12 @@ var decoders = map[string]func([]byte) (env.Message, error){
 
 	api.MethodRaftJoin:         protoDecoder[api.RaftJoinRequest](),
 	api.MethodRaftJoinResponse: protoDecoder[api.RaftJoinResponse](),
+
+	api.MethodIssueNodeCertificate:         protoDecoder[api.IssueNodeCertificate](),
+	api.MethodIssueNodeCertificateResponse: protoDecoder[api.IssueNodeCertificateResponse](),
+	api.MethodGetRootCA:                    protoDecoder[api.GetRootCA](),
+	api.MethodGetRootCAResponse:            protoDecoder[api.GetRootCAResponse](),
+	api.MethodRootRotation:                 protoDecoder[api.RootRotation](),
 }
 
 // protoMessage is a generated engine/api message that is also an
