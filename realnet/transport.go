@@ -169,6 +169,7 @@ type Transport struct {
 	log     *slog.Logger
 	book    *AddressBook
 	role    atomic.Uint32
+	org     atomic.Pointer[string]
 	handler atomic.Pointer[env.Handler]
 	inbound chan struct{} // one token per message posted and not yet handled
 
@@ -230,6 +231,20 @@ func (t *Transport) SetRole(r env.Role) {
 // Role is the role this node claims.
 func (t *Transport) Role() env.Role { return env.Role(t.role.Load()) }
 
+// SetOrg sets the cluster this node belongs to (its certificate's
+// organization), once it knows it. Without TLS, the transport vouches for
+// what admission decided: a peer admitted as a worker or a manager is of
+// this node's cluster.
+func (t *Transport) SetOrg(org string) { t.org.Store(&org) }
+
+// Org is the cluster this node belongs to, "" before it knows.
+func (t *Transport) Org() string {
+	if p := t.org.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // SetJoinHandler sets who answers the Peer service's Join RPC.
 func (t *Transport) SetJoinHandler(f func(context.Context, *rpc.JoinRequest) (*rpc.JoinResponse, error)) {
 	t.join = f
@@ -245,7 +260,7 @@ func (t *Transport) Register(s *grpc.Server) { rpc.RegisterPeerServer(s, t) }
 func (t *Transport) Send(to env.NodeID, m env.Message) {
 	if to == t.cfg.ID {
 		// The leader's own agent talks to its dispatcher: no wire.
-		self := env.Peer{ID: t.cfg.ID, Role: t.Role()}
+		self := env.Peer{ID: t.cfg.ID, Role: t.Role(), Org: t.Org()}
 		t.cfg.Loop.Post(func() {
 			if h := t.handler.Load(); h != nil {
 				(*h)(self, m)
@@ -808,6 +823,9 @@ func (t *Transport) Stream(srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelo
 			if p, err = t.cfg.Admit.Admit(hello); err != nil {
 				t.refused.Add(1)
 				return status.Error(codes.Unauthenticated, err.Error())
+			}
+			if p.Role != env.RoleNone && p.Org == "" {
+				p.Org = t.Org()
 			}
 		}
 		if err := t.cfg.Authorize(p, e.GetMethod()); err != nil {

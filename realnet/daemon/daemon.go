@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/swarmsim/swarmsim/engine/agent"
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/ca"
 	"github.com/swarmsim/swarmsim/engine/dispatcher"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
@@ -95,6 +95,7 @@ const (
 	metaJoinTarget = "swarmd/join-target"
 	metaJoinTokens = "swarmd/join-tokens"
 	metaPeers      = "swarmd/peers"
+	metaRootCA     = "swarmd/root-ca"
 	metaRaftID     = "raft/id"
 )
 
@@ -149,7 +150,11 @@ type identity struct {
 	raftID     uint64
 	joinTarget env.NodeID
 	tokens     *api.JoinTokens
-	peers      *rpc.AddressBook
+	// rootCA is the root init created, for the first cluster object
+	// (kept until then: a first manager that crashes before its first
+	// leadership bootstraps again with the same root).
+	rootCA *api.RootCA
+	peers  *rpc.AddressBook
 }
 
 // Start starts a node as opts say and returns once it serves.
@@ -310,6 +315,12 @@ func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity
 				return identity{}, fmt.Errorf("data directory: join tokens: %w", err)
 			}
 		}
+		if b := meta[metaRootCA]; len(b) > 0 {
+			ident.rootCA = &api.RootCA{}
+			if err := proto.Unmarshal(b, ident.rootCA); err != nil {
+				return identity{}, fmt.Errorf("data directory: root CA: %w", err)
+			}
+		}
 		ident.peers = &rpc.AddressBook{}
 		if err := proto.Unmarshal(meta[metaPeers], ident.peers); err != nil {
 			return identity{}, fmt.Errorf("data directory: peers: %w", err)
@@ -343,7 +354,20 @@ func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity
 		ident.role = env.RoleManager
 		ident.bootstrap = true
 		ident.raftID = raft.NewRaftID(rnd)
-		ident.tokens = &api.JoinTokens{Worker: newToken(), Manager: newToken()}
+		// The cluster's root CA and join tokens (which name the root's
+		// digest), and this first manager's own certificate under it.
+		boot, err := ca.NewBootstrap(rnd, time.Now())
+		if err != nil {
+			return identity{}, fmt.Errorf("init: %w", err)
+		}
+		creds, err := boot.Issue(ident.id, env.RoleManager, rnd, time.Now(), 0)
+		if err != nil {
+			return identity{}, fmt.Errorf("init: %w", err)
+		}
+		if err := ca.Provision(d.wal, creds); err != nil {
+			return identity{}, fmt.Errorf("data directory: %w", err)
+		}
+		ident.tokens, ident.rootCA = boot.Tokens, boot.RootCA()
 		ident.token = ident.tokens.Manager
 	case ModeJoin:
 		resp, err := preflightJoin(ctx, opts, ident)
@@ -396,6 +420,13 @@ func (d *Daemon) saveIdentity(ident identity) error {
 			v []byte
 		}{metaJoinTokens, b})
 	}
+	if ident.rootCA != nil {
+		b, _ := proto.Marshal(ident.rootCA)
+		kv = append(kv, struct {
+			k string
+			v []byte
+		}{metaRootCA, b})
+	}
 	if ident.peers != nil {
 		b, _ := proto.Marshal(ident.peers)
 		kv = append(kv, struct {
@@ -414,12 +445,6 @@ func (d *Daemon) saveIdentity(ident identity) error {
 		return fmt.Errorf("data directory: sync: %w", err)
 	}
 	return nil
-}
-
-// newToken draws a join token: 256 random bits. Managers and workers get
-// different ones.
-func newToken() string {
-	return "SWMTKN-1-" + strings.ToLower(rand.Text()+rand.Text())
 }
 
 // preflightJoin asks the manager at opts.JoinAddr whether the token is
@@ -483,6 +508,14 @@ func (d *Daemon) nodeConfig(ident identity, log *slog.Logger) node.Config {
 			Managers:    d.knownManagers(ident),
 			Description: d.description(),
 		},
+		CA: ca.Config{
+			JoinToken: ident.token,
+			Name:      d.description().GetHostname(),
+			Managers:  d.knownManagers(ident),
+			// Without TLS the transport stamps admitted peers with the
+			// cluster this node's certificate names.
+			OnCertificate: func(cr *ca.Credentials) { d.tr.SetOrg(cr.Cert.Peer.Org) },
+		},
 		Promotion:    &template,
 		Logger:       log,
 		OnRoleChange: d.roleChanged,
@@ -492,6 +525,7 @@ func (d *Daemon) nodeConfig(ident identity, log *slog.Logger) node.Config {
 		switch {
 		case ident.bootstrap:
 			mc.Raft.RaftID = ident.raftID
+			mc.RootCA = ident.rootCA
 			mc.Bootstrap = []raft.Member{{RaftID: ident.raftID, NodeID: ident.id, Addr: ident.addr}}
 		default:
 			// The raft ID is drawn and kept by the manager (raft/id); a
