@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/api"
@@ -443,6 +444,11 @@ func (c *Client) managers() []env.NodeID {
 
 func (c *Client) pickManager() env.NodeID {
 	ms := c.managers()
+	if len(ms) > 1 && slices.Contains(ms, c.id) {
+		// A manager asks another: a joining one has no CA of its own yet
+		// (its store holds no root until it caught up).
+		ms = slices.DeleteFunc(slices.Clone(ms), func(id env.NodeID) bool { return id == c.id })
+	}
 	if len(ms) == 0 {
 		return ""
 	}
