@@ -117,7 +117,12 @@ func BuildImage(ctx context.Context, cli ImageBuilder, tag string, binary []byte
 		return fmt.Errorf("build workload image %q: %w", tag, err)
 	}
 	res, err := cli.ImageBuild(ctx, buildCtx, client.ImageBuildOptions{
-		Tags:        []string{tag},
+		Tags: []string{tag},
+		// No cache: images of one binary share their COPY layer, and a
+		// cached layer can vanish mid-build when another image that held
+		// it is removed ("failed to get digest"). The build is a copy of
+		// a few MB; caching saves nothing worth that race.
+		NoCache:     true,
 		Remove:      true,
 		ForceRemove: true,
 		Version:     build.BuilderV1,
@@ -151,7 +156,7 @@ func workloadContext(binary []byte, b Behaviour) (io.Reader, error) {
 
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	// A fixed time keeps the context, and so the build cache, stable.
+	// A fixed time keeps the context stable.
 	mtime := time.Unix(0, 0)
 	files := []struct {
 		name string
