@@ -658,6 +658,10 @@ func (d *Daemon) ID() env.NodeID { return d.id }
 // Addr is where the gRPC server listens.
 func (d *Daemon) Addr() string { return d.lis.Addr().String() }
 
+// DiskStats are the counters of the node's write-ahead log since it
+// started (fsyncs, bytes written): what a benchmark divides commits by.
+func (d *Daemon) DiskStats() wal.Stats { return d.wal.Stats() }
+
 // JoinTokens returns the tokens this node drew (Init), nil otherwise.
 func (d *Daemon) JoinTokens() *api.JoinTokens { return d.initTokens }
 
