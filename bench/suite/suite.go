@@ -1,8 +1,9 @@
 // Package suite is the set of named benchmarks `swarmsim bench` runs —
-// raft, scheduler, failover and scale — at their full sizes or, for CI,
-// at their smallest. Each turns what bench/raftbench, bench/schedbench,
-// bench/failover and bench/scale measure into a report.Report: figures,
-// targets, plots and notes.
+// raft, scheduler, failover, scale and realwrites — at their full sizes
+// or, for CI, at their smallest. Each turns what bench/raftbench,
+// bench/schedbench, bench/failover, bench/scale and bench/realwrites
+// measure into a report.Report: figures, targets, plots and notes.
+// realwrites alone runs real managers (realnet/daemon) on a real disk.
 //
 // Simulations that must not share a process (failover trials, which run
 // many simulations; scale sizes, whose peak memory must be measured
@@ -26,7 +27,7 @@ import (
 )
 
 // Names lists the benchmarks in the order `swarmsim bench all` runs them.
-var Names = []string{"raft", "scheduler", "failover", "scale"}
+var Names = []string{"raft", "scheduler", "failover", "scale", "realwrites"}
 
 // Options are how benchmarks run.
 type Options struct {
@@ -93,10 +94,11 @@ type bench struct {
 }
 
 var benches = map[string]bench{
-	"raft":      {planRaft, runRaft},
-	"scheduler": {planScheduler, runScheduler},
-	"failover":  {planFailover, runFailover},
-	"scale":     {planScale, runScale},
+	"raft":       {planRaft, runRaft},
+	"scheduler":  {planScheduler, runScheduler},
+	"failover":   {planFailover, runFailover},
+	"scale":      {planScale, runScale},
+	"realwrites": {planRealWrites, runRealWrites},
 }
 
 // Expand turns command-line names into benchmark names: "all" is every

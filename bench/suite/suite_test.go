@@ -53,6 +53,8 @@ func TestQuick(t *testing.T) {
 		{"raft", "wall_writes_per_second"}, {"raft", "commit_latency_p99"}, {"raft", "store_to_raw_ratio"},
 		{"scheduler", "tasks_per_second"}, {"failover", "leader_failover_p99"}, {"failover", "worker_failover_max"},
 		{"scale", "virtual_to_wall_ratio"}, {"scale", "events_per_second"}, {"scale", "heap_per_node_kib"},
+		{"realwrites", "writes_per_second"}, {"realwrites", "floor_ratio"}, {"realwrites", "fsync_latency_p50"},
+		{"realwrites", "commit_latency_p99"},
 	} {
 		found := false
 		for _, r := range reports {
@@ -71,7 +73,7 @@ func TestQuick(t *testing.T) {
 
 func TestExpand(t *testing.T) {
 	got, err := Expand([]string{"scale", "all", "raft"})
-	if err != nil || strings.Join(got, ",") != "scale,raft,scheduler,failover" {
+	if err != nil || strings.Join(got, ",") != "scale,raft,scheduler,failover,realwrites" {
 		t.Fatalf("%v %v", got, err)
 	}
 	if _, err := Expand([]string{"raf"}); err == nil || !strings.Contains(err.Error(), "raft") {
