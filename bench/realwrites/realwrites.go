@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -89,7 +90,14 @@ type Step struct {
 	// LeaderFsyncs is how many fsyncs the leader's log made in the
 	// window (every batch it wrote).
 	LeaderFsyncs uint64
+	// CPU is the CPU time this process (managers and clients) used in
+	// the window, user and system.
+	CPU time.Duration
 }
+
+// CoresBusy is the process's CPU time per second of the window: how many
+// cores the managers and clients kept busy.
+func (s Step) CoresBusy() float64 { return s.CPU.Seconds() / s.Elapsed.Seconds() }
 
 // WritesPerSecond is the step's committed writes per second.
 func (s Step) WritesPerSecond() float64 { return float64(s.Writes) / s.Elapsed.Seconds() }
@@ -113,6 +121,9 @@ type Result struct {
 
 // FsyncP50 is the median fsync.
 func (r *Result) FsyncP50() time.Duration { return quantile(r.Fsync, 0.5) }
+
+// FsyncMean is the mean fsync.
+func (r *Result) FsyncMean() time.Duration { return Mean(r.Fsync) }
 
 // FloorWritesPerSecond is 1/fsync p50: the most writes per second a log
 // could make durable one fsync at a time, writing nothing else.
@@ -380,13 +391,14 @@ func (c *cluster) step(ctx context.Context, n int, cfg Config) (Step, error) {
 		}()
 	}
 	time.Sleep(cfg.Warmup)
-	fs0 := c.daemons[leader].DiskStats().Fsyncs
+	fs0, cpu0 := c.daemons[leader].DiskStats().Fsyncs, cpuTime()
 	t0 := time.Now()
 	measuring.Store(true)
 	time.Sleep(cfg.Duration)
 	stop.Store(true)
 	s.Elapsed = time.Since(t0)
 	s.LeaderFsyncs = c.daemons[leader].DiskStats().Fsyncs - fs0
+	s.CPU = cpuTime() - cpu0
 	wg.Wait()
 	sortDurations(s.Latencies)
 	if s.Writes == 0 {
@@ -396,3 +408,12 @@ func (c *cluster) step(ctx context.Context, n int, cfg Config) (Step, error) {
 }
 
 func sortDurations(xs []time.Duration) { slices.Sort(xs) }
+
+// cpuTime is this process's CPU time so far, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
