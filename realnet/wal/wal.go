@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/swarmsim/swarmsim/engine/env"
 )
@@ -46,8 +47,11 @@ type ioHooks struct {
 
 // Stats are a WAL's counters since Open.
 type Stats struct {
-	Syncs        uint64 // Sync calls answered
-	Fsyncs       uint64 // batches written and fsynced to the log
+	Syncs  uint64 // Sync calls answered
+	Fsyncs uint64 // batches written and fsynced to the log
+	// FsyncTime is the time the log's fsyncs took, summed: with Fsyncs,
+	// the disk's latency under the WAL's own load.
+	FsyncTime    time.Duration
 	BytesWritten uint64 // bytes written to the log
 	StagedBytes  int64  // staged now and not yet taken by the writer
 	Segments     int    // segment files now in the directory
@@ -75,6 +79,7 @@ type WAL struct {
 	lastErr error         // first compaction error, for Close
 
 	syncs, fsyncs, written atomic.Uint64
+	fsyncNanos             atomic.Int64 // time spent in the log's fsyncs
 	segCount               atomic.Int64
 
 	// Owned by the writer goroutine; Load takes ioMu to read the files
@@ -434,6 +439,7 @@ func (w *WAL) Stats() Stats {
 	return Stats{
 		Syncs:        w.syncs.Load(),
 		Fsyncs:       w.fsyncs.Load(),
+		FsyncTime:    time.Duration(w.fsyncNanos.Load()),
 		BytesWritten: w.written.Load(),
 		StagedBytes:  staged,
 		Segments:     int(w.segCount.Load()),
@@ -630,9 +636,11 @@ func (w *WAL) write(p *pending) error {
 	if h := w.opts.hooks.beforeFsync; h != nil {
 		h()
 	}
+	t0 := time.Now()
 	if err := w.opts.hooks.fsync(w.cur); err != nil {
 		return err
 	}
+	w.fsyncNanos.Add(int64(time.Since(t0)))
 	if newSeg {
 		if err := w.opts.hooks.syncDir(w.dir); err != nil {
 			return err
