@@ -90,10 +90,25 @@ type Step struct {
 	// LeaderFsyncs is how many fsyncs the leader's log made in the
 	// window (every batch it wrote).
 	LeaderFsyncs uint64
+	// LeaderFsyncTime is the time those fsyncs took, summed.
+	LeaderFsyncTime time.Duration
 	// CPU is the CPU time this process (managers and clients) used in
 	// the window, user and system.
 	CPU time.Duration
 }
+
+// LeaderFsyncMean is the leader's mean fsync in the window: the disk's
+// latency under the cluster's load, where the probe times it idle.
+func (s Step) LeaderFsyncMean() time.Duration {
+	if s.LeaderFsyncs == 0 {
+		return 0
+	}
+	return s.LeaderFsyncTime / time.Duration(s.LeaderFsyncs)
+}
+
+// LeaderFsyncBusy is the fraction of the window the leader's log spent
+// in fsync.
+func (s Step) LeaderFsyncBusy() float64 { return s.LeaderFsyncTime.Seconds() / s.Elapsed.Seconds() }
 
 // CoresBusy is the process's CPU time per second of the window: how many
 // cores the managers and clients kept busy.
@@ -391,13 +406,14 @@ func (c *cluster) step(ctx context.Context, n int, cfg Config) (Step, error) {
 		}()
 	}
 	time.Sleep(cfg.Warmup)
-	fs0, cpu0 := c.daemons[leader].DiskStats().Fsyncs, cpuTime()
+	ds0, cpu0 := c.daemons[leader].DiskStats(), cpuTime()
 	t0 := time.Now()
 	measuring.Store(true)
 	time.Sleep(cfg.Duration)
 	stop.Store(true)
 	s.Elapsed = time.Since(t0)
-	s.LeaderFsyncs = c.daemons[leader].DiskStats().Fsyncs - fs0
+	ds1 := c.daemons[leader].DiskStats()
+	s.LeaderFsyncs, s.LeaderFsyncTime = ds1.Fsyncs-ds0.Fsyncs, ds1.FsyncTime-ds0.FsyncTime
 	s.CPU = cpuTime() - cpu0
 	wg.Wait()
 	sortDurations(s.Latencies)

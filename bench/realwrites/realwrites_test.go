@@ -32,8 +32,8 @@ func TestMeasure(t *testing.T) {
 		}
 		// Every acknowledged write was fsynced on the leader: no batch
 		// can carry a write that was not written.
-		if s.LeaderFsyncs == 0 {
-			t.Fatalf("%d clients: %d writes and no fsync on the leader", s.Clients, s.Writes)
+		if s.LeaderFsyncs == 0 || s.LeaderFsyncTime <= 0 || s.CPU <= 0 {
+			t.Fatalf("%d clients: %d writes, %d fsyncs on the leader taking %v, CPU %v", s.Clients, s.Writes, s.LeaderFsyncs, s.LeaderFsyncTime, s.CPU)
 		}
 		for i := 1; i < len(s.Latencies); i++ {
 			if s.Latencies[i] < s.Latencies[i-1] {

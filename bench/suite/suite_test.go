@@ -54,7 +54,7 @@ func TestQuick(t *testing.T) {
 		{"scheduler", "tasks_per_second"}, {"failover", "leader_failover_p99"}, {"failover", "worker_failover_max"},
 		{"scale", "virtual_to_wall_ratio"}, {"scale", "events_per_second"}, {"scale", "heap_per_node_kib"},
 		{"realwrites", "writes_per_second"}, {"realwrites", "floor_ratio"}, {"realwrites", "fsync_latency_p50"},
-		{"realwrites", "commit_latency_p99"},
+		{"realwrites", "commit_latency_p99"}, {"realwrites", "leader_fsync_mean"},
 	} {
 		found := false
 		for _, r := range reports {
