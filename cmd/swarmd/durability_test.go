@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,11 +251,15 @@ func TestKillNineManagers(t *testing.T) {
 	seed := durabilitySeed(t)
 	rnd := rand.New(rand.NewPCG(seed, 0))
 
-	m1 := h.start("m1", freePort(t), "init")
+	// Frequent snapshots put kills in the middle of snapshotting and
+	// compaction too, and make a follower that was down long enough
+	// catch up from a snapshot rather than from the log.
+	snap := []string{"--snapshot-every", "200"}
+	m1 := h.start("m1", freePort(t), append([]string{"init"}, snap...)...)
 	h.eventually("m1 leads", func() bool { st, ok := h.status(m1); return ok && st.IsLeader })
 	mtok := strings.TrimSpace(h.must(m1.addr, "join-token", "-q", "manager"))
-	m2 := h.start("m2", freePort(t), "join", "--token", mtok, m1.addr)
-	m3 := h.start("m3", freePort(t), "join", "--token", mtok, m1.addr)
+	m2 := h.start("m2", freePort(t), append(append([]string{"join", "--token", mtok}, snap...), m1.addr)...)
+	m3 := h.start("m3", freePort(t), append(append([]string{"join", "--token", mtok}, snap...), m1.addr)...)
 	managers := []*proc{m1, m2, m3}
 	var conns []*kvConn
 	for _, m := range managers {
@@ -321,7 +326,7 @@ func TestKillNineManagers(t *testing.T) {
 		t.Logf("round %d: killed %s, %d writes acknowledged so far", round+1, what, w.acks.Load())
 		time.Sleep(time.Duration(rnd.Int64N(int64(500 * time.Millisecond))))
 		for _, v := range victims {
-			h.launch(v, "--no-listen")
+			h.launch(v, append([]string{"--no-listen"}, snap...)...)
 		}
 		h.eventually("every manager back, agreeing on a leader", func() bool { _, ok := leaderOf(conns); return ok })
 	}
@@ -347,6 +352,11 @@ func TestKillNineManagers(t *testing.T) {
 		t.Fatal("no write was acknowledged: the test checked nothing")
 	}
 	t.Logf("%d acknowledged writes and %d ambiguous ones checked on the leader %s", acked, ambiguous, leader.p.name)
+	for _, m := range managers {
+		if snaps, _ := filepath.Glob(filepath.Join(m.dir, "wal", "*.snap")); len(snaps) == 0 {
+			t.Errorf("%s took no snapshot: the kills never met snapshotting and compaction", m.name)
+		}
+	}
 	// Followers answer linearizable reads from their own store: the same
 	// check on them shows the restarted ones hold every write too.
 	for _, c := range conns {
