@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/swarmsim/swarmsim/bench/report"
 )
@@ -78,5 +79,19 @@ func TestExpand(t *testing.T) {
 	}
 	if _, err := Expand([]string{"raf"}); err == nil || !strings.Contains(err.Error(), "raft") {
 		t.Fatalf("unknown name: %v", err)
+	}
+}
+
+func TestThinSorted(t *testing.T) {
+	xs := make([]time.Duration, 10001)
+	for i := range xs {
+		xs[i] = time.Duration(i)
+	}
+	got := thinSorted(xs, 1000)
+	if len(got) != 1000 || got[0] != 0 || got[999] != 10000 || got[500] < 4900 || got[500] > 5100 {
+		t.Fatalf("%d points: first %v, middle %v, last %v", len(got), got[0], got[500], got[len(got)-1])
+	}
+	if short := xs[:5]; len(thinSorted(short, 1000)) != 5 {
+		t.Fatal("a short sample is kept whole")
 	}
 }
