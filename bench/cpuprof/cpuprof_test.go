@@ -49,9 +49,25 @@ func TestRecord(t *testing.T) {
 	}
 }
 
+// OnThread counts the CPU its function burns on its thread, and not the
+// time it waits. Neither check depends on how loaded the machine is: the
+// spin runs until the thread's own clock moved, and a sleep burns nothing.
 func TestOnThread(t *testing.T) {
-	d := OnThread(func() { spinInner(100 * time.Millisecond) })
-	if _, ok := ThreadCPU(); ok && (d < 50*time.Millisecond || d > 2*time.Second) {
-		t.Fatalf("a 100ms spin used %v of thread CPU", d)
+	if _, ok := ThreadCPU(); !ok {
+		t.Skip("no per-thread CPU clock on this platform")
+	}
+	var burnt time.Duration
+	d := OnThread(func() {
+		t0, _ := ThreadCPU()
+		for burnt < 50*time.Millisecond {
+			t1, _ := ThreadCPU()
+			burnt = t1 - t0
+		}
+	})
+	if d < burnt {
+		t.Fatalf("a function that burnt %v of its thread's CPU was counted %v", burnt, d)
+	}
+	if s := OnThread(func() { time.Sleep(100 * time.Millisecond) }); s > 50*time.Millisecond {
+		t.Fatalf("a 100ms sleep was counted %v of thread CPU", s)
 	}
 }
