@@ -1624,9 +1624,12 @@ type StatusResponse struct {
 	SessionManager string `protobuf:"bytes,11,opt,name=session_manager,json=sessionManager,proto3" json:"session_manager,omitempty"`
 	SessionOpen    bool   `protobuf:"varint,12,opt,name=session_open,json=sessionOpen,proto3" json:"session_open,omitempty"`
 	// managers are the managers the agent knows.
-	Managers      []string `protobuf:"bytes,13,rep,name=managers,proto3" json:"managers,omitempty"`
-	DataDir       string   `protobuf:"bytes,14,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
-	ClusterId     string   `protobuf:"bytes,15,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Managers  []string `protobuf:"bytes,13,rep,name=managers,proto3" json:"managers,omitempty"`
+	DataDir   string   `protobuf:"bytes,14,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
+	ClusterId string   `protobuf:"bytes,15,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// locked: an autolocked manager that restarted and waits for
+	// `swarmd unlock`; it serves nothing else meanwhile.
+	Locked        bool `protobuf:"varint,16,opt,name=locked,proto3" json:"locked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1764,6 +1767,13 @@ func (x *StatusResponse) GetClusterId() string {
 		return x.ClusterId
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
 }
 
 type LeaveRequest struct {
@@ -1910,7 +1920,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04addr\x18\x03 \x01(\tR\x04addr\x12\x18\n" +
 	"\alearner\x18\x04 \x01(\bR\alearner\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xba\x03\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xd2\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
@@ -1928,7 +1938,8 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\bmanagers\x18\r \x03(\tR\bmanagers\x12\x19\n" +
 	"\bdata_dir\x18\x0e \x01(\tR\adataDir\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x0f \x01(\tR\tclusterId\"$\n" +
+	"cluster_id\x18\x0f \x01(\tR\tclusterId\x12\x16\n" +
+	"\x06locked\x18\x10 \x01(\bR\x06locked\"$\n" +
 	"\fLeaveRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force*\x8d\x01\n" +
 	"\bNodeEdit\x12\x12\n" +
