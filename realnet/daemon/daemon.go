@@ -140,8 +140,8 @@ type Daemon struct {
 	tls     *realnet.TLSConfig
 	nodeTLS *realnet.NodeTLS
 	locked  atomic.Bool // an autolocked manager waiting for its key
-	http      *http.Server
-	httpLis   net.Listener
+	http    *http.Server
+	httpLis net.Listener
 
 	// Loop-owned.
 	node       *node.Node

@@ -53,13 +53,13 @@ var (
 // know; every other method goes to ca.Authorize, which refuses what it
 // does not list.
 var daemonTable = map[string][]env.Role{
-	methodStatus:        members,
-	methodJoinTokens:    managersOnly,
-	methodRemoveManager: managersOnly,
-	methodLeave:         localOnly,
-	methodUnlock:        localOnly,
-	methodJoin:          anyone, // the token is the credential, checked by the handler
-	methodStream:        anyone, // every message on it is authorized on its own
+	methodStatus:           members,
+	methodJoinTokens:       managersOnly,
+	methodRemoveManager:    managersOnly,
+	methodLeave:            localOnly,
+	methodUnlock:           localOnly,
+	methodJoin:             anyone, // the token is the credential, checked by the handler
+	methodStream:           anyone, // every message on it is authorized on its own
 	"/swarm.Control/KVGet": managersOnly,
 	"/swarm.Control/KVPut": managersOnly,
 	"/swarm.Control/KVCAS": managersOnly,
