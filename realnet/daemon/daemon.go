@@ -857,3 +857,21 @@ func credentialsFromMeta(meta map[string][]byte) (*ca.Credentials, error) {
 	}
 	return &ca.Credentials{Cert: cert, Key: key, Roots: roots}, nil
 }
+
+// ReadCredentials reads the CA credentials of the stopped node whose data
+// directory is dir (nil when it has none): for inspection and tests; a
+// running daemon holds the directory (wal.ErrLocked).
+func ReadCredentials(dir string) (*ca.Credentials, error) {
+	loop := realnet.NewLoop()
+	defer func() { loop.Stop(); <-loop.Done() }()
+	w, err := wal.Open(filepath.Join(dir, "wal"), loop, wal.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open data directory %s: %w", dir, err)
+	}
+	defer w.Close()
+	disk, err := w.Load()
+	if err != nil {
+		return nil, fmt.Errorf("read data directory %s: %w", dir, err)
+	}
+	return credentialsFromMeta(disk.Meta)
+}

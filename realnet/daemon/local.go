@@ -75,7 +75,7 @@ var ErrLocked = errors.New("this manager is locked: give it the unlock key with 
 // cluster, is refused whatever it says.
 func (d *Daemon) authorizeRPC(p env.Peer, method string) error {
 	if d.locked.Load() {
-		return status.Error(codes.Unavailable, ErrLocked.Error())
+		return status.Error(codes.FailedPrecondition, ErrLocked.Error())
 	}
 	if roles, ok := daemonTable[method]; ok {
 		if !slices.Contains(roles, p.Role) {
@@ -126,7 +126,7 @@ func (d *Daemon) serveLocal() error {
 		grpc.MaxRecvMsgSize(realnet.DefaultMaxMessageBytes), grpc.MaxSendMsgSize(realnet.DefaultMaxMessageBytes),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if d.locked.Load() && info.FullMethod != methodUnlock && info.FullMethod != methodStatus {
-				return nil, status.Error(codes.Unavailable, ErrLocked.Error())
+				return nil, status.Error(codes.FailedPrecondition, ErrLocked.Error())
 			}
 			if _, daemonRPC := daemonTable[info.FullMethod]; !daemonRPC {
 				// The control API: as the node itself, so a worker's
