@@ -471,6 +471,9 @@ func ServerOptions(tc *TLSConfig, maxMsg int, authorize Authorizer) []grpc.Serve
 				return nil, status.Error(codes.Unauthenticated, err.Error())
 			}
 			if err := authorize(p, info.FullMethod); err != nil {
+				if _, isStatus := status.FromError(err); isStatus {
+					return nil, err // the authorizer chose the code (a locked node)
+				}
 				return nil, status.Error(codes.PermissionDenied, err.Error())
 			}
 			return h(ctx, req)

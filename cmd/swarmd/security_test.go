@@ -118,9 +118,25 @@ func TestMutualTLS(t *testing.T) {
 	h.eventually("m1 leads", func() bool { st, ok := h.status(m1); return ok && st.IsLeader })
 	wtok := strings.TrimSpace(h.must(m1.addr, "join-token", "-q", "worker"))
 	w1 := h.start("w1", freePort(t), "join", "--token", wtok, m1.addr)
-	h.eventually("w1 ready", func() bool {
+	w2 := h.start("w2", freePort(t), "join", "--token", wtok, m1.addr)
+	h.eventually("w1, w2 ready", func() bool {
 		out, _, code := h.cli(m1.addr, "node", "ls", "--format", "json")
-		return code == 0 && strings.Count(out, `"Status":"Ready"`) == 2
+		return code == 0 && strings.Count(out, `"Status":"Ready"`) == 3
+	})
+	// A promotion reissues the certificate, and raft takes the new one.
+	h.must(m1.addr, "node", "promote", "w2")
+	h.eventually("w2 a raft voter", func() bool {
+		st, ok := h.status(m1)
+		if !ok || len(st.Members) != 2 {
+			return false
+		}
+		for _, mb := range st.Members {
+			if mb.Learner {
+				return false
+			}
+		}
+		w, ok := h.status(w2)
+		return ok && w.Role == "manager" && w.Leader == st.NodeID
 	})
 	h.stop(w1)
 	worker := h.credentials(w1)
@@ -213,8 +229,14 @@ func TestAutolock(t *testing.T) {
 	h.must(m1.addr, "service", "create", "--name", "web", "--replicas", "1", "busybox", "sleep", "1000")
 
 	h.stop(m1)
+	self := realnet.NewNodeTLS(h.credentials(m1), "", nil).Config()
 	h.launch(m1)
 	h.eventually("m1 back, locked", func() bool { st, ok := h.rawStatus(m1); return ok && st.Locked })
+	// Locked, the network port serves nothing, even to a manager's
+	// certificate.
+	if c, d := callAs(t, m1.addr, self); status.Code(c) != codes.FailedPrecondition || status.Code(d) != codes.FailedPrecondition {
+		t.Fatalf("a locked manager over the network: control %v, status %v", c, d)
+	}
 	if _, errs, code := h.cli(m1.addr, "service", "ls"); code == 0 || !strings.Contains(errs, "locked") {
 		t.Fatalf("a locked manager served service ls (exit %d: %s)", code, errs)
 	}
