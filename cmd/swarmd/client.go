@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -105,7 +107,13 @@ func withClient(f *clientFlags, body func(ctx context.Context, c *client, args [
 			return err
 		}
 		defer done()
-		return body(ctx, c, args)
+		err = body(ctx, c, args)
+		if code := status.Code(unwrapStatus(err)); err != nil && !strings.HasPrefix(c.conn.Target(), "unix:") &&
+			f.tlsCert == "" && (code == codes.Unavailable || code == codes.PermissionDenied) {
+			// Without a certificate the network port answers nothing.
+			return fmt.Errorf("%w (the network port wants a client certificate: on the node's machine, use --data-dir DATA_DIR)", err)
+		}
+		return err
 	}
 }
 
