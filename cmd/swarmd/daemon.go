@@ -165,6 +165,7 @@ func printInit(cmd *cobra.Command, d *daemon.Daemon, f *daemonFlags) {
 	fmt.Fprintf(out, "Swarm initialized: current node (%s) is now a manager.\n\n", d.ID())
 	fmt.Fprintf(out, "To add a worker to this swarm, run the following command:\n\n    swarmd join --token %s %s\n\n", t.Worker, addr)
 	fmt.Fprintf(out, "To add a manager to this swarm, run the following command:\n\n    swarmd join --token %s %s\n\n", t.Manager, addr)
+	fmt.Fprintf(out, "To manage it from this machine (over the owner-only socket in the data directory):\n\n    export SWARMD_DATA_DIR=%s\n    swarmd node ls\n\n", f.dataDir)
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

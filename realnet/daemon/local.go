@@ -79,7 +79,7 @@ func (d *Daemon) authorizeRPC(p env.Peer, method string) error {
 	}
 	if roles, ok := daemonTable[method]; ok {
 		if !slices.Contains(roles, p.Role) {
-			return fmt.Errorf("%w: %s may not call %s as %s over the network", realnet.ErrPermissionDenied, who(p), method, p.Role)
+			return fmt.Errorf("%w: %s may not call %s as %s over the network", ca.ErrPermissionDenied, who(p), method, p.Role)
 		}
 	} else if err := ca.Authorize(method, p); err != nil {
 		return err
@@ -88,11 +88,11 @@ func (d *Daemon) authorizeRPC(p env.Peer, method string) error {
 		return nil
 	}
 	if org := d.tr.Org(); org != "" && p.Org != org {
-		return fmt.Errorf("%w: %s belongs to cluster %q", realnet.ErrPermissionDenied, p.ID, p.Org)
+		return fmt.Errorf("%w: %s belongs to cluster %q", ca.ErrPermissionDenied, p.ID, p.Org)
 	}
 	if a := d.adm.Load(); a != nil {
 		if n, ok := a.nodes[p.ID]; ok && n.removed {
-			return fmt.Errorf("%w: node %s was removed from the cluster", realnet.ErrPermissionDenied, p.ID)
+			return fmt.Errorf("%w: node %s was removed from the cluster", ca.ErrPermissionDenied, p.ID)
 		}
 	}
 	return nil
