@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/ca"
 	"github.com/swarmsim/swarmsim/engine/controlapi"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
@@ -94,7 +95,7 @@ func GRPCError(err error) error {
 		code = codes.AlreadyExists
 	case errors.Is(err, controlapi.ErrConflict):
 		code = codes.Aborted
-	case errors.Is(err, controlapi.ErrFailedPrecondition), errors.Is(err, raft.ErrQuorumAtRisk):
+	case errors.Is(err, controlapi.ErrFailedPrecondition), errors.Is(err, raft.ErrQuorumAtRisk), errors.Is(err, ca.ErrRotationInProgress):
 		code = codes.FailedPrecondition
 	case manager.Ambiguous(err):
 		code = codes.Unavailable
@@ -374,6 +375,20 @@ func (s *ControlServer) RotateJoinToken(ctx context.Context, req *rpc.RotateJoin
 			// Read from the store, which the committed change reached.
 			done(m.Store().Cluster(manager.ClusterID).GetJoinTokens(), nil)
 		})
+	})
+	return v, GRPCError(err)
+}
+
+// RotateRootCA starts a root rotation; it answers once the rotation is
+// recorded, not finished.
+func (s *ControlServer) RotateRootCA(ctx context.Context, _ *rpc.Empty) (*rpc.Empty, error) {
+	v, err := Call(ctx, s.loop, func(done func(*rpc.Empty, error)) {
+		m := s.manager()
+		if m == nil {
+			done(nil, ErrNotManager)
+			return
+		}
+		m.CA().RotateRootCA(done0(done))
 	})
 	return v, GRPCError(err)
 }

@@ -18,7 +18,7 @@ import (
 
 func newSwarmCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "swarm", Short: "Manage the cluster's settings"}
-	cmd.AddCommand(newSwarmUpdateCmd(), newSwarmRotateDataKeyCmd())
+	cmd.AddCommand(newSwarmUpdateCmd(), newSwarmRotateDataKeyCmd(), newSwarmCACmd())
 	return cmd
 }
 
@@ -76,6 +76,35 @@ func newSwarmRotateDataKeyCmd() *cobra.Command {
 		}),
 	}
 	f.register(cmd)
+	return cmd
+}
+
+func newSwarmCACmd() *cobra.Command {
+	var f clientFlags
+	var rotate bool
+	cmd := &cobra.Command{
+		Use:   "ca --rotate",
+		Short: "Rotate the cluster's root CA",
+		Long: `ca --rotate starts a root rotation: a new root, cross-signed by the old one,
+signs every certificate from then on; nodes renew, and once every live node
+holds a certificate of the new root the old one is dropped and the join
+tokens change (they name the root): print them again with join-token.`,
+		Args: cobra.NoArgs,
+		RunE: withClient(&f, func(ctx context.Context, c *client, _ []string) error {
+			if !rotate {
+				return usagef("swarm ca: nothing to do (give --rotate)")
+			}
+			if _, err := c.control.RotateRootCA(ctx, &rpc.Empty{}); err != nil {
+				return err
+			}
+			if !c.json() {
+				fmt.Fprintln(c.out, "Root rotation started: nodes renew their certificates; the join tokens change once all have.")
+			}
+			return nil
+		}),
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "start a root rotation")
 	return cmd
 }
 

@@ -13,7 +13,7 @@
 //	swarmd node ls|inspect|promote|demote|update|rm
 //	swarmd secret|config create|ls|inspect|rm
 //	swarmd status | join-token [--rotate] worker|manager | leave [--force]
-//	swarmd swarm update --autolock=true|false | swarm rotate-data-key
+//	swarmd swarm update --autolock=true|false | swarm rotate-data-key | swarm ca --rotate
 //	swarmd unlock-key [--rotate] | unlock
 //
 // Every client command takes --format json. Exit codes are stable: 0

@@ -1948,7 +1948,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x0fNODE_EDIT_PAUSE\x10\x02\x12\x16\n" +
 	"\x12NODE_EDIT_ACTIVATE\x10\x03\x12\x15\n" +
 	"\x11NODE_EDIT_PROMOTE\x10\x04\x12\x14\n" +
-	"\x10NODE_EDIT_DEMOTE\x10\x052\xac\x0e\n" +
+	"\x10NODE_EDIT_DEMOTE\x10\x052\xd8\x0e\n" +
 	"\aControl\x12@\n" +
 	"\rCreateService\x12\x1b.swarm.CreateServiceRequest\x1a\x12.swarm.api.Service\x12@\n" +
 	"\rUpdateService\x12\x1b.swarm.UpdateServiceRequest\x1a\x12.swarm.api.Service\x12>\n" +
@@ -1997,7 +1997,8 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\vSetAutolock\x12\x19.swarm.SetAutolockRequest\x1a\x10.swarm.UnlockKey\x12B\n" +
 	"\x0fRotateUnlockKey\x12\x1d.swarm.RotateUnlockKeyRequest\x1a\x10.swarm.UnlockKey\x12;\n" +
 	"\rRotateDataKey\x12\f.swarm.Empty\x1a\x1c.swarm.RotateDataKeyResponse\x12G\n" +
-	"\x0fRotateJoinToken\x12\x1d.swarm.RotateJoinTokenRequest\x1a\x15.swarm.api.JoinTokens2\xef\x01\n" +
+	"\x0fRotateJoinToken\x12\x1d.swarm.RotateJoinTokenRequest\x1a\x15.swarm.api.JoinTokens\x12*\n" +
+	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\xef\x01\n" +
 	"\x06Daemon\x12-\n" +
 	"\x06Status\x12\f.swarm.Empty\x1a\x15.swarm.StatusResponse\x121\n" +
 	"\n" +
@@ -2122,51 +2123,53 @@ var file_realnet_rpc_control_proto_depIdxs = []int32{
 	3,  // 46: swarm.Control.RotateUnlockKey:input_type -> swarm.RotateUnlockKeyRequest
 	6,  // 47: swarm.Control.RotateDataKey:input_type -> swarm.Empty
 	5,  // 48: swarm.Control.RotateJoinToken:input_type -> swarm.RotateJoinTokenRequest
-	6,  // 49: swarm.Daemon.Status:input_type -> swarm.Empty
-	6,  // 50: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
-	32, // 51: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
-	7,  // 52: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
-	29, // 53: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
-	36, // 54: swarm.Control.CreateService:output_type -> swarm.api.Service
-	36, // 55: swarm.Control.UpdateService:output_type -> swarm.api.Service
-	36, // 56: swarm.Control.ScaleService:output_type -> swarm.api.Service
-	36, // 57: swarm.Control.RollbackService:output_type -> swarm.api.Service
-	6,  // 58: swarm.Control.RemoveService:output_type -> swarm.Empty
-	36, // 59: swarm.Control.GetService:output_type -> swarm.api.Service
-	14, // 60: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
-	38, // 61: swarm.Control.GetTask:output_type -> swarm.api.Task
-	16, // 62: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
-	40, // 63: swarm.Control.GetNode:output_type -> swarm.api.Node
-	18, // 64: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
-	40, // 65: swarm.Control.UpdateNode:output_type -> swarm.api.Node
-	6,  // 66: swarm.Control.RemoveNode:output_type -> swarm.Empty
-	42, // 67: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
-	42, // 68: swarm.Control.GetSecret:output_type -> swarm.api.Secret
-	21, // 69: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
-	6,  // 70: swarm.Control.RemoveSecret:output_type -> swarm.Empty
-	43, // 71: swarm.Control.CreateConfig:output_type -> swarm.api.Config
-	43, // 72: swarm.Control.GetConfig:output_type -> swarm.api.Config
-	22, // 73: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
-	6,  // 74: swarm.Control.RemoveConfig:output_type -> swarm.Empty
-	44, // 75: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
-	44, // 76: swarm.Control.GetNetwork:output_type -> swarm.api.Network
-	23, // 77: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
-	6,  // 78: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
-	25, // 79: swarm.Control.KVGet:output_type -> swarm.KVValue
-	6,  // 80: swarm.Control.KVPut:output_type -> swarm.Empty
-	28, // 81: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
-	1,  // 82: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
-	1,  // 83: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
-	1,  // 84: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
-	4,  // 85: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
-	48, // 86: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
-	31, // 87: swarm.Daemon.Status:output_type -> swarm.StatusResponse
-	48, // 88: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
-	6,  // 89: swarm.Daemon.Leave:output_type -> swarm.Empty
-	6,  // 90: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
-	6,  // 91: swarm.Daemon.Unlock:output_type -> swarm.Empty
-	54, // [54:92] is the sub-list for method output_type
-	16, // [16:54] is the sub-list for method input_type
+	6,  // 49: swarm.Control.RotateRootCA:input_type -> swarm.Empty
+	6,  // 50: swarm.Daemon.Status:input_type -> swarm.Empty
+	6,  // 51: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
+	32, // 52: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
+	7,  // 53: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
+	29, // 54: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
+	36, // 55: swarm.Control.CreateService:output_type -> swarm.api.Service
+	36, // 56: swarm.Control.UpdateService:output_type -> swarm.api.Service
+	36, // 57: swarm.Control.ScaleService:output_type -> swarm.api.Service
+	36, // 58: swarm.Control.RollbackService:output_type -> swarm.api.Service
+	6,  // 59: swarm.Control.RemoveService:output_type -> swarm.Empty
+	36, // 60: swarm.Control.GetService:output_type -> swarm.api.Service
+	14, // 61: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
+	38, // 62: swarm.Control.GetTask:output_type -> swarm.api.Task
+	16, // 63: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
+	40, // 64: swarm.Control.GetNode:output_type -> swarm.api.Node
+	18, // 65: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
+	40, // 66: swarm.Control.UpdateNode:output_type -> swarm.api.Node
+	6,  // 67: swarm.Control.RemoveNode:output_type -> swarm.Empty
+	42, // 68: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
+	42, // 69: swarm.Control.GetSecret:output_type -> swarm.api.Secret
+	21, // 70: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
+	6,  // 71: swarm.Control.RemoveSecret:output_type -> swarm.Empty
+	43, // 72: swarm.Control.CreateConfig:output_type -> swarm.api.Config
+	43, // 73: swarm.Control.GetConfig:output_type -> swarm.api.Config
+	22, // 74: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
+	6,  // 75: swarm.Control.RemoveConfig:output_type -> swarm.Empty
+	44, // 76: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
+	44, // 77: swarm.Control.GetNetwork:output_type -> swarm.api.Network
+	23, // 78: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
+	6,  // 79: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
+	25, // 80: swarm.Control.KVGet:output_type -> swarm.KVValue
+	6,  // 81: swarm.Control.KVPut:output_type -> swarm.Empty
+	28, // 82: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
+	1,  // 83: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
+	1,  // 84: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
+	1,  // 85: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
+	4,  // 86: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
+	48, // 87: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
+	6,  // 88: swarm.Control.RotateRootCA:output_type -> swarm.Empty
+	31, // 89: swarm.Daemon.Status:output_type -> swarm.StatusResponse
+	48, // 90: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
+	6,  // 91: swarm.Daemon.Leave:output_type -> swarm.Empty
+	6,  // 92: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
+	6,  // 93: swarm.Daemon.Unlock:output_type -> swarm.Empty
+	55, // [55:94] is the sub-list for method output_type
+	16, // [16:55] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name

@@ -58,6 +58,7 @@ const (
 	Control_RotateUnlockKey_FullMethodName = "/swarm.Control/RotateUnlockKey"
 	Control_RotateDataKey_FullMethodName   = "/swarm.Control/RotateDataKey"
 	Control_RotateJoinToken_FullMethodName = "/swarm.Control/RotateJoinToken"
+	Control_RotateRootCA_FullMethodName    = "/swarm.Control/RotateRootCA"
 )
 
 // ControlClient is the client API for Control service.
@@ -105,6 +106,10 @@ type ControlClient interface {
 	// RotateJoinToken replaces one join token (role "worker" or
 	// "manager"); the old one admits nobody from then on.
 	RotateJoinToken(ctx context.Context, in *RotateJoinTokenRequest, opts ...grpc.CallOption) (*api.JoinTokens, error)
+	// RotateRootCA starts a root rotation (engine/ca): a new root,
+	// cross-signed by the old one; it finishes, with new join tokens, once
+	// every live node holds a certificate of the new root.
+	RotateRootCA(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type controlClient struct {
@@ -445,6 +450,16 @@ func (c *controlClient) RotateJoinToken(ctx context.Context, in *RotateJoinToken
 	return out, nil
 }
 
+func (c *controlClient) RotateRootCA(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Control_RotateRootCA_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -490,6 +505,10 @@ type ControlServer interface {
 	// RotateJoinToken replaces one join token (role "worker" or
 	// "manager"); the old one admits nobody from then on.
 	RotateJoinToken(context.Context, *RotateJoinTokenRequest) (*api.JoinTokens, error)
+	// RotateRootCA starts a root rotation (engine/ca): a new root,
+	// cross-signed by the old one; it finishes, with new join tokens, once
+	// every live node holds a certificate of the new root.
+	RotateRootCA(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -598,6 +617,9 @@ func (UnimplementedControlServer) RotateDataKey(context.Context, *Empty) (*Rotat
 }
 func (UnimplementedControlServer) RotateJoinToken(context.Context, *RotateJoinTokenRequest) (*api.JoinTokens, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateJoinToken not implemented")
+}
+func (UnimplementedControlServer) RotateRootCA(context.Context, *Empty) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateRootCA not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -1214,6 +1236,24 @@ func _Control_RotateJoinToken_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_RotateRootCA_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RotateRootCA(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_RotateRootCA_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RotateRootCA(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1352,6 +1392,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateJoinToken",
 			Handler:    _Control_RotateJoinToken_Handler,
+		},
+		{
+			MethodName: "RotateRootCA",
+			Handler:    _Control_RotateRootCA_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
