@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,6 +114,7 @@ func callAs(t *testing.T, addr string, tc *realnet.TLSConfig) (control, daemonEr
 // refused the control API and raft; a removed node's certificate is
 // refused everything.
 func TestMutualTLS(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	httpAddr := freePort(t)
 	m1 := h.start("m1", freePort(t), "init", "--http", httpAddr)
@@ -218,6 +221,7 @@ func TestMutualTLS(t *testing.T) {
 // An autolocked manager that restarts stays locked, serving nothing but
 // unlock, until it is given the unlock key; a wrong key keeps it locked.
 func TestAutolock(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	m1 := h.start("m1", freePort(t), "init")
 	h.eventually("m1 leads", func() bool { st, ok := h.status(m1); return ok && st.IsLeader })
@@ -254,5 +258,39 @@ func TestAutolock(t *testing.T) {
 	h.eventually("m1 unlocked and leading", func() bool { st, ok := h.status(m1); return ok && st.IsLeader })
 	if ls := h.services(m1.addr); len(ls) != 1 || ls[0].Name != "web" {
 		t.Fatalf("services after unlock: %+v", ls)
+	}
+}
+
+// A root rotation over real TLS: nodes renew under the new root without
+// losing contact, the join tokens change, the new one joins a node and
+// the old one no longer does.
+func TestRootRotation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	m1 := h.start("m1", freePort(t), "init")
+	h.eventually("m1 leads", func() bool { st, ok := h.status(m1); return ok && st.IsLeader })
+	oldTok := strings.TrimSpace(h.must(m1.addr, "join-token", "-q", "worker"))
+	h.start("w1", freePort(t), "join", "--token", oldTok, m1.addr)
+	ready := func(n int) func() bool {
+		return func() bool {
+			out, _, code := h.cli(m1.addr, "node", "ls", "--format", "json")
+			return code == 0 && strings.Count(out, `"Status":"Ready"`) == n
+		}
+	}
+	h.eventually("w1 ready", ready(2))
+
+	h.must(m1.addr, "swarm", "ca", "--rotate")
+	var newTok string
+	h.eventually("the rotation finishes (new tokens)", func() bool {
+		out, _, code := h.cli(m1.addr, "join-token", "-q", "worker")
+		newTok = strings.TrimSpace(out)
+		return code == 0 && newTok != "" && newTok[:len("SWMTKN-1-")+50] != oldTok[:len("SWMTKN-1-")+50]
+	})
+	h.eventually("w1 still ready", ready(2))
+	h.start("w2", freePort(t), "join", "--token", newTok, m1.addr)
+	h.eventually("w2 joined with the new token", ready(3))
+	bad := exec.Command(h.bin, "join", "--token", oldTok, "--listen", freePort(t), "--data-dir", filepath.Join(h.dir, "old"), "--executor", "memory", m1.addr)
+	if out, err := bad.CombinedOutput(); err == nil {
+		t.Fatalf("joined with the token of the old root:\n%s", out)
 	}
 }
