@@ -72,11 +72,37 @@ func TestNodeTLS(t *testing.T) {
 	w.tr.Send("m", &api.Heartbeat{SessionId: "s"})
 	m.waitFor(t, 2)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if len(m.got) != 2 || m.got[1].Method() != api.MethodHeartbeat || m.from[1] != (env.Peer{ID: "w", Role: env.RoleWorker, Org: org}) {
 		t.Fatalf("the manager got %v from %v", m.got, m.from)
 	}
 	if d := m.tr.Stats().Denied; d != 1 {
 		t.Fatalf("%d messages denied, want the worker's raft message", d)
+	}
+	m.mu.Unlock()
+
+	// An impostor without a certificate claims w's ID: w's renewal answer
+	// still goes to w, whose certificate opened a stream.
+	imp := startNode(t, "w", TransportConfig{Role: env.RoleWorker, TLS: NewNodeTLS(nil, boot.Tokens.GetWorker(), nil).Config(), Authorize: caAuthorize})
+	imp.tr.Book().Learn("m", m.addr, true, AddrStatic)
+	imp.tr.Send("m", &api.IssueNodeCertificate{RequestId: 9, NodeId: "w", Token: boot.Tokens.GetWorker()})
+	m.waitFor(t, 3)
+	m.tr.Send("w", &api.IssueNodeCertificateResponse{RequestId: 9})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.mu.Lock()
+		n := len(w.got)
+		w.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("w's answer did not reach w")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	imp.mu.Lock()
+	defer imp.mu.Unlock()
+	if len(imp.got) != 0 {
+		t.Fatalf("the impostor got %v", imp.got)
 	}
 }

@@ -211,6 +211,10 @@ type Transport struct {
 	// joiners are the open streams of peers without a certificate, by the
 	// node ID their hello gave: the CA answers them there (Send).
 	joiners map[env.NodeID]*serverStream
+	// verified counts the open streams of peers known by their
+	// certificate: a node with one is answered on its own server, never
+	// on a stream that merely claims its ID.
+	verified map[env.NodeID]int
 
 	join func(context.Context, *rpc.JoinRequest) (*rpc.JoinResponse, error)
 	rpc.UnimplementedPeerServer
@@ -227,14 +231,15 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "transport", "node", string(cfg.ID)),
-		book:    NewAddressBook(),
-		inbound: make(chan struct{}, cfg.InboundBacklog),
-		ctx:     ctx,
-		cancel:  cancel,
-		peers:   make(map[env.NodeID]*peerSender),
-		joiners: make(map[env.NodeID]*serverStream),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "transport", "node", string(cfg.ID)),
+		book:     NewAddressBook(),
+		inbound:  make(chan struct{}, cfg.InboundBacklog),
+		ctx:      ctx,
+		cancel:   cancel,
+		peers:    make(map[env.NodeID]*peerSender),
+		joiners:  make(map[env.NodeID]*serverStream),
+		verified: make(map[env.NodeID]int),
 	}
 	t.role.Store(uint32(cfg.Role))
 	if cfg.Addr != "" {
@@ -385,10 +390,15 @@ func (t *Transport) Close() {
 // dial. The hello's node ID is unauthenticated: whoever claims it gets
 // the answer, which holds nothing secret (a certificate for the real
 // joiner's key, useless without it, and the roots); the real joiner
-// misses it and asks again.
+// misses it and asks again. A member renewing asked over a stream its
+// certificate opened: while one is open, its answer goes the usual way,
+// so that no one can intercept a member's renewals by claiming its ID.
 func (t *Transport) answerJoiner(to env.NodeID, e *rpc.Envelope) bool {
 	t.mu.Lock()
 	ss := t.joiners[to]
+	if t.verified[to] > 0 {
+		ss = nil
+	}
 	t.mu.Unlock()
 	if ss == nil {
 		return false
@@ -928,7 +938,8 @@ func (t *Transport) Stream(srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelo
 	}
 	t.inboundStreams.Add(1)
 	defer t.inboundStreams.Add(-1)
-	if isTLS && p.Role == env.RoleNone && p.ID != "" {
+	switch {
+	case isTLS && p.Role == env.RoleNone && p.ID != "":
 		t.mu.Lock()
 		t.joiners[p.ID] = ss
 		t.mu.Unlock()
@@ -936,6 +947,18 @@ func (t *Transport) Stream(srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelo
 			t.mu.Lock()
 			if t.joiners[p.ID] == ss {
 				delete(t.joiners, p.ID)
+			}
+			t.mu.Unlock()
+		}()
+	case isTLS:
+		id := p.ID
+		t.mu.Lock()
+		t.verified[id]++
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			if t.verified[id]--; t.verified[id] <= 0 {
+				delete(t.verified, id)
 			}
 			t.mu.Unlock()
 		}()
