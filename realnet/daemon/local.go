@@ -117,6 +117,8 @@ func (d *Daemon) serveLocal() error {
 	if err != nil {
 		return fmt.Errorf("local socket %s: %w", path, err)
 	}
+	// Between Listen and Chmod the socket has the umask's mode; the data
+	// directory swarmd creates is 0700 (realnet/wal), which covers it.
 	if err := os.Chmod(path, 0o600); err != nil {
 		lis.Close()
 		return fmt.Errorf("local socket: %w", err)
