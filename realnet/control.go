@@ -9,7 +9,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/ca"
 	"github.com/swarmsim/swarmsim/engine/controlapi"
+	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/engine/store"
@@ -93,7 +95,7 @@ func GRPCError(err error) error {
 		code = codes.AlreadyExists
 	case errors.Is(err, controlapi.ErrConflict):
 		code = codes.Aborted
-	case errors.Is(err, controlapi.ErrFailedPrecondition), errors.Is(err, raft.ErrQuorumAtRisk):
+	case errors.Is(err, controlapi.ErrFailedPrecondition), errors.Is(err, raft.ErrQuorumAtRisk), errors.Is(err, ca.ErrRotationInProgress):
 		code = codes.FailedPrecondition
 	case manager.Ambiguous(err):
 		code = codes.Unavailable
@@ -312,4 +314,81 @@ func (s *ControlServer) KVCAS(ctx context.Context, req *rpc.KVCASRequest) (*rpc.
 			done(&rpc.KVCASResponse{Swapped: ok}, err)
 		})
 	})
+}
+
+// ---- autolock, keys and join tokens
+
+// GetUnlockKey returns the cluster's unlock key, "" when autolock is off.
+func (s *ControlServer) GetUnlockKey(ctx context.Context, _ *rpc.Empty) (*rpc.UnlockKey, error) {
+	return read(ctx, s, func(m *manager.Manager) (*rpc.UnlockKey, error) {
+		k, err := m.Control().GetUnlockKey()
+		return &rpc.UnlockKey{UnlockKey: k}, err
+	})
+}
+
+// SetAutolock turns autolock on (keeping the key in force, or taking the
+// one given, or drawing one) or off; the answer is the key in force.
+func (s *ControlServer) SetAutolock(ctx context.Context, req *rpc.SetAutolockRequest) (*rpc.UnlockKey, error) {
+	return write(ctx, s, func(c *controlapi.Server, done func(*rpc.UnlockKey, error)) {
+		c.SetAutolock(req.GetAutolock(), req.GetKey(), func(k string, err error) { done(&rpc.UnlockKey{UnlockKey: k}, err) })
+	})
+}
+
+// RotateUnlockKey replaces the unlock key (a new drawn one when none is
+// given).
+func (s *ControlServer) RotateUnlockKey(ctx context.Context, req *rpc.RotateUnlockKeyRequest) (*rpc.UnlockKey, error) {
+	return write(ctx, s, func(c *controlapi.Server, done func(*rpc.UnlockKey, error)) {
+		c.RotateUnlockKey(req.GetKey(), func(k string, err error) { done(&rpc.UnlockKey{UnlockKey: k}, err) })
+	})
+}
+
+// RotateDataKey makes every manager seal its raft records with a new data
+// key from now on.
+func (s *ControlServer) RotateDataKey(ctx context.Context, _ *rpc.Empty) (*rpc.RotateDataKeyResponse, error) {
+	return write(ctx, s, func(c *controlapi.Server, done func(*rpc.RotateDataKeyResponse, error)) {
+		c.RotateDataKey(func(n uint64, err error) { done(&rpc.RotateDataKeyResponse{Rotation: n}, err) })
+	})
+}
+
+// RotateJoinToken replaces the worker or the manager join token.
+func (s *ControlServer) RotateJoinToken(ctx context.Context, req *rpc.RotateJoinTokenRequest) (*api.JoinTokens, error) {
+	var role env.Role
+	switch req.GetRole() {
+	case "worker":
+		role = env.RoleWorker
+	case "manager":
+		role = env.RoleManager
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "role %q: want worker or manager", req.GetRole())
+	}
+	v, err := Call(ctx, s.loop, func(done func(*api.JoinTokens, error)) {
+		m := s.manager()
+		if m == nil {
+			done(nil, ErrNotManager)
+			return
+		}
+		m.CA().RotateJoinToken(role, func(err error) {
+			if err != nil {
+				done(nil, err)
+				return
+			}
+			// Read from the store, which the committed change reached.
+			done(m.Store().Cluster(manager.ClusterID).GetJoinTokens(), nil)
+		})
+	})
+	return v, GRPCError(err)
+}
+
+// RotateRootCA starts a root rotation; it answers once the rotation is
+// recorded, not finished.
+func (s *ControlServer) RotateRootCA(ctx context.Context, _ *rpc.Empty) (*rpc.Empty, error) {
+	v, err := Call(ctx, s.loop, func(done func(*rpc.Empty, error)) {
+		m := s.manager()
+		if m == nil {
+			done(nil, ErrNotManager)
+			return
+		}
+		m.CA().RotateRootCA(done0(done))
+	})
+	return v, GRPCError(err)
 }

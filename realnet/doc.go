@@ -19,10 +19,12 @@
 //     stops reading streams, so gRPC flow control pushes back on senders,
 //     whose queues then drop. Memory stays bounded whatever a peer does.
 //   - Identity and authorization: with TLS the peer is who its verified
-//     client certificate says; without TLS (loopback only) it is who the
-//     hello headers claim, admitted by an Admitter (the join-token check)
-//     and marked unauthenticated (Peer.Org empty). Every inbound message
-//     and every unary RPC goes through one Authorizer keyed by method name.
+//     certificate says (NodeTLS: the cluster CA's, where a peer without
+//     one is a joiner, RoleNone, answered on its own stream); without TLS
+//     (loopback only) it is who the hello headers claim, admitted by an
+//     Admitter (the join-token check) and marked unauthenticated
+//     (Peer.Org empty). Every inbound message and every unary RPC goes
+//     through one Authorizer keyed by method name.
 //   - The address book: node ID to address, from raft members, the join
 //     target, every stream's hello and the managers' address messages.
 //

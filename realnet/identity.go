@@ -194,8 +194,8 @@ func helloFrom(md metadata.MD) Hello {
 }
 
 // certPeer returns the identity of ctx's TLS peer, or ok=false when the
-// connection is not TLS.
-func certPeer(ctx context.Context) (p env.Peer, ok bool, err error) {
+// connection is not TLS. tc may be nil (static TLS: verified chains).
+func (tc *TLSConfig) certPeer(ctx context.Context) (p env.Peer, ok bool, err error) {
 	gp, found := grpcpeer.FromContext(ctx)
 	if !found || gp.AuthInfo == nil {
 		return env.Peer{}, false, nil
@@ -204,11 +204,7 @@ func certPeer(ctx context.Context) (p env.Peer, ok bool, err error) {
 	if !isTLS {
 		return env.Peer{}, false, nil
 	}
-	chains := ti.State.VerifiedChains
-	if len(chains) == 0 || len(chains[0]) == 0 {
-		return env.Peer{}, true, fmt.Errorf("%w: no verified client certificate", ErrUnauthenticated)
-	}
-	p, err = PeerFromCert(chains[0][0])
+	p, err = tc.peer(ti.State)
 	return p, true, err
 }
 

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -51,12 +52,33 @@ const (
 	idleClose = 5 * time.Minute
 )
 
-// TLSConfig holds both ends' TLS settings. Server must require and verify
-// client certificates (tls.RequireAndVerifyClientCert); the identity of
-// every peer is then read from its certificate (PeerFromCert).
+// TLSConfig holds both ends' TLS settings. Without Identify (static
+// certificates from PEM files), Server must require and verify client
+// certificates (tls.RequireAndVerifyClientCert) and the identity of every
+// peer is read from its verified chain (PeerFromCert). With Identify
+// (NodeTLS: the cluster CA's certificates), the handshake's own checks
+// verified the chain and Identify reads who presented it: RoleNone for a
+// peer without a certificate, a joiner.
 type TLSConfig struct {
 	Server, Client *tls.Config
+	Identify       func(tls.ConnectionState) (env.Peer, error)
 }
+
+// peer is the identity of the other end of a TLS connection.
+func (tc *TLSConfig) peer(cs tls.ConnectionState) (env.Peer, error) {
+	if tc != nil && tc.Identify != nil {
+		return tc.Identify(cs)
+	}
+	chains := cs.VerifiedChains
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return env.Peer{}, fmt.Errorf("%w: no verified client certificate", ErrUnauthenticated)
+	}
+	return PeerFromCert(chains[0][0])
+}
+
+// joining reports whether peers without a certificate get through the
+// handshake (as RoleNone): the CA's TLS, where joiners ask for theirs.
+func (tc *TLSConfig) joining() bool { return tc != nil && tc.Identify != nil }
 
 // TransportConfig configures a Transport. Zero fields take defaults.
 type TransportConfig struct {
@@ -186,6 +208,14 @@ type Transport struct {
 	encodeErrors, received, denied, decodeErrors, refused, opened atomic.Uint64
 	inboundStreams                                                atomic.Int64
 
+	// joiners are the open streams of peers without a certificate, by the
+	// node ID their hello gave: the CA answers them there (Send).
+	joiners map[env.NodeID]*serverStream
+	// verified counts the open streams of peers known by their
+	// certificate: a node with one is answered on its own server, never
+	// on a stream that merely claims its ID.
+	verified map[env.NodeID]int
+
 	join func(context.Context, *rpc.JoinRequest) (*rpc.JoinResponse, error)
 	rpc.UnimplementedPeerServer
 }
@@ -201,13 +231,15 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "transport", "node", string(cfg.ID)),
-		book:    NewAddressBook(),
-		inbound: make(chan struct{}, cfg.InboundBacklog),
-		ctx:     ctx,
-		cancel:  cancel,
-		peers:   make(map[env.NodeID]*peerSender),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "transport", "node", string(cfg.ID)),
+		book:     NewAddressBook(),
+		inbound:  make(chan struct{}, cfg.InboundBacklog),
+		ctx:      ctx,
+		cancel:   cancel,
+		peers:    make(map[env.NodeID]*peerSender),
+		joiners:  make(map[env.NodeID]*serverStream),
+		verified: make(map[env.NodeID]int),
 	}
 	t.role.Store(uint32(cfg.Role))
 	if cfg.Addr != "" {
@@ -272,6 +304,9 @@ func (t *Transport) Send(to env.NodeID, m env.Message) {
 	if err != nil {
 		t.encodeErrors.Add(1)
 		t.log.Warn("cannot encode a message; dropped", "to", string(to), "err", err)
+		return
+	}
+	if joinerAnswer(e.GetMethod()) && t.answerJoiner(to, e) {
 		return
 	}
 	if ps := t.peer(to); ps != nil {
@@ -350,6 +385,48 @@ func (t *Transport) Close() {
 	t.wg.Wait()
 }
 
+// answerJoiner sends a CA answer on the stream a joiner opened, if it has
+// one open: the joiner has no certificate yet, so it serves nothing to
+// dial. The hello's node ID is unauthenticated: whoever claims it gets
+// the answer, which holds nothing secret (a certificate for the real
+// joiner's key, useless without it, and the roots); the real joiner
+// misses it and asks again. A member renewing asked over a stream its
+// certificate opened: while one is open, its answer goes the usual way,
+// so that no one can intercept a member's renewals by claiming its ID.
+func (t *Transport) answerJoiner(to env.NodeID, e *rpc.Envelope) bool {
+	t.mu.Lock()
+	ss := t.joiners[to]
+	if t.verified[to] > 0 {
+		ss = nil
+	}
+	t.mu.Unlock()
+	if ss == nil {
+		return false
+	}
+	go func() {
+		if err := ss.send(e); err != nil {
+			t.log.Debug("cannot answer a joiner", "peer", string(to), "err", err)
+		}
+	}()
+	return true
+}
+
+// Reconnect drops every outbound connection: the node's certificate
+// changed (it joined, renewed or was promoted), and peers know it by the
+// certificate of the handshake. Messages in flight are lost; the next
+// ones dial again.
+func (t *Transport) Reconnect() {
+	t.mu.Lock()
+	peers := make([]*peerSender, 0, len(t.peers))
+	for _, ps := range t.peers {
+		peers = append(peers, ps)
+	}
+	t.mu.Unlock()
+	for _, ps := range peers {
+		ps.disconnect(true)
+	}
+}
+
 // ---- dialing
 
 // DialOptions are the options every connection of this transport uses
@@ -399,11 +476,14 @@ func ServerOptions(tc *TLSConfig, maxMsg int, authorize Authorizer) []grpc.Serve
 		grpc.MaxRecvMsgSize(maxMsg),
 		grpc.MaxSendMsgSize(maxMsg),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			p, err := CallerOf(ctx)
+			p, err := tc.CallerOf(ctx)
 			if err != nil {
 				return nil, status.Error(codes.Unauthenticated, err.Error())
 			}
 			if err := authorize(p, info.FullMethod); err != nil {
+				if _, isStatus := status.FromError(err); isStatus {
+					return nil, err // the authorizer chose the code (a locked node)
+				}
 				return nil, status.Error(codes.PermissionDenied, err.Error())
 			}
 			return h(ctx, req)
@@ -419,7 +499,14 @@ func ServerOptions(tc *TLSConfig, maxMsg int, authorize Authorizer) []grpc.Serve
 // with TLS, else what its hello headers claim (a CLI sends none: an
 // anonymous peer with RoleNone).
 func CallerOf(ctx context.Context) (env.Peer, error) {
-	if p, isTLS, err := certPeer(ctx); isTLS {
+	var tc *TLSConfig
+	return tc.CallerOf(ctx)
+}
+
+// CallerOf is the identity of a unary RPC's caller on a server with these
+// TLS settings (tc may be nil).
+func (tc *TLSConfig) CallerOf(ctx context.Context) (env.Peer, error) {
+	if p, isTLS, err := tc.certPeer(ctx); isTLS {
 		return p, err
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -673,6 +760,14 @@ func (ps *peerSender) ensureStream() error {
 		cancel()
 		return fmt.Errorf("stream to %s at %s: %w", ps.id, addr, err)
 	}
+	server, err := ps.t.cfg.TLS.serverPeer(stream.Context())
+	if err == nil && server.Role != env.RoleNone && server.ID != ps.id {
+		err = fmt.Errorf("%s presents the certificate of %s", addr, server.ID)
+	}
+	if err != nil {
+		cancel()
+		return fmt.Errorf("stream to %s at %s: %w", ps.id, addr, err)
+	}
 	if len(book.Peers) == 0 || book.Peers[0].GetNodeId() != string(ps.id) {
 		cancel()
 		got := ""
@@ -689,25 +784,64 @@ func (ps *peerSender) ensureStream() error {
 	ps.t.wg.Add(1)
 	go func() {
 		defer ps.t.wg.Done()
-		ps.readBooks(stream, cancel)
+		ps.readBooks(stream, cancel, server)
 	}()
 	return nil
 }
 
 // readBooks takes the address books the server sends on the stream
 // until it ends; a broken stream is cancelled so that the sender's next
-// Send fails at once and redials.
-func (ps *peerSender) readBooks(stream grpc.BidiStreamingClient[rpc.Envelope, rpc.Envelope], cancel context.CancelFunc) {
+// Send fails at once and redials. With the CA's TLS, the server may also
+// answer a joiner's certificate request there (answerJoiner): server is
+// who the handshake verified, and the answer is authorized as any
+// inbound message.
+func (ps *peerSender) readBooks(stream grpc.BidiStreamingClient[rpc.Envelope, rpc.Envelope], cancel context.CancelFunc, server env.Peer) {
 	defer cancel()
+	t := ps.t
 	for {
 		e, err := stream.Recv()
 		if err != nil {
 			return
 		}
 		if book, err := decodeBook(e); err == nil {
-			ps.t.learnBook(book)
+			t.learnBook(book)
+			continue
+		}
+		if !t.cfg.TLS.joining() || !joinerAnswer(e.GetMethod()) || server.Role == env.RoleNone {
+			t.decodeErrors.Add(1)
+			continue
+		}
+		m, err := Decode(e)
+		if err != nil {
+			t.decodeErrors.Add(1)
+			continue
+		}
+		if err := t.cfg.Authorize(server, e.GetMethod()); err != nil {
+			t.denied.Add(1)
+			continue
+		}
+		t.received.Add(1)
+		if !t.deliver(stream.Context(), server, m) {
+			return
 		}
 	}
+}
+
+// serverPeer is who served a stream this node opened: the zero Peer
+// without TLS.
+func (tc *TLSConfig) serverPeer(ctx context.Context) (env.Peer, error) {
+	if tc == nil {
+		return env.Peer{}, nil
+	}
+	gp, ok := grpcpeer.FromContext(ctx)
+	if !ok {
+		return env.Peer{}, fmt.Errorf("%w: no peer on the stream", ErrUnauthenticated)
+	}
+	ti, ok := gp.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return env.Peer{}, fmt.Errorf("%w: the stream is not TLS", ErrUnauthenticated)
+	}
+	return tc.peer(ti.State)
 }
 
 // disconnect drops the stream (and the connection, when final).
@@ -768,8 +902,14 @@ func (t *Transport) bookEnvelope() *rpc.Envelope {
 func (t *Transport) identify(ctx context.Context) (env.Peer, Hello, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	h := helloFrom(md)
-	if p, isTLS, err := certPeer(ctx); isTLS {
-		if err == nil && h.NodeID != "" && h.NodeID != p.ID {
+	if p, isTLS, err := t.cfg.TLS.certPeer(ctx); isTLS {
+		switch {
+		case err != nil:
+		case p.Role == env.RoleNone:
+			// A joiner, without a certificate: it is who its hello says,
+			// with no right but to ask for one.
+			p.ID = h.NodeID
+		case h.NodeID != "" && h.NodeID != p.ID:
 			err = fmt.Errorf("%w: certificate of %s, hello of %s", ErrUnauthenticated, p.ID, h.NodeID)
 		}
 		return p, h, err
@@ -788,20 +928,46 @@ func (t *Transport) Stream(srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelo
 		t.log.Info("stream refused", "peer", string(hello.NodeID), "err", err)
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
-	_, isTLS, _ := certPeer(ctx)
-	if hello.Addr != "" && hello.NodeID == p.ID {
+	_, isTLS, _ := t.cfg.TLS.certPeer(ctx)
+	if hello.Addr != "" && hello.NodeID == p.ID && p.Role != env.RoleNone {
 		t.book.Learn(p.ID, hello.Addr, p.Role == env.RoleManager, AddrHello)
 	}
-	if err := srv.Send(t.bookEnvelope()); err != nil {
+	ss := &serverStream{srv: srv}
+	if err := ss.send(t.bookEnvelope()); err != nil {
 		return err
 	}
 	t.inboundStreams.Add(1)
 	defer t.inboundStreams.Add(-1)
+	switch {
+	case isTLS && p.Role == env.RoleNone && p.ID != "":
+		t.mu.Lock()
+		t.joiners[p.ID] = ss
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			if t.joiners[p.ID] == ss {
+				delete(t.joiners, p.ID)
+			}
+			t.mu.Unlock()
+		}()
+	case isTLS:
+		id := p.ID
+		t.mu.Lock()
+		t.verified[id]++
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			if t.verified[id]--; t.verified[id] <= 0 {
+				delete(t.verified, id)
+			}
+			t.mu.Unlock()
+		}()
+	}
 
 	// Keep the dialer's address book current; stops with the stream.
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go t.sendBooks(sctx, srv)
+	go t.sendBooks(sctx, ss)
 
 	for {
 		e, err := srv.Recv()
@@ -859,7 +1025,20 @@ func (t *Transport) deliver(ctx context.Context, p env.Peer, m env.Message) bool
 	return true
 }
 
-func (t *Transport) sendBooks(ctx context.Context, srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelope]) {
+// serverStream is an inbound stream's sending side: the address books
+// and, to a joiner, the CA's answers, from more than one goroutine.
+type serverStream struct {
+	mu  sync.Mutex
+	srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelope]
+}
+
+func (s *serverStream) send(e *rpc.Envelope) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv.Send(e)
+}
+
+func (t *Transport) sendBooks(ctx context.Context, srv *serverStream) {
 	last := t.book.Version()
 	tick := time.NewTicker(addressRefresh)
 	defer tick.Stop()
@@ -871,7 +1050,7 @@ func (t *Transport) sendBooks(ctx context.Context, srv grpc.BidiStreamingServer[
 		}
 		if v := t.book.Version(); v != last {
 			last = v
-			if srv.Send(t.bookEnvelope()) != nil {
+			if srv.send(t.bookEnvelope()) != nil {
 				return
 			}
 		}

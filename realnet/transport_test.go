@@ -51,7 +51,7 @@ func startNode(t *testing.T, id env.NodeID, cfg TransportConfig) *testNode {
 		default:
 		}
 	})
-	n.srv = grpc.NewServer(ServerOptions(nil, 0, nil)...)
+	n.srv = grpc.NewServer(ServerOptions(cfg.TLS, 0, nil)...)
 	n.tr.Register(n.srv)
 	go n.srv.Serve(lis)
 	t.Cleanup(func() {

@@ -6,22 +6,27 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/realnet"
+	"github.com/swarmsim/swarmsim/realnet/daemon"
 	"github.com/swarmsim/swarmsim/realnet/rpc"
 )
 
 // clientFlags are every client command's flags.
 type clientFlags struct {
-	host                   string
+	host, dataDir          string
 	format                 string
 	timeout                time.Duration
 	tlsCert, tlsKey, tlsCA string
@@ -36,7 +41,8 @@ func defaultHost() string {
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
-	pf.StringVarP(&f.host, "host", "H", defaultHost(), "manager to talk to (host:port; $SWARMD_HOST)")
+	pf.StringVarP(&f.host, "host", "H", defaultHost(), "daemon to talk to: host:port (needs a client certificate: --tls-*), or unix:///DATA_DIR/swarmd.sock ($SWARMD_HOST)")
+	pf.StringVarP(&f.dataDir, "data-dir", "D", os.Getenv("SWARMD_DATA_DIR"), "talk to the daemon of this data directory, on this machine, over its owner-only socket ($SWARMD_DATA_DIR; the usual way)")
 	pf.StringVar(&f.format, "format", "table", "output format: table or json")
 	pf.DurationVar(&f.timeout, "timeout", 15*time.Second, "how long to wait for the daemon")
 	pf.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM), for a daemon with TLS")
@@ -62,13 +68,35 @@ func (f *clientFlags) dial(cmd *cobra.Command) (*client, context.Context, func()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	conn, err := grpc.NewClient(f.host, realnet.DialOptions(tc, 0)...)
+	target, err := f.target(cmd)
 	if err != nil {
-		return nil, nil, nil, usagef("--host %q: %v", f.host, err)
+		return nil, nil, nil, err
+	}
+	conn, err := grpc.NewClient(target, realnet.DialOptions(tc, 0)...)
+	if err != nil {
+		return nil, nil, nil, usagef("--host %q: %v", target, err)
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	c := &client{flags: f, conn: conn, control: rpc.NewControlClient(conn), daemon: rpc.NewDaemonClient(conn), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
 	return c, ctx, func() { cancel(); conn.Close() }, nil
+}
+
+// target is where the command connects: the data directory's socket
+// when --data-dir (or $SWARMD_DATA_DIR) is given and --host is not,
+// else --host.
+func (f *clientFlags) target(cmd *cobra.Command) (string, error) {
+	hostSet, dirSet := cmd.Flags().Changed("host"), cmd.Flags().Changed("data-dir")
+	switch {
+	case hostSet && dirSet:
+		return "", usagef("give --host or --data-dir, not both")
+	case hostSet || f.dataDir == "":
+		return f.host, nil
+	}
+	abs, err := filepath.Abs(daemon.SocketPath(f.dataDir))
+	if err != nil {
+		return "", usagef("--data-dir %q: %v", f.dataDir, err)
+	}
+	return "unix://" + abs, nil
 }
 
 // withClient wraps a command's body with a connection.
@@ -79,7 +107,13 @@ func withClient(f *clientFlags, body func(ctx context.Context, c *client, args [
 			return err
 		}
 		defer done()
-		return body(ctx, c, args)
+		err = body(ctx, c, args)
+		if code := status.Code(unwrapStatus(err)); err != nil && !strings.HasPrefix(c.conn.Target(), "unix:") &&
+			f.tlsCert == "" && (code == codes.Unavailable || code == codes.PermissionDenied) {
+			// Without a certificate the network port answers nothing.
+			return fmt.Errorf("%w (the network port wants a client certificate: on the node's machine, use --data-dir DATA_DIR)", err)
+		}
+		return err
 	}
 }
 
@@ -200,7 +234,7 @@ func newStatusCmd() *cobra.Command {
 
 func newJoinTokenCmd() *cobra.Command {
 	var f clientFlags
-	var quiet bool
+	var quiet, rotate bool
 	cmd := &cobra.Command{
 		Use:   "join-token worker|manager",
 		Short: "Print the command (or with -q the token) that joins a node",
@@ -210,7 +244,16 @@ func newJoinTokenCmd() *cobra.Command {
 			if role != "worker" && role != "manager" {
 				return usagef("join-token: want worker or manager, not %q", role)
 			}
-			t, err := c.daemon.JoinTokens(ctx, &rpc.Empty{})
+			var t *api.JoinTokens
+			var err error
+			if rotate {
+				t, err = c.control.RotateJoinToken(ctx, &rpc.RotateJoinTokenRequest{Role: role})
+				if err == nil && !c.json() && !quiet {
+					fmt.Fprintf(c.out, "Successfully rotated %s join token.\n\n", role)
+				}
+			} else {
+				t, err = c.daemon.JoinTokens(ctx, &rpc.Empty{})
+			}
 			if err != nil {
 				return err
 			}
@@ -235,6 +278,7 @@ func newJoinTokenCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print the token")
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the token first: the old one admits nobody from then on")
 	return cmd
 }
 

@@ -155,8 +155,24 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// cli runs a client command; it returns stdout and the exit code.
+// cli runs a client command; it returns stdout and the exit code. host
+// names a node by its address: the command talks to that node's daemon
+// over the local socket of its data directory, as an operator on its
+// machine does (the network port wants a certificate). An address no
+// process of the harness has is dialed as --host.
 func (h *harness) cli(host string, args ...string) (string, string, int) {
+	h.t.Helper()
+	target := []string{"--host", host}
+	for _, p := range h.procs {
+		if p.addr == host {
+			target = []string{"--data-dir", p.dir}
+		}
+	}
+	return h.cliTo(target, "", args...)
+}
+
+// cliTo runs a client command with these connection flags, and stdin.
+func (h *harness) cliTo(target []string, stdin string, args ...string) (string, string, int) {
 	h.t.Helper()
 	// The connection flags go right after the command words: service
 	// create stops reading flags at IMAGE, as docker does.
@@ -164,8 +180,9 @@ func (h *harness) cli(host string, args ...string) (string, string, int) {
 	for i < len(args) && !strings.HasPrefix(args[i], "-") && i < 2 {
 		i++
 	}
-	full := append(append(append([]string{}, args[:i]...), "--host", host, "--timeout", "5s"), args[i:]...)
+	full := append(append(append(append([]string{}, args[:i]...), target...), "--timeout", "5s"), args[i:]...)
 	cmd := exec.Command(h.bin, full...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -377,7 +394,7 @@ func TestCluster(t *testing.T) {
 
 func TestRefusesInsecureListen(t *testing.T) {
 	bin := swarmdBin(t)
-	cmd := exec.Command(bin, "init", "--listen", "0.0.0.0:4242", "--data-dir", t.TempDir())
+	cmd := exec.Command(bin, "init", "--tls", "off", "--listen", "0.0.0.0:4242", "--data-dir", t.TempDir())
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), "without TLS") {

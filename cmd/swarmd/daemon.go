@@ -31,7 +31,7 @@ type daemonFlags struct {
 	executor, hostname                   string
 	labels                               []string
 	logFormat, logLevel                  string
-	tlsCert, tlsKey, tlsCA               string
+	tlsMode, tlsCert, tlsKey, tlsCA      string
 	raftTick, heartbeat                  time.Duration
 	electionTicks                        int
 	snapshotEvery                        uint64
@@ -41,7 +41,7 @@ type daemonFlags struct {
 func (f *daemonFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory holding the node's state (raft log, identity)")
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:4242", "gRPC listen address (loopback only without TLS); resuming, the one used before")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:4242", "gRPC listen address (loopback only with --tls off); resuming, the one used before")
 	fs.StringVar(&f.advertise, "advertise", "", "address other nodes dial (default: --listen)")
 	fs.StringVar(&f.httpAddr, "http", "", "serve /metrics and /healthz on this address (loopback only)")
 	fs.StringVar(&f.executor, "executor", daemon.ExecutorAuto, "container executor: auto (docker if it answers, else reject), docker, reject, memory (simulated containers, for tests)")
@@ -49,7 +49,8 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fs.StringArrayVar(&f.labels, "label", nil, "engine label key=value (repeatable)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "node certificate (PEM); with --tls-key and --tls-ca, enables mutual TLS")
+	fs.StringVar(&f.tlsMode, "tls", "ca", "connection security: ca (mutual TLS 1.3 on the cluster CA's certificates) or off (plain gRPC, loopback only, for debugging)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "node certificate (PEM); with --tls-key and --tls-ca, mutual TLS on these static files instead of the cluster CA's")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "node private key (PEM)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "cluster CA certificate (PEM)")
 	fs.DurationVar(&f.raftTick, "raft-tick", 0, "raft tick (default 100ms)")
@@ -105,6 +106,17 @@ func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ..
 	if err != nil {
 		return err
 	}
+	security := daemon.SecurityCA
+	switch {
+	case f.tlsMode != "ca" && f.tlsMode != "off":
+		return usagef("--tls %q: want ca or off", f.tlsMode)
+	case tc != nil && f.tlsMode == "off":
+		return usagef("--tls off with --tls-cert: choose one")
+	case tc != nil:
+		security = daemon.SecurityStatic
+	case f.tlsMode == "off":
+		security = daemon.SecurityOff
+	}
 	labels := map[string]string{}
 	for _, l := range f.labels {
 		k, v, _ := strings.Cut(l, "=")
@@ -112,7 +124,7 @@ func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ..
 	}
 	opts := daemon.Options{
 		Mode: mode, DataDir: f.dataDir, Listen: f.listen, Advertise: f.advertise, HTTPAddr: f.httpAddr,
-		Executor: f.executor, Hostname: f.hostname, Labels: labels, TLS: tc,
+		Executor: f.executor, Hostname: f.hostname, Labels: labels, Security: security, TLS: tc,
 		RaftTick: f.raftTick, ElectionTicks: f.electionTicks, SnapshotEvery: f.snapshotEvery, HeartbeatPeriod: f.heartbeat,
 		Token: f.token, Logger: log,
 	}
@@ -153,6 +165,7 @@ func printInit(cmd *cobra.Command, d *daemon.Daemon, f *daemonFlags) {
 	fmt.Fprintf(out, "Swarm initialized: current node (%s) is now a manager.\n\n", d.ID())
 	fmt.Fprintf(out, "To add a worker to this swarm, run the following command:\n\n    swarmd join --token %s %s\n\n", t.Worker, addr)
 	fmt.Fprintf(out, "To add a manager to this swarm, run the following command:\n\n    swarmd join --token %s %s\n\n", t.Manager, addr)
+	fmt.Fprintf(out, "To manage it from this machine (over the owner-only socket in the data directory):\n\n    export SWARMD_DATA_DIR=%s\n    swarmd node ls\n\n", f.dataDir)
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

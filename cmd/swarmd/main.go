@@ -6,13 +6,15 @@
 //	swarmd join --token TOKEN --listen ADDR --data-dir DIR MANAGER_ADDR
 //	swarmd --data-dir DIR                                   resume the node a data directory holds
 //
-// Client (talks to a manager's Control service, --host, default
-// $SWARMD_HOST or 127.0.0.1:4242):
+// Client (talks to the daemon of --data-dir over its owner-only socket,
+// DATA_DIR/swarmd.sock, or to --host with a client certificate):
 //
 //	swarmd service create|ls|ps|inspect|scale|update|rollback|rm
 //	swarmd node ls|inspect|promote|demote|update|rm
 //	swarmd secret|config create|ls|inspect|rm
-//	swarmd status | join-token worker|manager | leave [--force]
+//	swarmd status | join-token [--rotate] worker|manager | leave [--force]
+//	swarmd swarm update --autolock=true|false | swarm rotate-data-key | swarm ca --rotate
+//	swarmd unlock-key [--rotate] | unlock
 //
 // Every client command takes --format json. Exit codes are stable: 0
 // success, 1 the request failed, 2 bad usage, 3 the daemon could not be
@@ -116,6 +118,7 @@ not be reached, 4 not found.`,
 		newInitCmd(), newJoinCmd(),
 		newServiceCmd(), newNodeCmd(), newSecretCmd(), newConfigCmd(),
 		newStatusCmd(), newJoinTokenCmd(), newLeaveCmd(), newWorkloadImageCmd(),
+		newSwarmCmd(), newUnlockKeyCmd(), newUnlockCmd(),
 	)
 	return root
 }

@@ -104,7 +104,19 @@ func (d *Daemon) join(ctx context.Context, req *rpc.JoinRequest) (*rpc.JoinRespo
 	if n, ok := a.nodes[env.NodeID(req.GetNodeId())]; ok && n.removed {
 		return nil, status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", req.GetNodeId())
 	}
-	role := realnet.RoleOfToken(req.GetToken(), a.tokens)
+	// The tokens of the store now, not of the last snapshot: a token
+	// printed right after a rotation must work at once.
+	tokens := a.tokens
+	if err := d.loop.Do(ctx, func() {
+		if m := d.manager(); m != nil {
+			if c := m.Store().Cluster(manager.ClusterID); c != nil && c.GetJoinTokens().GetWorker() != "" {
+				tokens = c.GetJoinTokens()
+			}
+		}
+	}); err != nil {
+		return nil, realnet.GRPCError(err)
+	}
+	role := realnet.RoleOfToken(req.GetToken(), tokens)
 	if role == env.RoleNone {
 		return nil, status.Error(codes.PermissionDenied, "invalid join token")
 	}

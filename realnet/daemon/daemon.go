@@ -69,8 +69,12 @@ type Options struct {
 	Labels                map[string]string
 	NanoCPUs, MemoryBytes int64
 
-	// TLS, when set, secures every connection; without it swarmd listens
-	// on loopback only.
+	// Security is how connections are secured: SecurityCA (the default)
+	// is mutual TLS 1.3 on the cluster CA's certificates; SecurityStatic
+	// takes TLS (certificates from PEM files); SecurityOff is plain gRPC,
+	// identity from hello headers and join tokens, on loopback only.
+	Security Security
+	// TLS is SecurityStatic's settings.
 	TLS *realnet.TLSConfig
 
 	// Raft and dispatcher timing (zero: the engine's defaults).
@@ -81,6 +85,15 @@ type Options struct {
 
 	Logger *slog.Logger
 }
+
+// Security is how a daemon secures its connections.
+type Security uint8
+
+const (
+	SecurityCA     Security = iota // mutual TLS on the cluster CA's certificates
+	SecurityStatic                 // mutual TLS on certificates from PEM files (Options.TLS)
+	SecurityOff                    // plain gRPC, loopback only
+)
 
 // Meta keys the daemon keeps in the WAL. raft/id is the manager's own key
 // (engine/manager), written here too for the first manager, whose raft ID
@@ -120,8 +133,15 @@ type Daemon struct {
 	closeExec func()
 	grpc      *grpc.Server
 	lis       net.Listener
-	http      *http.Server
-	httpLis   net.Listener
+	local     *grpc.Server // the data directory's socket (local.go)
+	localLis  net.Listener
+	// tls is what every connection uses (nil: SecurityOff); nodeTLS its
+	// CA credentials under SecurityCA.
+	tls     *realnet.TLSConfig
+	nodeTLS *realnet.NodeTLS
+	locked  atomic.Bool // an autolocked manager waiting for its key
+	http    *http.Server
+	httpLis net.Listener
 
 	// Loop-owned.
 	node       *node.Node
@@ -155,6 +175,8 @@ type identity struct {
 	// leadership bootstraps again with the same root).
 	rootCA *api.RootCA
 	peers  *rpc.AddressBook
+	// creds are the node's certificate and key, nil before it joined.
+	creds *ca.Credentials
 }
 
 // Start starts a node as opts say and returns once it serves.
@@ -165,8 +187,11 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.DataDir == "" || opts.Listen == "" && opts.Mode != ModeResume {
 		return nil, errors.New("swarmd: a data directory and a listen address are required")
 	}
+	if opts.Security == SecurityStatic && opts.TLS == nil {
+		return nil, errors.New("swarmd: static TLS needs certificates")
+	}
 	if opts.Listen != "" {
-		if err := realnet.CheckListen(opts.Listen, serverTLS(opts.TLS)); err != nil {
+		if err := realnet.CheckListen(opts.Listen, listenTLS(opts)); err != nil {
 			return nil, err
 		}
 	}
@@ -184,11 +209,27 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-func serverTLS(t *realnet.TLSConfig) *tls.Config {
-	if t == nil {
-		return nil
+// listenTLS is what CheckListen is told: the server's TLS, or none.
+func listenTLS(opts Options) *tls.Config {
+	switch opts.Security {
+	case SecurityCA:
+		return &tls.Config{MinVersion: tls.VersionTLS13} // NodeTLS's, built once the node is known
+	case SecurityStatic:
+		return opts.TLS.Server
 	}
-	return t.Server
+	return nil
+}
+
+// joinTLS is what a joiner dials its first manager with: under the CA,
+// no certificate, and the server pinned to the token's root.
+func joinTLS(opts Options) *realnet.TLSConfig {
+	switch opts.Security {
+	case SecurityCA:
+		return realnet.NewNodeTLS(nil, opts.Token, nil).Config()
+	case SecurityStatic:
+		return opts.TLS
+	}
+	return nil
 }
 
 func (d *Daemon) start(ctx context.Context) error {
@@ -211,12 +252,19 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.opts.Listen == "" {
 		// Resuming without --listen: where the node listened before.
 		d.opts.Listen = ident.listen
-		if err := realnet.CheckListen(d.opts.Listen, serverTLS(opts.TLS)); err != nil {
+		if err := realnet.CheckListen(d.opts.Listen, listenTLS(opts)); err != nil {
 			return err
 		}
 	}
 	opts = d.opts
 	d.initTokens = ident.tokens
+	switch opts.Security {
+	case SecurityCA:
+		d.nodeTLS = realnet.NewNodeTLS(ident.creds, ident.token, nil)
+		d.tls = d.nodeTLS.Config()
+	case SecurityStatic:
+		d.tls = opts.TLS
+	}
 	base := d.log // the engine and the transport name the node themselves
 	d.log = d.log.With("node", string(d.id))
 
@@ -227,9 +275,16 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.lis = lis
 
 	d.adm.Store(&admission{})
+	// Under the CA, the engine's table decides every message (the node
+	// admits each again, removed nodes included); otherwise the join
+	// table, the least that makes tokens mean something.
+	authorize := realnet.JoinTable().Authorize
+	if opts.Security == SecurityCA {
+		authorize = func(p env.Peer, method string) error { return ca.Authorize(method, p) }
+	}
 	tr, err := realnet.NewTransport(realnet.TransportConfig{
-		ID: d.id, Addr: ident.addr, Role: ident.role, Token: ident.token, Loop: d.loop, TLS: opts.TLS,
-		Admit: realnet.AdmitFunc(d.admit), Authorize: realnet.JoinTable().Authorize, Logger: base,
+		ID: d.id, Addr: ident.addr, Role: ident.role, Token: ident.token, Loop: d.loop, TLS: d.tls,
+		Admit: realnet.AdmitFunc(d.admit), Authorize: authorize, Logger: base,
 	})
 	if err != nil {
 		return err
@@ -254,6 +309,7 @@ func (d *Daemon) start(ctx context.Context) error {
 			return
 		}
 		tr.SetHandler(d.node.Handle)
+		d.locked.Store(d.node.Locked())
 		d.refreshTick()
 	}); err != nil {
 		return err
@@ -262,7 +318,15 @@ func (d *Daemon) start(ctx context.Context) error {
 		return nerr
 	}
 
-	d.grpc = grpc.NewServer(realnet.ServerOptions(opts.TLS, 0, realnet.JoinTable().Authorize)...)
+	rpcAuthorize := realnet.JoinTable().Authorize
+	if opts.Security == SecurityCA {
+		rpcAuthorize = d.authorizeRPC
+	}
+	if d.locked.Load() {
+		d.log.Warn("locked: this manager's disk is sealed by the cluster's unlock key; it serves nothing until `swarmd unlock`",
+			"socket", SocketPath(opts.DataDir))
+	}
+	d.grpc = grpc.NewServer(realnet.ServerOptions(d.tls, 0, rpcAuthorize)...)
 	tr.Register(d.grpc)
 	rpc.RegisterControlServer(d.grpc, realnet.NewControlServer(d.loop, d.manager))
 	rpc.RegisterDaemonServer(d.grpc, &daemonServer{d: d})
@@ -271,6 +335,9 @@ func (d *Daemon) start(ctx context.Context) error {
 			d.log.Error("grpc server stopped", "err", err)
 		}
 	}()
+	if err := d.serveLocal(); err != nil {
+		return err
+	}
 	if opts.HTTPAddr != "" {
 		if err := d.serveHTTP(); err != nil {
 			return err
@@ -321,6 +388,11 @@ func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity
 				return identity{}, fmt.Errorf("data directory: root CA: %w", err)
 			}
 		}
+		creds, err := credentialsFromMeta(meta)
+		if err != nil {
+			return identity{}, fmt.Errorf("data directory: %w", err)
+		}
+		ident.creds = creds
 		ident.peers = &rpc.AddressBook{}
 		if err := proto.Unmarshal(meta[metaPeers], ident.peers); err != nil {
 			return identity{}, fmt.Errorf("data directory: peers: %w", err)
@@ -367,7 +439,7 @@ func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity
 		if err := ca.Provision(d.wal, creds); err != nil {
 			return identity{}, fmt.Errorf("data directory: %w", err)
 		}
-		ident.tokens, ident.rootCA = boot.Tokens, boot.RootCA()
+		ident.tokens, ident.rootCA, ident.creds = boot.Tokens, boot.RootCA(), creds
 		ident.token = ident.tokens.Manager
 	case ModeJoin:
 		resp, err := preflightJoin(ctx, opts, ident)
@@ -454,7 +526,14 @@ func preflightJoin(ctx context.Context, opts Options, ident identity) (*rpc.Join
 	if opts.JoinAddr == "" || opts.Token == "" {
 		return nil, errors.New("join: a manager address and a token are required")
 	}
-	conn, err := grpc.NewClient(opts.JoinAddr, realnet.DialOptions(opts.TLS, 0)...)
+	if opts.Security == SecurityCA {
+		// The token names the root the manager must chain to: one that
+		// does not parse can pin nothing.
+		if _, err := ca.ParseJoinToken(opts.Token); err != nil {
+			return nil, fmt.Errorf("join: invalid join token: %w", err)
+		}
+	}
+	conn, err := grpc.NewClient(opts.JoinAddr, realnet.DialOptions(joinTLS(opts), 0)...)
 	if err != nil {
 		return nil, fmt.Errorf("join %s: %w", opts.JoinAddr, err)
 	}
@@ -468,6 +547,12 @@ func preflightJoin(ctx context.Context, opts Options, ident identity) (*rpc.Join
 		ccancel()
 		if err == nil {
 			return resp, nil
+		}
+		if opts.Security == SecurityCA && strings.Contains(err.Error(), "handshake failed") {
+			// The manager's chain holds no root the token names: waiting
+			// changes nothing.
+			return nil, fmt.Errorf("join: the node at %s is not a manager of the cluster the token names (invalid join token, or a wrong address): %s",
+				opts.JoinAddr, status.Convert(err).Message())
 		}
 		switch status.Code(err) {
 		case codes.Unavailable, codes.DeadlineExceeded:
@@ -513,8 +598,16 @@ func (d *Daemon) nodeConfig(ident identity, log *slog.Logger) node.Config {
 			Name:      d.description().GetHostname(),
 			Managers:  d.knownManagers(ident),
 			// Without TLS the transport stamps admitted peers with the
-			// cluster this node's certificate names.
-			OnCertificate: func(cr *ca.Credentials) { d.tr.SetOrg(cr.Cert.Peer.Org) },
+			// cluster this node's certificate names. Under the CA, a new
+			// certificate (joined, renewed, promoted) is presented from
+			// the next handshake on: drop the connections made with the
+			// old one.
+			OnCertificate: func(cr *ca.Credentials) {
+				d.tr.SetOrg(cr.Cert.Peer.Org)
+				if d.nodeTLS != nil && d.nodeTLS.SetCredentials(cr) {
+					go d.tr.Reconnect()
+				}
+			},
 		},
 		Promotion:    &template,
 		Logger:       log,
@@ -622,6 +715,10 @@ func (d *Daemon) refreshLoop() {
 	if d.node == nil {
 		return
 	}
+	d.locked.Store(d.node.Locked())
+	if c := d.node.CA(); c != nil && d.nodeTLS != nil {
+		d.nodeTLS.SetRoots(c.Trust().Roots()) // both roots during a rotation
+	}
 	a := &admission{}
 	if m := d.node.Manager(); m != nil {
 		var ids []env.NodeID
@@ -706,6 +803,10 @@ func (d *Daemon) teardown() {
 	if d.tr != nil {
 		d.tr.Close() // our streams end, and with them the peers' handlers
 	}
+	if d.local != nil {
+		d.local.Stop()
+		os.Remove(SocketPath(d.opts.DataDir))
+	}
 	if d.grpc != nil {
 		// Unary calls in flight get a moment to answer; peers' streams
 		// into this node never end on their own, so the rest is cut.
@@ -731,4 +832,50 @@ func (d *Daemon) teardown() {
 			d.log.Warn("closing the WAL", "err", err)
 		}
 	}
+}
+
+// credentialsFromMeta reads the node's CA credentials from the WAL meta
+// (engine/ca keeps them there), nil when it has none yet. The meta is not
+// sealed: a locked manager still has its certificate, and serves its
+// local socket and TLS handshakes (and nothing else) until unlocked.
+func credentialsFromMeta(meta map[string][]byte) (*ca.Credentials, error) {
+	certPEM, keyPEM := meta[ca.MetaCert], meta[ca.MetaKey]
+	if len(certPEM) == 0 || len(keyPEM) == 0 {
+		return nil, nil
+	}
+	certs, err := ca.ParseCertsPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	key, err := ca.ParseKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	roots, err := ca.ParseCertsPEM(meta[ca.MetaRoots])
+	if err != nil {
+		return nil, fmt.Errorf("roots: %w", err)
+	}
+	cert, err := ca.NewCertificate(certs[0], certs[1:])
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	return &ca.Credentials{Cert: cert, Key: key, Roots: roots}, nil
+}
+
+// ReadCredentials reads the CA credentials of the stopped node whose data
+// directory is dir (nil when it has none): for inspection and tests; a
+// running daemon holds the directory (wal.ErrLocked).
+func ReadCredentials(dir string) (*ca.Credentials, error) {
+	loop := realnet.NewLoop()
+	defer func() { loop.Stop(); <-loop.Done() }()
+	w, err := wal.Open(filepath.Join(dir, "wal"), loop, wal.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open data directory %s: %w", dir, err)
+	}
+	defer w.Close()
+	disk, err := w.Load()
+	if err != nil {
+		return nil, fmt.Errorf("read data directory %s: %w", dir, err)
+	}
+	return credentialsFromMeta(disk.Meta)
 }

@@ -41,6 +41,10 @@ func (d *Daemon) status() *rpc.StatusResponse {
 	if d.node == nil {
 		return out
 	}
+	if d.node.Locked() {
+		out.Role, out.Locked = "manager", true
+		return out
+	}
 	a := d.node.Agent()
 	out.SessionManager = string(a.Manager())
 	out.SessionOpen = a.SessionID() != ""
@@ -140,7 +144,7 @@ func (d *Daemon) removeSelf(ctx context.Context, isLeader bool, leader env.NodeI
 	if !ok {
 		return status.Errorf(codes.Unavailable, "the leader %s has no known address", leader)
 	}
-	conn, err := grpc.NewClient(addr, realnet.DialOptions(d.opts.TLS, 0)...)
+	conn, err := grpc.NewClient(addr, realnet.DialOptions(d.tls, 0)...)
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "dial the leader at %s: %v", addr, err)
 	}

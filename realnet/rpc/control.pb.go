@@ -87,6 +87,236 @@ func (NodeEdit) EnumDescriptor() ([]byte, []int) {
 	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{0}
 }
 
+type UnlockKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnlockKey     string                 `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockKey) Reset() {
+	*x = UnlockKey{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockKey) ProtoMessage() {}
+
+func (x *UnlockKey) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockKey.ProtoReflect.Descriptor instead.
+func (*UnlockKey) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UnlockKey) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
+type SetAutolockRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Autolock bool                   `protobuf:"varint,1,opt,name=autolock,proto3" json:"autolock,omitempty"`
+	// key: a passphrase or a drawn key to use; empty draws one.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAutolockRequest) Reset() {
+	*x = SetAutolockRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAutolockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAutolockRequest) ProtoMessage() {}
+
+func (x *SetAutolockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAutolockRequest.ProtoReflect.Descriptor instead.
+func (*SetAutolockRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetAutolockRequest) GetAutolock() bool {
+	if x != nil {
+		return x.Autolock
+	}
+	return false
+}
+
+func (x *SetAutolockRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type RotateUnlockKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key: the new key or passphrase; empty draws one.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateUnlockKeyRequest) Reset() {
+	*x = RotateUnlockKeyRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateUnlockKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateUnlockKeyRequest) ProtoMessage() {}
+
+func (x *RotateUnlockKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateUnlockKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateUnlockKeyRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RotateUnlockKeyRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type RotateDataKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rotation      uint64                 `protobuf:"varint,1,opt,name=rotation,proto3" json:"rotation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateDataKeyResponse) Reset() {
+	*x = RotateDataKeyResponse{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateDataKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateDataKeyResponse) ProtoMessage() {}
+
+func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateDataKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateDataKeyResponse) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RotateDataKeyResponse) GetRotation() uint64 {
+	if x != nil {
+		return x.Rotation
+	}
+	return 0
+}
+
+type RotateJoinTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateJoinTokenRequest) Reset() {
+	*x = RotateJoinTokenRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateJoinTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateJoinTokenRequest) ProtoMessage() {}
+
+func (x *RotateJoinTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateJoinTokenRequest.ProtoReflect.Descriptor instead.
+func (*RotateJoinTokenRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RotateJoinTokenRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -95,7 +325,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[0]
+	mi := &file_realnet_rpc_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -107,7 +337,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[0]
+	mi := &file_realnet_rpc_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -120,7 +350,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{0}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{5}
 }
 
 // Ref names an object by ID or name.
@@ -133,7 +363,7 @@ type Ref struct {
 
 func (x *Ref) Reset() {
 	*x = Ref{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[1]
+	mi := &file_realnet_rpc_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +375,7 @@ func (x *Ref) String() string {
 func (*Ref) ProtoMessage() {}
 
 func (x *Ref) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[1]
+	mi := &file_realnet_rpc_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +388,7 @@ func (x *Ref) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ref.ProtoReflect.Descriptor instead.
 func (*Ref) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{1}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Ref) GetRef() string {
@@ -177,7 +407,7 @@ type ListByNameRequest struct {
 
 func (x *ListByNameRequest) Reset() {
 	*x = ListByNameRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[2]
+	mi := &file_realnet_rpc_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +419,7 @@ func (x *ListByNameRequest) String() string {
 func (*ListByNameRequest) ProtoMessage() {}
 
 func (x *ListByNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[2]
+	mi := &file_realnet_rpc_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +432,7 @@ func (x *ListByNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListByNameRequest.ProtoReflect.Descriptor instead.
 func (*ListByNameRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{2}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListByNameRequest) GetNamePrefix() string {
@@ -221,7 +451,7 @@ type CreateServiceRequest struct {
 
 func (x *CreateServiceRequest) Reset() {
 	*x = CreateServiceRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[3]
+	mi := &file_realnet_rpc_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -233,7 +463,7 @@ func (x *CreateServiceRequest) String() string {
 func (*CreateServiceRequest) ProtoMessage() {}
 
 func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[3]
+	mi := &file_realnet_rpc_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -246,7 +476,7 @@ func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{3}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateServiceRequest) GetSpec() *api.ServiceSpec {
@@ -268,7 +498,7 @@ type UpdateServiceRequest struct {
 
 func (x *UpdateServiceRequest) Reset() {
 	*x = UpdateServiceRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[4]
+	mi := &file_realnet_rpc_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +510,7 @@ func (x *UpdateServiceRequest) String() string {
 func (*UpdateServiceRequest) ProtoMessage() {}
 
 func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[4]
+	mi := &file_realnet_rpc_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +523,7 @@ func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{4}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateServiceRequest) GetRef() string {
@@ -327,7 +557,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[5]
+	mi := &file_realnet_rpc_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +569,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[5]
+	mi := &file_realnet_rpc_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +582,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{5}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScaleServiceRequest) GetRef() string {
@@ -379,7 +609,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[6]
+	mi := &file_realnet_rpc_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +621,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[6]
+	mi := &file_realnet_rpc_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +634,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{6}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListServicesRequest) GetNamePrefix() string {
@@ -434,7 +664,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[7]
+	mi := &file_realnet_rpc_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +676,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[7]
+	mi := &file_realnet_rpc_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +689,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{7}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ServiceStatus) GetServiceId() string {
@@ -501,7 +731,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[8]
+	mi := &file_realnet_rpc_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +743,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[8]
+	mi := &file_realnet_rpc_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +756,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{8}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListServicesResponse) GetServices() []*api.Service {
@@ -554,7 +784,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[9]
+	mi := &file_realnet_rpc_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +796,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[9]
+	mi := &file_realnet_rpc_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +809,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{9}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListTasksRequest) GetService() string {
@@ -612,7 +842,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[10]
+	mi := &file_realnet_rpc_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +854,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[10]
+	mi := &file_realnet_rpc_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +867,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{10}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListTasksResponse) GetTasks() []*api.Task {
@@ -659,7 +889,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[11]
+	mi := &file_realnet_rpc_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +901,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[11]
+	mi := &file_realnet_rpc_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +914,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{11}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListNodesRequest) GetNamePrefix() string {
@@ -724,7 +954,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[12]
+	mi := &file_realnet_rpc_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +966,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[12]
+	mi := &file_realnet_rpc_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +979,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{12}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListNodesResponse) GetNodes() []*api.Node {
@@ -771,7 +1001,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[13]
+	mi := &file_realnet_rpc_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +1013,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[13]
+	mi := &file_realnet_rpc_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1026,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{13}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateNodeRequest) GetRef() string {
@@ -837,7 +1067,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[14]
+	mi := &file_realnet_rpc_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1079,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[14]
+	mi := &file_realnet_rpc_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1092,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{14}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveNodeRequest) GetRef() string {
@@ -888,7 +1118,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[15]
+	mi := &file_realnet_rpc_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1130,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[15]
+	mi := &file_realnet_rpc_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1143,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{15}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*api.Secret {
@@ -932,7 +1162,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[16]
+	mi := &file_realnet_rpc_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1174,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[16]
+	mi := &file_realnet_rpc_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1187,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{16}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*api.Config {
@@ -976,7 +1206,7 @@ type ListNetworksResponse struct {
 
 func (x *ListNetworksResponse) Reset() {
 	*x = ListNetworksResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[17]
+	mi := &file_realnet_rpc_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1218,7 @@ func (x *ListNetworksResponse) String() string {
 func (*ListNetworksResponse) ProtoMessage() {}
 
 func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[17]
+	mi := &file_realnet_rpc_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1231,7 @@ func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{17}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListNetworksResponse) GetNetworks() []*api.Network {
@@ -1020,7 +1250,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[18]
+	mi := &file_realnet_rpc_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1262,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[18]
+	mi := &file_realnet_rpc_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1275,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{18}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KVGetRequest) GetKey() string {
@@ -1065,7 +1295,7 @@ type KVValue struct {
 
 func (x *KVValue) Reset() {
 	*x = KVValue{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[19]
+	mi := &file_realnet_rpc_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1307,7 @@ func (x *KVValue) String() string {
 func (*KVValue) ProtoMessage() {}
 
 func (x *KVValue) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[19]
+	mi := &file_realnet_rpc_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1320,7 @@ func (x *KVValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVValue.ProtoReflect.Descriptor instead.
 func (*KVValue) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{19}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KVValue) GetValue() string {
@@ -1110,7 +1340,7 @@ type KVPutRequest struct {
 
 func (x *KVPutRequest) Reset() {
 	*x = KVPutRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[20]
+	mi := &file_realnet_rpc_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1352,7 @@ func (x *KVPutRequest) String() string {
 func (*KVPutRequest) ProtoMessage() {}
 
 func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[20]
+	mi := &file_realnet_rpc_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1365,7 @@ func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutRequest.ProtoReflect.Descriptor instead.
 func (*KVPutRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{20}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KVPutRequest) GetKey() string {
@@ -1163,7 +1393,7 @@ type KVCASRequest struct {
 
 func (x *KVCASRequest) Reset() {
 	*x = KVCASRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[21]
+	mi := &file_realnet_rpc_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1405,7 @@ func (x *KVCASRequest) String() string {
 func (*KVCASRequest) ProtoMessage() {}
 
 func (x *KVCASRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[21]
+	mi := &file_realnet_rpc_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1418,7 @@ func (x *KVCASRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVCASRequest.ProtoReflect.Descriptor instead.
 func (*KVCASRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{21}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KVCASRequest) GetKey() string {
@@ -1221,7 +1451,7 @@ type KVCASResponse struct {
 
 func (x *KVCASResponse) Reset() {
 	*x = KVCASResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[22]
+	mi := &file_realnet_rpc_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1463,7 @@ func (x *KVCASResponse) String() string {
 func (*KVCASResponse) ProtoMessage() {}
 
 func (x *KVCASResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[22]
+	mi := &file_realnet_rpc_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1476,7 @@ func (x *KVCASResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVCASResponse.ProtoReflect.Descriptor instead.
 func (*KVCASResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{22}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KVCASResponse) GetSwapped() bool {
@@ -1254,6 +1484,50 @@ func (x *KVCASResponse) GetSwapped() bool {
 		return x.Swapped
 	}
 	return false
+}
+
+type UnlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockRequest) Reset() {
+	*x = UnlockRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockRequest) ProtoMessage() {}
+
+func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
+func (*UnlockRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UnlockRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
 }
 
 type RaftMemberStatus struct {
@@ -1269,7 +1543,7 @@ type RaftMemberStatus struct {
 
 func (x *RaftMemberStatus) Reset() {
 	*x = RaftMemberStatus{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[23]
+	mi := &file_realnet_rpc_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1555,7 @@ func (x *RaftMemberStatus) String() string {
 func (*RaftMemberStatus) ProtoMessage() {}
 
 func (x *RaftMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[23]
+	mi := &file_realnet_rpc_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1568,7 @@ func (x *RaftMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMemberStatus.ProtoReflect.Descriptor instead.
 func (*RaftMemberStatus) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{23}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RaftMemberStatus) GetRaftId() uint64 {
@@ -1350,16 +1624,19 @@ type StatusResponse struct {
 	SessionManager string `protobuf:"bytes,11,opt,name=session_manager,json=sessionManager,proto3" json:"session_manager,omitempty"`
 	SessionOpen    bool   `protobuf:"varint,12,opt,name=session_open,json=sessionOpen,proto3" json:"session_open,omitempty"`
 	// managers are the managers the agent knows.
-	Managers      []string `protobuf:"bytes,13,rep,name=managers,proto3" json:"managers,omitempty"`
-	DataDir       string   `protobuf:"bytes,14,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
-	ClusterId     string   `protobuf:"bytes,15,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Managers  []string `protobuf:"bytes,13,rep,name=managers,proto3" json:"managers,omitempty"`
+	DataDir   string   `protobuf:"bytes,14,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
+	ClusterId string   `protobuf:"bytes,15,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// locked: an autolocked manager that restarted and waits for
+	// `swarmd unlock`; it serves nothing else meanwhile.
+	Locked        bool `protobuf:"varint,16,opt,name=locked,proto3" json:"locked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[24]
+	mi := &file_realnet_rpc_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1648,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[24]
+	mi := &file_realnet_rpc_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1661,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{24}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1492,6 +1769,13 @@ func (x *StatusResponse) GetClusterId() string {
 	return ""
 }
 
+func (x *StatusResponse) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
 type LeaveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// force lets a manager leave: it is removed from raft first.
@@ -1502,7 +1786,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[25]
+	mi := &file_realnet_rpc_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1798,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[25]
+	mi := &file_realnet_rpc_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1811,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{25}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LeaveRequest) GetForce() bool {
@@ -1541,7 +1825,19 @@ var File_realnet_rpc_control_proto protoreflect.FileDescriptor
 
 const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\n" +
-	"\x19realnet/rpc/control.proto\x12\x05swarm\x1a\x18engine/api/objects.proto\"\a\n" +
+	"\x19realnet/rpc/control.proto\x12\x05swarm\x1a\x18engine/api/objects.proto\"*\n" +
+	"\tUnlockKey\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\x01 \x01(\tR\tunlockKey\"B\n" +
+	"\x12SetAutolockRequest\x12\x1a\n" +
+	"\bautolock\x18\x01 \x01(\bR\bautolock\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"*\n" +
+	"\x16RotateUnlockKeyRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"3\n" +
+	"\x15RotateDataKeyResponse\x12\x1a\n" +
+	"\brotation\x18\x01 \x01(\x04R\brotation\",\n" +
+	"\x16RotateJoinTokenRequest\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\"\a\n" +
 	"\x05Empty\"\x17\n" +
 	"\x03Ref\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"4\n" +
@@ -1616,13 +1912,15 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x03old\x18\x02 \x01(\tR\x03old\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\tR\x05value\")\n" +
 	"\rKVCASResponse\x12\x18\n" +
-	"\aswapped\x18\x01 \x01(\bR\aswapped\"\x8a\x01\n" +
+	"\aswapped\x18\x01 \x01(\bR\aswapped\"!\n" +
+	"\rUnlockRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"\x8a\x01\n" +
 	"\x10RaftMemberStatus\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04addr\x18\x03 \x01(\tR\x04addr\x12\x18\n" +
 	"\alearner\x18\x04 \x01(\bR\alearner\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xba\x03\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xd2\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
@@ -1640,7 +1938,8 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\bmanagers\x18\r \x03(\tR\bmanagers\x12\x19\n" +
 	"\bdata_dir\x18\x0e \x01(\tR\adataDir\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x0f \x01(\tR\tclusterId\"$\n" +
+	"cluster_id\x18\x0f \x01(\tR\tclusterId\x12\x16\n" +
+	"\x06locked\x18\x10 \x01(\bR\x06locked\"$\n" +
 	"\fLeaveRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force*\x8d\x01\n" +
 	"\bNodeEdit\x12\x12\n" +
@@ -1649,7 +1948,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x0fNODE_EDIT_PAUSE\x10\x02\x12\x16\n" +
 	"\x12NODE_EDIT_ACTIVATE\x10\x03\x12\x15\n" +
 	"\x11NODE_EDIT_PROMOTE\x10\x04\x12\x14\n" +
-	"\x10NODE_EDIT_DEMOTE\x10\x052\xf6\v\n" +
+	"\x10NODE_EDIT_DEMOTE\x10\x052\xd8\x0e\n" +
 	"\aControl\x12@\n" +
 	"\rCreateService\x12\x1b.swarm.CreateServiceRequest\x1a\x12.swarm.api.Service\x12@\n" +
 	"\rUpdateService\x12\x1b.swarm.UpdateServiceRequest\x1a\x12.swarm.api.Service\x12>\n" +
@@ -1693,14 +1992,21 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	".swarm.Ref\x1a\f.swarm.Empty\x12,\n" +
 	"\x05KVGet\x12\x13.swarm.KVGetRequest\x1a\x0e.swarm.KVValue\x12*\n" +
 	"\x05KVPut\x12\x13.swarm.KVPutRequest\x1a\f.swarm.Empty\x122\n" +
-	"\x05KVCAS\x12\x13.swarm.KVCASRequest\x1a\x14.swarm.KVCASResponse2\xc1\x01\n" +
+	"\x05KVCAS\x12\x13.swarm.KVCASRequest\x1a\x14.swarm.KVCASResponse\x12.\n" +
+	"\fGetUnlockKey\x12\f.swarm.Empty\x1a\x10.swarm.UnlockKey\x12:\n" +
+	"\vSetAutolock\x12\x19.swarm.SetAutolockRequest\x1a\x10.swarm.UnlockKey\x12B\n" +
+	"\x0fRotateUnlockKey\x12\x1d.swarm.RotateUnlockKeyRequest\x1a\x10.swarm.UnlockKey\x12;\n" +
+	"\rRotateDataKey\x12\f.swarm.Empty\x1a\x1c.swarm.RotateDataKeyResponse\x12G\n" +
+	"\x0fRotateJoinToken\x12\x1d.swarm.RotateJoinTokenRequest\x1a\x15.swarm.api.JoinTokens\x12*\n" +
+	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\xef\x01\n" +
 	"\x06Daemon\x12-\n" +
 	"\x06Status\x12\f.swarm.Empty\x1a\x15.swarm.StatusResponse\x121\n" +
 	"\n" +
 	"JoinTokens\x12\f.swarm.Empty\x1a\x15.swarm.api.JoinTokens\x12*\n" +
 	"\x05Leave\x12\x13.swarm.LeaveRequest\x1a\f.swarm.Empty\x12)\n" +
 	"\rRemoveManager\x12\n" +
-	".swarm.Ref\x1a\f.swarm.EmptyB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
+	".swarm.Ref\x1a\f.swarm.Empty\x12,\n" +
+	"\x06Unlock\x12\x14.swarm.UnlockRequest\x1a\f.swarm.EmptyB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
 
 var (
 	file_realnet_rpc_control_proto_rawDescOnce sync.Once
@@ -1715,135 +2021,155 @@ func file_realnet_rpc_control_proto_rawDescGZIP() []byte {
 }
 
 var file_realnet_rpc_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_realnet_rpc_control_proto_goTypes = []any{
-	(NodeEdit)(0),                // 0: swarm.NodeEdit
-	(*Empty)(nil),                // 1: swarm.Empty
-	(*Ref)(nil),                  // 2: swarm.Ref
-	(*ListByNameRequest)(nil),    // 3: swarm.ListByNameRequest
-	(*CreateServiceRequest)(nil), // 4: swarm.CreateServiceRequest
-	(*UpdateServiceRequest)(nil), // 5: swarm.UpdateServiceRequest
-	(*ScaleServiceRequest)(nil),  // 6: swarm.ScaleServiceRequest
-	(*ListServicesRequest)(nil),  // 7: swarm.ListServicesRequest
-	(*ServiceStatus)(nil),        // 8: swarm.ServiceStatus
-	(*ListServicesResponse)(nil), // 9: swarm.ListServicesResponse
-	(*ListTasksRequest)(nil),     // 10: swarm.ListTasksRequest
-	(*ListTasksResponse)(nil),    // 11: swarm.ListTasksResponse
-	(*ListNodesRequest)(nil),     // 12: swarm.ListNodesRequest
-	(*ListNodesResponse)(nil),    // 13: swarm.ListNodesResponse
-	(*UpdateNodeRequest)(nil),    // 14: swarm.UpdateNodeRequest
-	(*RemoveNodeRequest)(nil),    // 15: swarm.RemoveNodeRequest
-	(*ListSecretsResponse)(nil),  // 16: swarm.ListSecretsResponse
-	(*ListConfigsResponse)(nil),  // 17: swarm.ListConfigsResponse
-	(*ListNetworksResponse)(nil), // 18: swarm.ListNetworksResponse
-	(*KVGetRequest)(nil),         // 19: swarm.KVGetRequest
-	(*KVValue)(nil),              // 20: swarm.KVValue
-	(*KVPutRequest)(nil),         // 21: swarm.KVPutRequest
-	(*KVCASRequest)(nil),         // 22: swarm.KVCASRequest
-	(*KVCASResponse)(nil),        // 23: swarm.KVCASResponse
-	(*RaftMemberStatus)(nil),     // 24: swarm.RaftMemberStatus
-	(*StatusResponse)(nil),       // 25: swarm.StatusResponse
-	(*LeaveRequest)(nil),         // 26: swarm.LeaveRequest
-	nil,                          // 27: swarm.ListServicesRequest.LabelsEntry
-	nil,                          // 28: swarm.ListNodesRequest.LabelsEntry
-	(*api.ServiceSpec)(nil),      // 29: swarm.api.ServiceSpec
-	(*api.Service)(nil),          // 30: swarm.api.Service
-	(api.TaskState)(0),           // 31: swarm.api.TaskState
-	(*api.Task)(nil),             // 32: swarm.api.Task
-	(api.NodeRole)(0),            // 33: swarm.api.NodeRole
-	(*api.Node)(nil),             // 34: swarm.api.Node
-	(*api.NodeSpec)(nil),         // 35: swarm.api.NodeSpec
-	(*api.Secret)(nil),           // 36: swarm.api.Secret
-	(*api.Config)(nil),           // 37: swarm.api.Config
-	(*api.Network)(nil),          // 38: swarm.api.Network
-	(*api.SecretSpec)(nil),       // 39: swarm.api.SecretSpec
-	(*api.ConfigSpec)(nil),       // 40: swarm.api.ConfigSpec
-	(*api.NetworkSpec)(nil),      // 41: swarm.api.NetworkSpec
-	(*api.JoinTokens)(nil),       // 42: swarm.api.JoinTokens
+	(NodeEdit)(0),                  // 0: swarm.NodeEdit
+	(*UnlockKey)(nil),              // 1: swarm.UnlockKey
+	(*SetAutolockRequest)(nil),     // 2: swarm.SetAutolockRequest
+	(*RotateUnlockKeyRequest)(nil), // 3: swarm.RotateUnlockKeyRequest
+	(*RotateDataKeyResponse)(nil),  // 4: swarm.RotateDataKeyResponse
+	(*RotateJoinTokenRequest)(nil), // 5: swarm.RotateJoinTokenRequest
+	(*Empty)(nil),                  // 6: swarm.Empty
+	(*Ref)(nil),                    // 7: swarm.Ref
+	(*ListByNameRequest)(nil),      // 8: swarm.ListByNameRequest
+	(*CreateServiceRequest)(nil),   // 9: swarm.CreateServiceRequest
+	(*UpdateServiceRequest)(nil),   // 10: swarm.UpdateServiceRequest
+	(*ScaleServiceRequest)(nil),    // 11: swarm.ScaleServiceRequest
+	(*ListServicesRequest)(nil),    // 12: swarm.ListServicesRequest
+	(*ServiceStatus)(nil),          // 13: swarm.ServiceStatus
+	(*ListServicesResponse)(nil),   // 14: swarm.ListServicesResponse
+	(*ListTasksRequest)(nil),       // 15: swarm.ListTasksRequest
+	(*ListTasksResponse)(nil),      // 16: swarm.ListTasksResponse
+	(*ListNodesRequest)(nil),       // 17: swarm.ListNodesRequest
+	(*ListNodesResponse)(nil),      // 18: swarm.ListNodesResponse
+	(*UpdateNodeRequest)(nil),      // 19: swarm.UpdateNodeRequest
+	(*RemoveNodeRequest)(nil),      // 20: swarm.RemoveNodeRequest
+	(*ListSecretsResponse)(nil),    // 21: swarm.ListSecretsResponse
+	(*ListConfigsResponse)(nil),    // 22: swarm.ListConfigsResponse
+	(*ListNetworksResponse)(nil),   // 23: swarm.ListNetworksResponse
+	(*KVGetRequest)(nil),           // 24: swarm.KVGetRequest
+	(*KVValue)(nil),                // 25: swarm.KVValue
+	(*KVPutRequest)(nil),           // 26: swarm.KVPutRequest
+	(*KVCASRequest)(nil),           // 27: swarm.KVCASRequest
+	(*KVCASResponse)(nil),          // 28: swarm.KVCASResponse
+	(*UnlockRequest)(nil),          // 29: swarm.UnlockRequest
+	(*RaftMemberStatus)(nil),       // 30: swarm.RaftMemberStatus
+	(*StatusResponse)(nil),         // 31: swarm.StatusResponse
+	(*LeaveRequest)(nil),           // 32: swarm.LeaveRequest
+	nil,                            // 33: swarm.ListServicesRequest.LabelsEntry
+	nil,                            // 34: swarm.ListNodesRequest.LabelsEntry
+	(*api.ServiceSpec)(nil),        // 35: swarm.api.ServiceSpec
+	(*api.Service)(nil),            // 36: swarm.api.Service
+	(api.TaskState)(0),             // 37: swarm.api.TaskState
+	(*api.Task)(nil),               // 38: swarm.api.Task
+	(api.NodeRole)(0),              // 39: swarm.api.NodeRole
+	(*api.Node)(nil),               // 40: swarm.api.Node
+	(*api.NodeSpec)(nil),           // 41: swarm.api.NodeSpec
+	(*api.Secret)(nil),             // 42: swarm.api.Secret
+	(*api.Config)(nil),             // 43: swarm.api.Config
+	(*api.Network)(nil),            // 44: swarm.api.Network
+	(*api.SecretSpec)(nil),         // 45: swarm.api.SecretSpec
+	(*api.ConfigSpec)(nil),         // 46: swarm.api.ConfigSpec
+	(*api.NetworkSpec)(nil),        // 47: swarm.api.NetworkSpec
+	(*api.JoinTokens)(nil),         // 48: swarm.api.JoinTokens
 }
 var file_realnet_rpc_control_proto_depIdxs = []int32{
-	29, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	29, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	27, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
-	30, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
-	8,  // 4: swarm.ListServicesResponse.statuses:type_name -> swarm.ServiceStatus
-	31, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
-	32, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
-	33, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
-	28, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
-	34, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
-	35, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
+	35, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	35, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	33, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
+	36, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
+	13, // 4: swarm.ListServicesResponse.statuses:type_name -> swarm.ServiceStatus
+	37, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
+	38, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
+	39, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
+	34, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
+	40, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
+	41, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
 	0,  // 11: swarm.UpdateNodeRequest.edit:type_name -> swarm.NodeEdit
-	36, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
-	37, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
-	38, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
-	24, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
-	4,  // 16: swarm.Control.CreateService:input_type -> swarm.CreateServiceRequest
-	5,  // 17: swarm.Control.UpdateService:input_type -> swarm.UpdateServiceRequest
-	6,  // 18: swarm.Control.ScaleService:input_type -> swarm.ScaleServiceRequest
-	2,  // 19: swarm.Control.RollbackService:input_type -> swarm.Ref
-	2,  // 20: swarm.Control.RemoveService:input_type -> swarm.Ref
-	2,  // 21: swarm.Control.GetService:input_type -> swarm.Ref
-	7,  // 22: swarm.Control.ListServices:input_type -> swarm.ListServicesRequest
-	2,  // 23: swarm.Control.GetTask:input_type -> swarm.Ref
-	10, // 24: swarm.Control.ListTasks:input_type -> swarm.ListTasksRequest
-	2,  // 25: swarm.Control.GetNode:input_type -> swarm.Ref
-	12, // 26: swarm.Control.ListNodes:input_type -> swarm.ListNodesRequest
-	14, // 27: swarm.Control.UpdateNode:input_type -> swarm.UpdateNodeRequest
-	15, // 28: swarm.Control.RemoveNode:input_type -> swarm.RemoveNodeRequest
-	39, // 29: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
-	2,  // 30: swarm.Control.GetSecret:input_type -> swarm.Ref
-	3,  // 31: swarm.Control.ListSecrets:input_type -> swarm.ListByNameRequest
-	2,  // 32: swarm.Control.RemoveSecret:input_type -> swarm.Ref
-	40, // 33: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
-	2,  // 34: swarm.Control.GetConfig:input_type -> swarm.Ref
-	3,  // 35: swarm.Control.ListConfigs:input_type -> swarm.ListByNameRequest
-	2,  // 36: swarm.Control.RemoveConfig:input_type -> swarm.Ref
-	41, // 37: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
-	2,  // 38: swarm.Control.GetNetwork:input_type -> swarm.Ref
-	3,  // 39: swarm.Control.ListNetworks:input_type -> swarm.ListByNameRequest
-	2,  // 40: swarm.Control.RemoveNetwork:input_type -> swarm.Ref
-	19, // 41: swarm.Control.KVGet:input_type -> swarm.KVGetRequest
-	21, // 42: swarm.Control.KVPut:input_type -> swarm.KVPutRequest
-	22, // 43: swarm.Control.KVCAS:input_type -> swarm.KVCASRequest
-	1,  // 44: swarm.Daemon.Status:input_type -> swarm.Empty
-	1,  // 45: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
-	26, // 46: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
-	2,  // 47: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
-	30, // 48: swarm.Control.CreateService:output_type -> swarm.api.Service
-	30, // 49: swarm.Control.UpdateService:output_type -> swarm.api.Service
-	30, // 50: swarm.Control.ScaleService:output_type -> swarm.api.Service
-	30, // 51: swarm.Control.RollbackService:output_type -> swarm.api.Service
-	1,  // 52: swarm.Control.RemoveService:output_type -> swarm.Empty
-	30, // 53: swarm.Control.GetService:output_type -> swarm.api.Service
-	9,  // 54: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
-	32, // 55: swarm.Control.GetTask:output_type -> swarm.api.Task
-	11, // 56: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
-	34, // 57: swarm.Control.GetNode:output_type -> swarm.api.Node
-	13, // 58: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
-	34, // 59: swarm.Control.UpdateNode:output_type -> swarm.api.Node
-	1,  // 60: swarm.Control.RemoveNode:output_type -> swarm.Empty
-	36, // 61: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
-	36, // 62: swarm.Control.GetSecret:output_type -> swarm.api.Secret
-	16, // 63: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
-	1,  // 64: swarm.Control.RemoveSecret:output_type -> swarm.Empty
-	37, // 65: swarm.Control.CreateConfig:output_type -> swarm.api.Config
-	37, // 66: swarm.Control.GetConfig:output_type -> swarm.api.Config
-	17, // 67: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
-	1,  // 68: swarm.Control.RemoveConfig:output_type -> swarm.Empty
-	38, // 69: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
-	38, // 70: swarm.Control.GetNetwork:output_type -> swarm.api.Network
-	18, // 71: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
-	1,  // 72: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
-	20, // 73: swarm.Control.KVGet:output_type -> swarm.KVValue
-	1,  // 74: swarm.Control.KVPut:output_type -> swarm.Empty
-	23, // 75: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
-	25, // 76: swarm.Daemon.Status:output_type -> swarm.StatusResponse
-	42, // 77: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
-	1,  // 78: swarm.Daemon.Leave:output_type -> swarm.Empty
-	1,  // 79: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
-	48, // [48:80] is the sub-list for method output_type
-	16, // [16:48] is the sub-list for method input_type
+	42, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
+	43, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
+	44, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
+	30, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
+	9,  // 16: swarm.Control.CreateService:input_type -> swarm.CreateServiceRequest
+	10, // 17: swarm.Control.UpdateService:input_type -> swarm.UpdateServiceRequest
+	11, // 18: swarm.Control.ScaleService:input_type -> swarm.ScaleServiceRequest
+	7,  // 19: swarm.Control.RollbackService:input_type -> swarm.Ref
+	7,  // 20: swarm.Control.RemoveService:input_type -> swarm.Ref
+	7,  // 21: swarm.Control.GetService:input_type -> swarm.Ref
+	12, // 22: swarm.Control.ListServices:input_type -> swarm.ListServicesRequest
+	7,  // 23: swarm.Control.GetTask:input_type -> swarm.Ref
+	15, // 24: swarm.Control.ListTasks:input_type -> swarm.ListTasksRequest
+	7,  // 25: swarm.Control.GetNode:input_type -> swarm.Ref
+	17, // 26: swarm.Control.ListNodes:input_type -> swarm.ListNodesRequest
+	19, // 27: swarm.Control.UpdateNode:input_type -> swarm.UpdateNodeRequest
+	20, // 28: swarm.Control.RemoveNode:input_type -> swarm.RemoveNodeRequest
+	45, // 29: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
+	7,  // 30: swarm.Control.GetSecret:input_type -> swarm.Ref
+	8,  // 31: swarm.Control.ListSecrets:input_type -> swarm.ListByNameRequest
+	7,  // 32: swarm.Control.RemoveSecret:input_type -> swarm.Ref
+	46, // 33: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
+	7,  // 34: swarm.Control.GetConfig:input_type -> swarm.Ref
+	8,  // 35: swarm.Control.ListConfigs:input_type -> swarm.ListByNameRequest
+	7,  // 36: swarm.Control.RemoveConfig:input_type -> swarm.Ref
+	47, // 37: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
+	7,  // 38: swarm.Control.GetNetwork:input_type -> swarm.Ref
+	8,  // 39: swarm.Control.ListNetworks:input_type -> swarm.ListByNameRequest
+	7,  // 40: swarm.Control.RemoveNetwork:input_type -> swarm.Ref
+	24, // 41: swarm.Control.KVGet:input_type -> swarm.KVGetRequest
+	26, // 42: swarm.Control.KVPut:input_type -> swarm.KVPutRequest
+	27, // 43: swarm.Control.KVCAS:input_type -> swarm.KVCASRequest
+	6,  // 44: swarm.Control.GetUnlockKey:input_type -> swarm.Empty
+	2,  // 45: swarm.Control.SetAutolock:input_type -> swarm.SetAutolockRequest
+	3,  // 46: swarm.Control.RotateUnlockKey:input_type -> swarm.RotateUnlockKeyRequest
+	6,  // 47: swarm.Control.RotateDataKey:input_type -> swarm.Empty
+	5,  // 48: swarm.Control.RotateJoinToken:input_type -> swarm.RotateJoinTokenRequest
+	6,  // 49: swarm.Control.RotateRootCA:input_type -> swarm.Empty
+	6,  // 50: swarm.Daemon.Status:input_type -> swarm.Empty
+	6,  // 51: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
+	32, // 52: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
+	7,  // 53: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
+	29, // 54: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
+	36, // 55: swarm.Control.CreateService:output_type -> swarm.api.Service
+	36, // 56: swarm.Control.UpdateService:output_type -> swarm.api.Service
+	36, // 57: swarm.Control.ScaleService:output_type -> swarm.api.Service
+	36, // 58: swarm.Control.RollbackService:output_type -> swarm.api.Service
+	6,  // 59: swarm.Control.RemoveService:output_type -> swarm.Empty
+	36, // 60: swarm.Control.GetService:output_type -> swarm.api.Service
+	14, // 61: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
+	38, // 62: swarm.Control.GetTask:output_type -> swarm.api.Task
+	16, // 63: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
+	40, // 64: swarm.Control.GetNode:output_type -> swarm.api.Node
+	18, // 65: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
+	40, // 66: swarm.Control.UpdateNode:output_type -> swarm.api.Node
+	6,  // 67: swarm.Control.RemoveNode:output_type -> swarm.Empty
+	42, // 68: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
+	42, // 69: swarm.Control.GetSecret:output_type -> swarm.api.Secret
+	21, // 70: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
+	6,  // 71: swarm.Control.RemoveSecret:output_type -> swarm.Empty
+	43, // 72: swarm.Control.CreateConfig:output_type -> swarm.api.Config
+	43, // 73: swarm.Control.GetConfig:output_type -> swarm.api.Config
+	22, // 74: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
+	6,  // 75: swarm.Control.RemoveConfig:output_type -> swarm.Empty
+	44, // 76: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
+	44, // 77: swarm.Control.GetNetwork:output_type -> swarm.api.Network
+	23, // 78: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
+	6,  // 79: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
+	25, // 80: swarm.Control.KVGet:output_type -> swarm.KVValue
+	6,  // 81: swarm.Control.KVPut:output_type -> swarm.Empty
+	28, // 82: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
+	1,  // 83: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
+	1,  // 84: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
+	1,  // 85: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
+	4,  // 86: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
+	48, // 87: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
+	6,  // 88: swarm.Control.RotateRootCA:output_type -> swarm.Empty
+	31, // 89: swarm.Daemon.Status:output_type -> swarm.StatusResponse
+	48, // 90: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
+	6,  // 91: swarm.Daemon.Leave:output_type -> swarm.Empty
+	6,  // 92: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
+	6,  // 93: swarm.Daemon.Unlock:output_type -> swarm.Empty
+	55, // [55:94] is the sub-list for method output_type
+	16, // [16:55] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1860,7 +2186,7 @@ func file_realnet_rpc_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_realnet_rpc_control_proto_rawDesc), len(file_realnet_rpc_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

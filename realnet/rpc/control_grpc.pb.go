@@ -53,6 +53,12 @@ const (
 	Control_KVGet_FullMethodName           = "/swarm.Control/KVGet"
 	Control_KVPut_FullMethodName           = "/swarm.Control/KVPut"
 	Control_KVCAS_FullMethodName           = "/swarm.Control/KVCAS"
+	Control_GetUnlockKey_FullMethodName    = "/swarm.Control/GetUnlockKey"
+	Control_SetAutolock_FullMethodName     = "/swarm.Control/SetAutolock"
+	Control_RotateUnlockKey_FullMethodName = "/swarm.Control/RotateUnlockKey"
+	Control_RotateDataKey_FullMethodName   = "/swarm.Control/RotateDataKey"
+	Control_RotateJoinToken_FullMethodName = "/swarm.Control/RotateJoinToken"
+	Control_RotateRootCA_FullMethodName    = "/swarm.Control/RotateRootCA"
 )
 
 // ControlClient is the client API for Control service.
@@ -91,6 +97,19 @@ type ControlClient interface {
 	KVGet(ctx context.Context, in *KVGetRequest, opts ...grpc.CallOption) (*KVValue, error)
 	KVPut(ctx context.Context, in *KVPutRequest, opts ...grpc.CallOption) (*Empty, error)
 	KVCAS(ctx context.Context, in *KVCASRequest, opts ...grpc.CallOption) (*KVCASResponse, error)
+	// Autolock and the keys of encryption at rest (engine/controlapi
+	// autolock.go): the unlock key in force, "" when autolock is off.
+	GetUnlockKey(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*UnlockKey, error)
+	SetAutolock(ctx context.Context, in *SetAutolockRequest, opts ...grpc.CallOption) (*UnlockKey, error)
+	RotateUnlockKey(ctx context.Context, in *RotateUnlockKeyRequest, opts ...grpc.CallOption) (*UnlockKey, error)
+	RotateDataKey(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*RotateDataKeyResponse, error)
+	// RotateJoinToken replaces one join token (role "worker" or
+	// "manager"); the old one admits nobody from then on.
+	RotateJoinToken(ctx context.Context, in *RotateJoinTokenRequest, opts ...grpc.CallOption) (*api.JoinTokens, error)
+	// RotateRootCA starts a root rotation (engine/ca): a new root,
+	// cross-signed by the old one; it finishes, with new join tokens, once
+	// every live node holds a certificate of the new root.
+	RotateRootCA(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type controlClient struct {
@@ -381,6 +400,66 @@ func (c *controlClient) KVCAS(ctx context.Context, in *KVCASRequest, opts ...grp
 	return out, nil
 }
 
+func (c *controlClient) GetUnlockKey(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*UnlockKey, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockKey)
+	err := c.cc.Invoke(ctx, Control_GetUnlockKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) SetAutolock(ctx context.Context, in *SetAutolockRequest, opts ...grpc.CallOption) (*UnlockKey, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockKey)
+	err := c.cc.Invoke(ctx, Control_SetAutolock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) RotateUnlockKey(ctx context.Context, in *RotateUnlockKeyRequest, opts ...grpc.CallOption) (*UnlockKey, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockKey)
+	err := c.cc.Invoke(ctx, Control_RotateUnlockKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) RotateDataKey(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*RotateDataKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateDataKeyResponse)
+	err := c.cc.Invoke(ctx, Control_RotateDataKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) RotateJoinToken(ctx context.Context, in *RotateJoinTokenRequest, opts ...grpc.CallOption) (*api.JoinTokens, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(api.JoinTokens)
+	err := c.cc.Invoke(ctx, Control_RotateJoinToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) RotateRootCA(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Control_RotateRootCA_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -417,6 +496,19 @@ type ControlServer interface {
 	KVGet(context.Context, *KVGetRequest) (*KVValue, error)
 	KVPut(context.Context, *KVPutRequest) (*Empty, error)
 	KVCAS(context.Context, *KVCASRequest) (*KVCASResponse, error)
+	// Autolock and the keys of encryption at rest (engine/controlapi
+	// autolock.go): the unlock key in force, "" when autolock is off.
+	GetUnlockKey(context.Context, *Empty) (*UnlockKey, error)
+	SetAutolock(context.Context, *SetAutolockRequest) (*UnlockKey, error)
+	RotateUnlockKey(context.Context, *RotateUnlockKeyRequest) (*UnlockKey, error)
+	RotateDataKey(context.Context, *Empty) (*RotateDataKeyResponse, error)
+	// RotateJoinToken replaces one join token (role "worker" or
+	// "manager"); the old one admits nobody from then on.
+	RotateJoinToken(context.Context, *RotateJoinTokenRequest) (*api.JoinTokens, error)
+	// RotateRootCA starts a root rotation (engine/ca): a new root,
+	// cross-signed by the old one; it finishes, with new join tokens, once
+	// every live node holds a certificate of the new root.
+	RotateRootCA(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -510,6 +602,24 @@ func (UnimplementedControlServer) KVPut(context.Context, *KVPutRequest) (*Empty,
 }
 func (UnimplementedControlServer) KVCAS(context.Context, *KVCASRequest) (*KVCASResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method KVCAS not implemented")
+}
+func (UnimplementedControlServer) GetUnlockKey(context.Context, *Empty) (*UnlockKey, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUnlockKey not implemented")
+}
+func (UnimplementedControlServer) SetAutolock(context.Context, *SetAutolockRequest) (*UnlockKey, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetAutolock not implemented")
+}
+func (UnimplementedControlServer) RotateUnlockKey(context.Context, *RotateUnlockKeyRequest) (*UnlockKey, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateUnlockKey not implemented")
+}
+func (UnimplementedControlServer) RotateDataKey(context.Context, *Empty) (*RotateDataKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateDataKey not implemented")
+}
+func (UnimplementedControlServer) RotateJoinToken(context.Context, *RotateJoinTokenRequest) (*api.JoinTokens, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateJoinToken not implemented")
+}
+func (UnimplementedControlServer) RotateRootCA(context.Context, *Empty) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateRootCA not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -1036,6 +1146,114 @@ func _Control_KVCAS_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_GetUnlockKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).GetUnlockKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_GetUnlockKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).GetUnlockKey(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_SetAutolock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAutolockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).SetAutolock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_SetAutolock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).SetAutolock(ctx, req.(*SetAutolockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_RotateUnlockKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateUnlockKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RotateUnlockKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_RotateUnlockKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RotateUnlockKey(ctx, req.(*RotateUnlockKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_RotateDataKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RotateDataKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_RotateDataKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RotateDataKey(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_RotateJoinToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateJoinTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RotateJoinToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_RotateJoinToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RotateJoinToken(ctx, req.(*RotateJoinTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_RotateRootCA_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RotateRootCA(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_RotateRootCA_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RotateRootCA(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1155,6 +1373,30 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "KVCAS",
 			Handler:    _Control_KVCAS_Handler,
 		},
+		{
+			MethodName: "GetUnlockKey",
+			Handler:    _Control_GetUnlockKey_Handler,
+		},
+		{
+			MethodName: "SetAutolock",
+			Handler:    _Control_SetAutolock_Handler,
+		},
+		{
+			MethodName: "RotateUnlockKey",
+			Handler:    _Control_RotateUnlockKey_Handler,
+		},
+		{
+			MethodName: "RotateDataKey",
+			Handler:    _Control_RotateDataKey_Handler,
+		},
+		{
+			MethodName: "RotateJoinToken",
+			Handler:    _Control_RotateJoinToken_Handler,
+		},
+		{
+			MethodName: "RotateRootCA",
+			Handler:    _Control_RotateRootCA_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "realnet/rpc/control.proto",
@@ -1165,6 +1407,7 @@ const (
 	Daemon_JoinTokens_FullMethodName    = "/swarm.Daemon/JoinTokens"
 	Daemon_Leave_FullMethodName         = "/swarm.Daemon/Leave"
 	Daemon_RemoveManager_FullMethodName = "/swarm.Daemon/RemoveManager"
+	Daemon_Unlock_FullMethodName        = "/swarm.Daemon/Unlock"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -1180,6 +1423,9 @@ type DaemonClient interface {
 	// RemoveManager takes a manager out of the raft group; it must reach
 	// the leader (a manager leaving with force asks the leader through it).
 	RemoveManager(ctx context.Context, in *Ref, opts ...grpc.CallOption) (*Empty, error)
+	// Unlock gives a locked manager (autolock) the cluster's unlock key;
+	// served on the node's local socket only.
+	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type daemonClient struct {
@@ -1230,6 +1476,16 @@ func (c *daemonClient) RemoveManager(ctx context.Context, in *Ref, opts ...grpc.
 	return out, nil
 }
 
+func (c *daemonClient) Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Daemon_Unlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -1243,6 +1499,9 @@ type DaemonServer interface {
 	// RemoveManager takes a manager out of the raft group; it must reach
 	// the leader (a manager leaving with force asks the leader through it).
 	RemoveManager(context.Context, *Ref) (*Empty, error)
+	// Unlock gives a locked manager (autolock) the cluster's unlock key;
+	// served on the node's local socket only.
+	Unlock(context.Context, *UnlockRequest) (*Empty, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -1264,6 +1523,9 @@ func (UnimplementedDaemonServer) Leave(context.Context, *LeaveRequest) (*Empty, 
 }
 func (UnimplementedDaemonServer) RemoveManager(context.Context, *Ref) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveManager not implemented")
+}
+func (UnimplementedDaemonServer) Unlock(context.Context, *UnlockRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unlock not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1358,6 +1620,24 @@ func _Daemon_RemoveManager_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_Unlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Unlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Unlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Unlock(ctx, req.(*UnlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1380,6 +1660,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveManager",
 			Handler:    _Daemon_RemoveManager_Handler,
+		},
+		{
+			MethodName: "Unlock",
+			Handler:    _Daemon_Unlock_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
