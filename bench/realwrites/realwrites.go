@@ -210,6 +210,7 @@ func Measure(ctx context.Context, cfg Config) (*Result, error) {
 
 type cluster struct {
 	daemons []*daemon.Daemon
+	dirs    []string // their data directories
 	conns   []*grpc.ClientConn
 }
 
@@ -250,6 +251,7 @@ func startCluster(ctx context.Context, dir string, managers int) (*cluster, erro
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		c.daemons = append(c.daemons, d)
+		c.dirs = append(c.dirs, filepath.Join(dir, name))
 		return nil
 	}
 	if err := start(0, daemon.ModeInit, "", ""); err != nil {
@@ -274,9 +276,20 @@ func startCluster(ctx context.Context, dir string, managers int) (*cluster, erro
 	return c, nil
 }
 
+// dial connects to daemon i's local socket, as its CLI does (the network
+// port serves only callers with a certificate of the cluster; the
+// managers' raft traffic between themselves stays on mutual TLS).
+func (c *cluster) dial(i int) (*grpc.ClientConn, error) {
+	sock, err := filepath.Abs(daemon.SocketPath(c.dirs[i]))
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient("unix://"+sock, realnet.DialOptions(nil, 0)...)
+}
+
 // conn returns a client connection to daemon i.
 func (c *cluster) conn(i int) (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient(c.daemons[i].Addr(), realnet.DialOptions(nil, 0)...)
+	cc, err := c.dial(i)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +320,7 @@ func (c *cluster) waitReady(ctx context.Context, voters int) (int, error) {
 func (c *cluster) ready(ctx context.Context, voters int) (int, error) {
 	leader := -1
 	for i, d := range c.daemons {
-		cc, err := grpc.NewClient(d.Addr(), realnet.DialOptions(nil, 0)...)
+		cc, err := c.dial(i)
 		if err != nil {
 			return 0, err
 		}
@@ -334,7 +347,7 @@ func (c *cluster) ready(ctx context.Context, voters int) (int, error) {
 	if leader < 0 {
 		return 0, errors.New("no leader")
 	}
-	cc, err := grpc.NewClient(c.daemons[leader].Addr(), realnet.DialOptions(nil, 0)...)
+	cc, err := c.dial(leader)
 	if err != nil {
 		return 0, err
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/swarmsim/swarmsim/realnet"
+	"github.com/swarmsim/swarmsim/realnet/daemon"
 	"github.com/swarmsim/swarmsim/realnet/rpc"
 )
 
@@ -61,7 +62,13 @@ type kvConn struct {
 
 func dialKV(t *testing.T, p *proc) *kvConn {
 	t.Helper()
-	conn, err := grpc.NewClient(p.addr, realnet.DialOptions(nil, 0)...)
+	// The daemon's own socket: its network port serves only callers with
+	// a certificate of the cluster.
+	sock, err := filepath.Abs(daemon.SocketPath(p.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("unix://"+sock, realnet.DialOptions(nil, 0)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +194,7 @@ func checkWrites(t *testing.T, c *kvConn, log []write) (acked, ambiguous int) {
 		go func() {
 			defer wg.Done()
 			for w := range jobs {
-				got, err := readKey(c, w.key)
+				got, err := kvReadBack(c, w.key)
 				var problem string
 				switch {
 				case err != nil:
@@ -227,7 +234,7 @@ func checkWrites(t *testing.T, c *kvConn, log []write) (acked, ambiguous int) {
 
 // readKey reads a key linearizably, retrying while the cluster settles
 // (a read has no effect, so retrying is safe).
-func readKey(c *kvConn, key string) (string, error) {
+func kvReadBack(c *kvConn, key string) (string, error) {
 	var err error
 	for range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
