@@ -119,10 +119,61 @@ func LinePlot(title, xLabel, yLabel string, logX, logY bool, series []Series, fi
 		if logY {
 			setLog(&p.Y)
 		}
-		p.Legend.Top = true
-		p.Legend.Left = true
+		// Room on the right for the last tick's label, which is centred
+		// on the axis's end.
+		if logX {
+			p.X.Max *= 1.25
+		} else {
+			p.X.Max += 0.04 * (p.X.Max - p.X.Min)
+		}
+		p.Legend.Top, p.Legend.Left = emptiestCorner(p, series, logX, logY)
 		return render(p)
 	}}
+}
+
+// emptiestCorner picks the corner of the plot with the fewest points of
+// series in it, so that the legend covers no data; top left on a tie.
+func emptiestCorner(p *plot.Plot, series []Series, logX, logY bool) (top, left bool) {
+	norm := func(v, lo, hi float64, log bool) float64 {
+		if log {
+			if v <= 0 || lo <= 0 {
+				return 0
+			}
+			v, lo, hi = math.Log(v), math.Log(lo), math.Log(hi)
+		}
+		if hi <= lo {
+			return 0.5
+		}
+		return (v - lo) / (hi - lo)
+	}
+	// A corner is the outer 40% of each axis: about what a legend of a
+	// few entries takes.
+	const reach = 0.4
+	best, bestN := [2]bool{true, true}, math.MaxInt
+	for _, c := range [][2]bool{{true, true}, {true, false}, {false, true}, {false, false}} {
+		n := 0
+		for _, s := range series {
+			for j := range s.X {
+				x := norm(s.X[j], p.X.Min, p.X.Max, logX)
+				y := norm(s.Y[j], p.Y.Min, p.Y.Max, logY)
+				inX := x <= reach
+				if !c[1] {
+					inX = x >= 1-reach
+				}
+				inY := y >= 1-reach
+				if !c[0] {
+					inY = y <= reach
+				}
+				if inX && inY {
+					n++
+				}
+			}
+		}
+		if n < bestN {
+			best, bestN = c, n
+		}
+	}
+	return best[0], best[1]
 }
 
 // BarGroup is one group of bars along the x axis.
