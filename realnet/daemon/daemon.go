@@ -72,6 +72,10 @@ type Options struct {
 	// TLS, when set, secures every connection; without it swarmd listens
 	// on loopback only.
 	TLS *realnet.TLSConfig
+	// InsecurePrivateNetwork lets a node without TLS listen on private
+	// addresses too (realnet.CheckListenPrivate): for nodes in containers
+	// on Docker networks a test or `swarmsim run --real` created.
+	InsecurePrivateNetwork bool
 
 	// Raft and dispatcher timing (zero: the engine's defaults).
 	RaftTick        time.Duration
@@ -166,7 +170,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, errors.New("swarmd: a data directory and a listen address are required")
 	}
 	if opts.Listen != "" {
-		if err := realnet.CheckListen(opts.Listen, serverTLS(opts.TLS)); err != nil {
+		if err := checkListen(opts); err != nil {
 			return nil, err
 		}
 	}
@@ -182,6 +186,19 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// checkListen applies the listen rule: loopback only without TLS, or
+// private addresses too with InsecurePrivateNetwork.
+func checkListen(opts Options) error {
+	if !opts.InsecurePrivateNetwork {
+		return realnet.CheckListen(opts.Listen, serverTLS(opts.TLS))
+	}
+	ifaces, err := net.InterfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("listing this machine's addresses: %w", err)
+	}
+	return realnet.CheckListenPrivate(opts.Listen, serverTLS(opts.TLS), ifaces)
 }
 
 func serverTLS(t *realnet.TLSConfig) *tls.Config {
@@ -211,7 +228,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.opts.Listen == "" {
 		// Resuming without --listen: where the node listened before.
 		d.opts.Listen = ident.listen
-		if err := realnet.CheckListen(d.opts.Listen, serverTLS(opts.TLS)); err != nil {
+		if err := checkListen(d.opts); err != nil {
 			return err
 		}
 	}
