@@ -148,6 +148,24 @@ func scenarioImages(sc *Scenario) map[string]docker.Behaviour {
 	return out
 }
 
+// RealImagesFor is the image set real mode builds for the given files,
+// labelled and named under run: the swarmd image and one workload image
+// per image the files name. Options.RealImages takes a set built once
+// for several runs.
+func RealImagesFor(run string, scs ...*Scenario) *realcluster.Images {
+	im := &realcluster.Images{Run: run, Swarmd: "swarmsim-" + run + "/swarmd:latest", Workloads: map[string]docker.Behaviour{}}
+	for _, sc := range scs {
+		for img, b := range scenarioImages(sc) {
+			im.Workloads[realImage(run, img)] = b
+		}
+	}
+	return im
+}
+
+// RealImage is the local tag real mode runs image under, in the image
+// set of run (RealImagesFor).
+func RealImage(run, image string) string { return realImage(run, image) }
+
 // RunReal runs sc against real swarmd containers on Docker: it refuses a
 // file that uses anything real mode cannot do, builds the images, starts
 // the cluster, runs the steps in wall-clock time, and removes every
@@ -174,23 +192,28 @@ func RunReal(sc *Scenario, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer cli.Close()
-	run := realcluster.NewRunID()
-	im := realcluster.Images{Run: run, Swarmd: "swarmsim-" + run + "/swarmd:latest", Workloads: map[string]docker.Behaviour{}}
-	for img, b := range scenarioImages(sc) {
-		im.Workloads[realImage(run, img)] = b
+	im := opt.RealImages
+	if im == nil {
+		im = RealImagesFor(realcluster.NewRunID(), sc)
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		err = im.Build(bctx, cli)
+		cancel()
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_ = realcluster.RemoveImages(cctx, cli, im.Run)
+		}()
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		for img := range scenarioImages(sc) {
+			if _, ok := im.Workloads[realImage(im.Run, img)]; !ok {
+				return nil, fmt.Errorf("%s: image %s is not among the prebuilt images (Options.RealImages)", sc.File, img)
+			}
+		}
 	}
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	err = im.Build(bctx, cli)
-	cancel()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = realcluster.RemoveImages(cctx, cli, run)
-	}()
-	if err != nil {
-		return nil, err
-	}
-	w, err := NewRealWorld(ctx, cli, sc, run, seed, im.Swarmd)
+	w, err := NewRealWorld(ctx, cli, sc, im.Run, seed, im.Swarmd)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +241,7 @@ type RealWorld struct {
 	sc        *Scenario
 	cli       *moby.Client
 	c         *realcluster.Cluster
-	run       string
+	run       string // the image set's run: images are named under it
 	start     time.Time
 	wallStart time.Time
 	chooser   seeded
@@ -233,12 +256,13 @@ type RealWorld struct {
 }
 
 // NewRealWorld starts sc's cluster (images must be built: the swarmd
-// image swarmdImage and every image of the file under realImage names).
-func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, run string, seed uint64, swarmdImage string) (*RealWorld, error) {
-	w := &RealWorld{sc: sc, cli: cli, run: run, wallStart: time.Now(), chooser: seeded{rand.New(rand.NewPCG(seed, 0x7265616c))},
+// image swarmdImage and every image of the file under the names of the
+// image set imageRun, RealImage).
+func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun string, seed uint64, swarmdImage string) (*RealWorld, error) {
+	w := &RealWorld{sc: sc, cli: cli, run: imageRun, wallStart: time.Now(), chooser: seeded{rand.New(rand.NewPCG(seed, 0x7265616c))},
 		state: map[string]*NodeState{}, specs: map[string]Service{}}
 	cfg := realcluster.Config{
-		Run: run, Image: swarmdImage,
+		Run: realcluster.NewRunID(), Image: swarmdImage,
 		RaftTick: sc.Cluster.Raft.Tick, ElectionTicks: sc.Cluster.Raft.ElectionTicks, SnapshotEvery: sc.Cluster.Raft.SnapshotEvery,
 		HeartbeatPeriod: sc.Cluster.Dispatcher.Heartbeat,
 	}
