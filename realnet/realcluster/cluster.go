@@ -127,14 +127,17 @@ func (n *Node) Addr() string { return netip.AddrPortFrom(n.ctlIP, Port).String()
 
 // Cluster is a running real cluster.
 type Cluster struct {
-	cfg  Config
-	cli  *client.Client
-	ctl  *segment
-	segs []*segment // shared: one; paired: one per pair, in order
+	cfg Config
+	cli *client.Client
+	ctl *segment
+	// ctlName is the control network's Docker name.
+	ctlName string
+	segs    []*segment // shared: one; paired: one per pair, in order
 	// nets are every network created, for removal.
-	nets  []*testcontainers.DockerNetwork
-	nodes map[string]*Node
-	order []string
+	nets    []*testcontainers.DockerNetwork
+	nodesMu sync.Mutex // guards nodes and order while nodes start at once
+	nodes   map[string]*Node
+	order   []string
 
 	mu sync.Mutex // guards segments' cut sets
 }
@@ -174,7 +177,7 @@ func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err
 	ctx2, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
 	jt, err := waitFor(ctx2, func(ctx context.Context) (*joinTokens, error) {
-		t, err := c.nodes[first.Name].Daemon().JoinTokens(ctx, &rpc.Empty{})
+		t, err := c.Node(first.Name).Daemon().JoinTokens(ctx, &rpc.Empty{})
 		if err != nil {
 			return nil, err
 		}
@@ -183,18 +186,44 @@ func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err
 	if err != nil {
 		return c, fmt.Errorf("%s: no join tokens: %w (logs: %s)", first.Name, err, c.LogTail(ctx, first.Name, 20))
 	}
-	// Managers join one at a time (raft adds one voter at a time, and a
-	// joiner asks the first manager); workers follow.
-	for _, n := range cfg.Nodes[1:] {
+	// Managers join one at a time (raft adds one voter at a time); then
+	// the workers, all at once. Every joiner asks the first manager.
+	join := func(n NodeSpec) error {
 		tok := jt.worker
 		if n.Manager {
 			tok = jt.manager
 		}
-		if err := c.startNode(ctx, n, []string{"join", "--token", tok}, net.JoinHostPort(first.Name, strconv.Itoa(Port))); err != nil {
+		return c.startNode(ctx, n, []string{"join", "--token", tok}, net.JoinHostPort(first.Name, strconv.Itoa(Port)))
+	}
+	var workers []NodeSpec
+	for _, n := range cfg.Nodes[1:] {
+		if !n.Manager {
+			workers = append(workers, n)
+			continue
+		}
+		if err := join(n); err != nil {
 			return c, err
 		}
 	}
-	return c, nil
+	errs := make([]error, len(workers))
+	var wg sync.WaitGroup
+	for i, n := range workers {
+		wg.Go(func() { errs[i] = join(n) })
+	}
+	wg.Wait()
+	c.sortOrder()
+	return c, errors.Join(errs...)
+}
+
+// sortOrder puts the nodes in the order the configuration gives them.
+func (c *Cluster) sortOrder() {
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	idx := map[string]int{}
+	for i, n := range c.cfg.Nodes {
+		idx[n.Name] = i
+	}
+	slices.SortFunc(c.order, func(a, b string) int { return idx[a] - idx[b] })
 }
 
 type joinTokens struct{ worker, manager string }
@@ -220,10 +249,16 @@ func waitFor[T any](ctx context.Context, f func(ctx context.Context) (T, error))
 func (c *Cluster) Run() string { return c.cfg.Run }
 
 // Node returns the named node, or nil.
-func (c *Cluster) Node(name string) *Node { return c.nodes[name] }
+func (c *Cluster) Node(name string) *Node {
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	return c.nodes[name]
+}
 
-// Nodes lists the nodes in start order.
+// Nodes lists the nodes in the configuration's order.
 func (c *Cluster) Nodes() []*Node {
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
 	out := make([]*Node, 0, len(c.order))
 	for _, name := range c.order {
 		out = append(out, c.nodes[name])
@@ -233,7 +268,7 @@ func (c *Cluster) Nodes() []*Node {
 
 // NameOf maps a node ID to its name ("" if unknown).
 func (c *Cluster) NameOf(id string) string {
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		if id != "" && n.ID() == id {
 			return n.Spec.Name
 		}
@@ -267,7 +302,7 @@ func (c *Cluster) createNetworks(ctx context.Context) error {
 	if err := c.createSegment(ctx, ctl); err != nil {
 		return err
 	}
-	c.ctl = ctl
+	c.ctl, c.ctlName = ctl, c.nets[0].Name
 	if !c.cfg.Paired {
 		s := &segment{name: "nodes", subnet: netip.PrefixFrom(at(256), 24), ips: map[string]netip.Addr{}, cut: map[string]bool{}}
 		for i, n := range names {
@@ -283,12 +318,16 @@ func (c *Cluster) createNetworks(ctx context.Context) error {
 				ips: map[string]netip.Addr{names[i]: at(off + 2), names[j]: at(off + 3)}, cut: map[string]bool{}}
 			off += 8
 			c.segs = append(c.segs, s)
-			if err := c.createSegment(ctx, s); err != nil {
-				return err
-			}
 		}
 	}
-	return nil
+	// Docker serializes much of this, but not the round trips.
+	errs := make([]error, len(c.segs))
+	var wg sync.WaitGroup
+	for i, s := range c.segs {
+		wg.Go(func() { errs[i] = c.createSegment(ctx, s) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (c *Cluster) createSegment(ctx context.Context, s *segment) error {
@@ -299,7 +338,9 @@ func (c *Cluster) createSegment(ctx context.Context, s *segment) error {
 	if err != nil {
 		return fmt.Errorf("creating network %s (%s): %w", s.name, s.subnet, err)
 	}
+	c.nodesMu.Lock()
 	c.nets = append(c.nets, nw)
+	c.nodesMu.Unlock()
 	s.id = nw.ID
 	return nil
 }
@@ -381,7 +422,7 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 	if err != nil {
 		return err
 	}
-	ctlNet := c.nets[0].Name
+	ctlNet := c.ctlName
 	ctlIP := c.ctl.ips[spec.Name]
 	req := testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
@@ -415,8 +456,10 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 		return fmt.Errorf("%s: %w", spec.Name, err)
 	}
 	n := &Node{Spec: spec, ctr: dc, ctlIP: ctlIP, conn: conn}
+	c.nodesMu.Lock()
 	c.nodes[spec.Name] = n
 	c.order = append(c.order, spec.Name)
+	c.nodesMu.Unlock()
 	for _, s := range c.segs {
 		ip, ok := s.ips[spec.Name]
 		if !ok {
@@ -434,7 +477,7 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 
 func (c *Cluster) connect(ctx context.Context, s *segment, node string, ip netip.Addr) error {
 	_, err := c.cli.NetworkConnect(ctx, s.id, client.NetworkConnectOptions{
-		Container: c.nodes[node].ContainerID(),
+		Container: c.Node(node).ContainerID(),
 		EndpointConfig: &network.EndpointSettings{
 			IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip},
 			Aliases:    []string{node},
@@ -476,7 +519,7 @@ func dockerSocket(cli *client.Client) (string, error) {
 // (SIGKILL), then its task containers, which died with the machine. The
 // container stays, with its data directory, for Restart.
 func (c *Cluster) Kill(ctx context.Context, name string) error {
-	n := c.nodes[name]
+	n := c.Node(name)
 	if n == nil {
 		return fmt.Errorf("no node %s", name)
 	}
@@ -501,7 +544,7 @@ func (c *Cluster) Kill(ctx context.Context, name string) error {
 // containers running, as when the daemon process dies but the machine
 // does not.
 func (c *Cluster) KillDaemon(ctx context.Context, name string) error {
-	n := c.nodes[name]
+	n := c.Node(name)
 	if n == nil {
 		return fmt.Errorf("no node %s", name)
 	}
@@ -514,7 +557,7 @@ func (c *Cluster) KillDaemon(ctx context.Context, name string) error {
 // Stop stops the node's swarmd cleanly (SIGTERM): its task containers
 // keep running, for the next start to adopt.
 func (c *Cluster) Stop(ctx context.Context, name string) error {
-	n := c.nodes[name]
+	n := c.Node(name)
 	if n == nil {
 		return fmt.Errorf("no node %s", name)
 	}
@@ -529,7 +572,7 @@ func (c *Cluster) Stop(ctx context.Context, name string) error {
 // resumes from the data directory the container kept. It returns once the
 // node answers.
 func (c *Cluster) Restart(ctx context.Context, name string) error {
-	n := c.nodes[name]
+	n := c.Node(name)
 	if n == nil {
 		return fmt.Errorf("no node %s", name)
 	}
@@ -601,7 +644,7 @@ func (c *Cluster) disconnect(ctx context.Context, s *segment, node string) error
 	if already {
 		return nil
 	}
-	if _, err := c.cli.NetworkDisconnect(ctx, s.id, client.NetworkDisconnectOptions{Container: c.nodes[node].ContainerID(), Force: true}); err != nil {
+	if _, err := c.cli.NetworkDisconnect(ctx, s.id, client.NetworkDisconnectOptions{Container: c.Node(node).ContainerID(), Force: true}); err != nil {
 		return fmt.Errorf("disconnecting %s from network %s: %w", node, s.name, err)
 	}
 	c.mu.Lock()
@@ -626,7 +669,7 @@ type TaskContainer struct {
 // by the executor's node label), running or not, sorted by node and task.
 func (c *Cluster) TaskContainers(ctx context.Context) ([]TaskContainer, error) {
 	byID := map[string]string{}
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		if id := n.ID(); id != "" {
 			byID[id] = n.Spec.Name
 		}
@@ -665,7 +708,7 @@ func (c *Cluster) KillTask(ctx context.Context, containerID string) error {
 
 // Logs returns the node's swarmd output (stdout and stderr).
 func (c *Cluster) Logs(ctx context.Context, name string) (string, error) {
-	n := c.nodes[name]
+	n := c.Node(name)
 	if n == nil {
 		return "", fmt.Errorf("no node %s", name)
 	}
@@ -694,15 +737,22 @@ func (c *Cluster) LogTail(ctx context.Context, name string, lines int) string {
 
 // Close removes every container and network the cluster created: the
 // nodes, their task containers, then the networks. It goes on after an
-// error and returns the first.
+// error and returns them all.
 func (c *Cluster) Close(ctx context.Context) error {
+	var mu sync.Mutex
 	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	nodes := c.Nodes()
 	tasks, err := c.TaskContainers(ctx)
-	errs = append(errs, err)
-	for _, n := range c.nodes {
-		if n.conn != nil {
-			n.conn.Close()
-		}
+	if err != nil {
+		fail(err)
+	}
+	for _, n := range nodes {
+		n.conn.Close()
 		// Kill first: a stopping node would start replacing its tasks.
 		_, _ = c.cli.ContainerKill(ctx, n.ContainerID(), client.ContainerKillOptions{Signal: "KILL"})
 	}
@@ -710,26 +760,35 @@ func (c *Cluster) Close(ctx context.Context) error {
 	if more, err := c.TaskContainers(ctx); err == nil {
 		tasks = append(tasks, more...)
 	}
+	var wg sync.WaitGroup
 	seen := map[string]bool{}
 	for _, t := range tasks {
 		if seen[t.ContainerID] {
 			continue
 		}
 		seen[t.ContainerID] = true
-		if _, err := c.cli.ContainerRemove(ctx, t.ContainerID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !strings.Contains(err.Error(), "No such container") {
-			errs = append(errs, fmt.Errorf("removing task container %s: %w", t.ContainerID, err))
-		}
+		wg.Go(func() {
+			if _, err := c.cli.ContainerRemove(ctx, t.ContainerID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !strings.Contains(err.Error(), "No such container") {
+				fail(fmt.Errorf("removing task container %s: %w", t.ContainerID, err))
+			}
+		})
 	}
-	for _, name := range c.order {
-		if err := c.nodes[name].ctr.Terminate(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("removing %s: %w", name, err))
-		}
+	for _, n := range nodes {
+		wg.Go(func() {
+			if err := n.ctr.Terminate(ctx); err != nil {
+				fail(fmt.Errorf("removing %s: %w", n.Spec.Name, err))
+			}
+		})
 	}
-	for i := len(c.nets) - 1; i >= 0; i-- {
-		if err := c.nets[i].Remove(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("removing network %s: %w", c.nets[i].Name, err))
-		}
+	wg.Wait()
+	for _, nw := range c.nets {
+		wg.Go(func() {
+			if err := nw.Remove(ctx); err != nil {
+				fail(fmt.Errorf("removing network %s: %w", nw.Name, err))
+			}
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
