@@ -233,6 +233,11 @@ func RunReal(sc *Scenario, opt Options) (*Result, error) {
 	return res, nil
 }
 
+// AbortReal removes every cluster, network and image real runs of this
+// process created and have not removed yet: a command calls it when it is
+// interrupted mid-run.
+func AbortReal(ctx context.Context) error { return realcluster.CloseAll(ctx) }
+
 // RealWorld is a scenario's cluster as swarmd containers on Docker. Time
 // is wall-clock time since the cluster answered; expectations are checked
 // through the managers' control API and Docker's own view of the task

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -145,6 +148,25 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 			fmt.Fprintf(out, "scenarios: nothing run: %d uses of what --real cannot do\n", refused)
 			return exitError{2}
 		}
+		if f.trace != "" || f.metrics != "" {
+			return fmt.Errorf("--trace and --metrics are for the simulator: a real run has no event trace or virtual-time samples")
+		}
+		// Interrupted, a real run removes what it created before exiting.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		go func() {
+			if _, ok := <-sig; !ok {
+				return
+			}
+			fmt.Fprintln(os.Stderr, "swarmsim: interrupted: removing the run's containers, networks and images")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := scenarios.AbortReal(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "swarmsim:", err)
+			}
+			os.Exit(130)
+		}()
 	}
 
 	var results []*scenarios.Result

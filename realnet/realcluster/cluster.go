@@ -159,6 +159,7 @@ func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err
 		cfg.StartTimeout = time.Minute
 	}
 	c = &Cluster{cfg: cfg, cli: cli, nodes: map[string]*Node{}}
+	trackCluster(c, true)
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -739,6 +740,7 @@ func (c *Cluster) LogTail(ctx context.Context, name string, lines int) string {
 // nodes, their task containers, then the networks. It goes on after an
 // error and returns them all.
 func (c *Cluster) Close(ctx context.Context) error {
+	trackCluster(c, false)
 	var mu sync.Mutex
 	var errs []error
 	fail := func(err error) {

@@ -30,6 +30,7 @@ type Images struct {
 // registry is needed.
 func (im Images) Build(ctx context.Context, cli *client.Client) error {
 	labels := map[string]string{LabelRun: im.Run}
+	trackImages(im.Run, cli, true)
 	bin, err := docker.SwarmdBinary(ctx)
 	if err != nil {
 		return err
@@ -57,6 +58,7 @@ func (im Images) Build(ctx context.Context, cli *client.Client) error {
 
 // RemoveImages removes every image labelled with run.
 func RemoveImages(ctx context.Context, cli *client.Client, run string) error {
+	trackImages(run, nil, false)
 	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", LabelRun+"="+run)})
 	if err != nil {
 		return fmt.Errorf("listing run %s's images: %w", run, err)
