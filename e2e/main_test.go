@@ -82,6 +82,6 @@ func run(m *testing.M) int {
 func needDocker(t *testing.T) {
 	t.Helper()
 	if noDocker != nil {
-		t.Skip("no Docker daemon: ", noDocker)
+		t.Skipf("no Docker daemon: %v", noDocker)
 	}
 }
