@@ -234,3 +234,47 @@ func CheckListen(addr string, tlsCfg *tls.Config) error {
 	}
 	return fmt.Errorf("%w: %s (use 127.0.0.1:PORT, or give TLS certificates)", ErrInsecureListen, addr)
 }
+
+// CheckListenPrivate is CheckListen for a node that runs inside private
+// container networks (swarmd --insecure-private-network, for clusters a
+// test or `swarmsim run --real` created on Docker networks of their own):
+// without TLS it also allows a private address (10/8, 172.16/12,
+// 192.168/16, fc00::/7), and the unspecified address (0.0.0.0:PORT) when
+// every address of the machine (ifaces, as net.InterfaceAddrs gives them)
+// is loopback or private, which holds inside such a container. Anything
+// else is still refused: plain gRPC must never face a public network.
+func CheckListenPrivate(addr string, tlsCfg *tls.Config, ifaces []net.Addr) error {
+	if CheckListen(addr, tlsCfg) == nil {
+		return nil
+	}
+	refuse := func(why string) error {
+		return fmt.Errorf("%w: %s (%s; --insecure-private-network allows private addresses only)", ErrInsecureListen, addr, why)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return refuse("not host:port")
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return refuse("not an IP address")
+	}
+	if ip.IsPrivate() {
+		return nil
+	}
+	if !ip.IsUnspecified() {
+		return refuse("not a private address")
+	}
+	for _, a := range ifaces {
+		p, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			return refuse("unreadable interface address " + a.String())
+		}
+		if ia := p.Addr(); !ia.IsLoopback() && !ia.IsPrivate() && !ia.IsLinkLocalUnicast() {
+			return refuse("this machine has the public address " + ia.String())
+		}
+	}
+	return nil
+}

@@ -1,8 +1,1063 @@
 package scenarios
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
-// RunReal runs sc against real swarmd containers on Docker.
-func RunReal(sc *Scenario, opt Options) (*Result, error) {
-	return nil, errors.New("real mode (--real) is not built yet")
+	moby "github.com/moby/moby/client"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/realnet/docker"
+	"github.com/swarmsim/swarmsim/realnet/realcluster"
+	"github.com/swarmsim/swarmsim/realnet/rpc"
+)
+
+// ErrNotReal: a scenario uses something real mode cannot do. RunReal
+// refuses such a file before it starts anything.
+var ErrNotReal = errors.New("not supported with --real")
+
+// RealSupport lists, one error per use, what in sc real mode cannot do:
+// "scenarios/x.yaml:12: step clock_skew: not supported with --real". Nil
+// when the whole file can run for real.
+func RealSupport(sc *Scenario) []error {
+	var errs []error
+	at := func(line int, what string) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s: %w", sc.File, line, what, ErrNotReal))
+	}
+	if sc.Cluster.Autolock {
+		errs = append(errs, fmt.Errorf("%s: cluster.autolock: %w", sc.File, ErrNotReal))
+	}
+	paired := false
+	for _, st := range sc.Steps {
+		switch a := st.Action.(type) {
+		case Crash, Restart, Stop, Start, Isolate, Heal,
+			Create, Remove, Scale, Update, Rollback, Secret, Config,
+			Drain, Pause, Activate, Promote, Demote, FailTasks:
+		case Partition:
+			paired = true
+		case Expect:
+			for _, c := range a.Conditions {
+				switch c.(type) {
+				case Leader, Managers, NodesReady, Running, Completed, NodeTasks, Converged:
+				default:
+					at(st.Line, "expect "+strings.SplitN(c.String(), "=", 2)[0])
+				}
+			}
+		default:
+			at(st.Line, "step "+a.Kind())
+		}
+	}
+	n := len(sc.Cluster.InitialNodes())
+	if paired && n > realcluster.MaxNodesPaired || n > realcluster.MaxNodes {
+		errs = append(errs, fmt.Errorf("%s: cluster: %d nodes: %w (at most %d, or %d with partition steps)",
+			sc.File, n, ErrNotReal, realcluster.MaxNodes, realcluster.MaxNodesPaired))
+	}
+	return errs
 }
+
+// realIgnored lists the settings the file gives (not those it left to
+// the defaults) that have no real counterpart.
+func realIgnored(sc *Scenario) []string {
+	given := func(key string) bool {
+		return !slices.ContainsFunc(sc.Defaults, func(d string) bool { return strings.HasPrefix(d, key) })
+	}
+	var out []string
+	if given("executor.start") {
+		out = append(out, "executor.start (containers start as fast as Docker starts them)")
+	}
+	if sc.Executor.Fail > 0 {
+		out = append(out, "executor.fail")
+	}
+	if given("network.latency") || sc.Network.Loss > 0 || sc.Network.Duplicate > 0 || sc.Network.Reorder {
+		out = append(out, "network (links are Docker bridges; only cuts are real)")
+	}
+	if given("cluster.disk.sync") {
+		out = append(out, "cluster.disk.sync")
+	}
+	if sc.Clients != nil {
+		out = append(out, "clients (no client load: linearizable is not checked)")
+	}
+	if given("cluster.ca.cert_expiry") {
+		out = append(out, "cluster.ca.cert_expiry")
+	}
+	for i := range sc.Cluster.Workers {
+		if given(fmt.Sprintf("cluster.workers[%d].resources", i)) {
+			out = append(out, "worker resources (nodes report the machine's)")
+			break
+		}
+	}
+	return out
+}
+
+// realImage is the local tag real mode gives a scenario's image: a name
+// of the run's own, so that no image of the machine is ever replaced.
+func realImage(run, image string) string {
+	if image == "" {
+		return ""
+	}
+	return "swarmsim-" + run + "/" + image
+}
+
+// scenarioImages lists every image the file names, with the behaviour
+// its executor settings give it.
+func scenarioImages(sc *Scenario) map[string]docker.Behaviour {
+	out := map[string]docker.Behaviour{}
+	add := func(img string) {
+		if img == "" {
+			return
+		}
+		var b docker.Behaviour
+		if slices.Contains(sc.Executor.FailImages, img) {
+			b.FailAtStart = true
+		}
+		if slices.Contains(sc.Executor.UnhealthyImages, img) {
+			b.Unhealthy = true
+		}
+		for _, x := range sc.Executor.Exits {
+			if x.Image == img {
+				b.ExitAfter, b.ExitCode = x.After.Min, x.Code
+				if x.After.Max > x.After.Min {
+					b.ExitAfterMax = x.After.Max
+				}
+			}
+		}
+		out[img] = b
+	}
+	for _, s := range sc.Services {
+		add(s.Image)
+	}
+	for _, st := range sc.Steps {
+		switch a := st.Action.(type) {
+		case Create:
+			add(a.Service.Image)
+		case Update:
+			add(a.Spec.Image)
+		}
+	}
+	return out
+}
+
+// RealImagesFor is the image set real mode builds for the given files,
+// labelled and named under run: the swarmd image and one workload image
+// per image the files name. Options.RealImages takes a set built once
+// for several runs.
+func RealImagesFor(run string, scs ...*Scenario) *realcluster.Images {
+	im := &realcluster.Images{Run: run, Swarmd: "swarmsim-" + run + "/swarmd:latest", Workloads: map[string]docker.Behaviour{}}
+	for _, sc := range scs {
+		for img, b := range scenarioImages(sc) {
+			im.Workloads[realImage(run, img)] = b
+		}
+	}
+	return im
+}
+
+// RealImage is the local tag real mode runs image under, in the image
+// set of run (RealImagesFor).
+func RealImage(run, image string) string { return realImage(run, image) }
+
+// RunReal runs sc against real swarmd containers on Docker: it refuses a
+// file that uses anything real mode cannot do, builds the images, starts
+// the cluster, runs the steps in wall-clock time, and removes every
+// container, network and image it created.
+func RunReal(sc *Scenario, opt Options) (*Result, error) {
+	if errs := RealSupport(sc); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	seed := sc.Seed
+	if opt.Seed != nil {
+		seed = *opt.Seed
+	}
+	wall := opt.Wall
+	if wall == nil {
+		wall = time.Now
+	}
+	realcluster.DisableRyuk()
+	realcluster.Quiet()
+	ctx := context.Background()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cli, err := docker.Connect(cctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	im := opt.RealImages
+	if im == nil {
+		im = RealImagesFor(realcluster.NewRunID(), sc)
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		err = im.Build(bctx, cli)
+		cancel()
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_ = realcluster.RemoveImages(cctx, cli, im.Run)
+		}()
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		for img := range scenarioImages(sc) {
+			if _, ok := im.Workloads[realImage(im.Run, img)]; !ok {
+				return nil, fmt.Errorf("%s: image %s is not among the prebuilt images (Options.RealImages)", sc.File, img)
+			}
+		}
+	}
+	w, err := NewRealWorld(ctx, cli, sc, im.Run, seed, im.Swarmd)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if opt.Log != nil {
+			w.writeLogs(opt.Log)
+		}
+		_ = w.Close()
+	}()
+	var res *Result
+	if err := w.setup(); err != nil {
+		res = &Result{Scenario: sc, Seed: seed, Failure: fmt.Sprintf("at %s: %v", FormatDuration(w.Now()), err),
+			Virtual: w.Now(), Wall: wall().Sub(w.wallStart), Notes: w.Stats().Notes}
+	} else {
+		res = NewRunner(sc, w, opt.Out, wall).Run(seed)
+	}
+	return res, nil
+}
+
+// AbortReal removes every cluster, network and image real runs of this
+// process created and have not removed yet: a command calls it when it is
+// interrupted mid-run.
+func AbortReal(ctx context.Context) error { return realcluster.CloseAll(ctx) }
+
+// RealWorld is a scenario's cluster as swarmd containers on Docker. Time
+// is wall-clock time since the cluster answered; expectations are checked
+// through the managers' control API and Docker's own view of the task
+// containers.
+type RealWorld struct {
+	sc        *Scenario
+	cli       *moby.Client
+	c         *realcluster.Cluster
+	run       string // the image set's run: images are named under it
+	start     time.Time
+	wallStart time.Time
+	chooser   seeded
+
+	mu      sync.Mutex
+	state   map[string]*NodeState
+	order   []string
+	specs   map[string]Service
+	broken  *Violation
+	notes   []string
+	lastChk time.Time
+}
+
+// NewRealWorld starts sc's cluster (images must be built: the swarmd
+// image swarmdImage and every image of the file under the names of the
+// image set imageRun, RealImage).
+func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun string, seed uint64, swarmdImage string) (*RealWorld, error) {
+	w := &RealWorld{sc: sc, cli: cli, run: imageRun, wallStart: time.Now(), chooser: seeded{rand.New(rand.NewPCG(seed, 0x7265616c))},
+		state: map[string]*NodeState{}, specs: map[string]Service{}}
+	cfg := realcluster.Config{
+		Run: realcluster.NewRunID(), Image: swarmdImage,
+		RaftTick: sc.Cluster.Raft.Tick, ElectionTicks: sc.Cluster.Raft.ElectionTicks, SnapshotEvery: sc.Cluster.Raft.SnapshotEvery,
+		HeartbeatPeriod: sc.Cluster.Dispatcher.Heartbeat,
+	}
+	for _, st := range sc.Steps {
+		if _, ok := st.Action.(Partition); ok {
+			cfg.Paired = true
+		}
+	}
+	for _, n := range sc.Cluster.InitialNodes() {
+		cfg.Nodes = append(cfg.Nodes, realcluster.NodeSpec{Name: n.Name, Manager: n.Manager})
+		w.state[n.Name] = &NodeState{Name: n.Name, Manager: n.Manager, Up: true}
+		w.order = append(w.order, n.Name)
+	}
+	c, err := realcluster.Start(ctx, cli, cfg)
+	if err != nil {
+		return nil, err
+	}
+	w.c = c
+	w.start = time.Now()
+	w.notes = append(w.notes, "real mode: swarmd containers on Docker, wall-clock time")
+	if ign := realIgnored(sc); len(ign) > 0 {
+		w.notes = append(w.notes, "ignored in real mode: "+strings.Join(ign, ", "))
+	}
+	w.notes = append(w.notes, "invariants checked in real mode: task-on-one-node (sampled from Docker every second); one-leader-per-term, committed-stays-committed, linearizable and replicas-bounded are not")
+	return w, nil
+}
+
+// Close removes the cluster's containers and networks.
+func (w *RealWorld) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return w.c.Close(ctx)
+}
+
+func (w *RealWorld) writeLogs(out io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, n := range w.c.Nodes() {
+		s, err := w.c.Logs(ctx, n.Spec.Name)
+		if err != nil {
+			fmt.Fprintf(out, "== %s: no logs: %v\n", n.Spec.Name, err)
+			continue
+		}
+		fmt.Fprintf(out, "== %s\n%s\n", n.Spec.Name, s)
+	}
+}
+
+// Cluster is the world's running cluster.
+func (w *RealWorld) Cluster() *realcluster.Cluster { return w.c }
+
+// Now implements World.
+func (w *RealWorld) Now() time.Duration { return time.Since(w.start) }
+
+// RunUntil implements World: it sleeps in short steps, sampling the
+// task containers for the invariant every second.
+func (w *RealWorld) RunUntil(t time.Duration, stop func() bool) bool {
+	for {
+		if stop != nil && stop() {
+			return true
+		}
+		now := w.Now()
+		if now >= t {
+			return false
+		}
+		w.sample()
+		time.Sleep(min(100*time.Millisecond, t-now))
+	}
+}
+
+// sample checks task-on-one-node on Docker's view: no task runs in two
+// containers on two nodes.
+func (w *RealWorld) sample() {
+	if time.Since(w.lastChk) < time.Second {
+		return
+	}
+	w.lastChk = time.Now()
+	if !w.checks(TaskOnOneNode) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tasks, err := w.c.TaskContainers(ctx)
+	if err != nil {
+		return
+	}
+	on := map[string]string{}
+	for _, t := range tasks {
+		if !t.Running || t.TaskID == "" {
+			continue
+		}
+		if prev, ok := on[t.TaskID]; ok && prev != t.Node {
+			w.mu.Lock()
+			if w.broken == nil {
+				w.broken = &Violation{Invariant: TaskOnOneNode, At: w.Now(),
+					Detail: fmt.Sprintf("task %s runs on %s and %s", t.TaskID, prev, t.Node)}
+			}
+			w.mu.Unlock()
+			return
+		}
+		on[t.TaskID] = t.Node
+	}
+}
+
+func (w *RealWorld) checks(inv Invariant) bool {
+	return len(w.sc.Check) == 0 || slices.Contains(w.sc.Check, inv)
+}
+
+// Nodes implements World.
+func (w *RealWorld) Nodes() []NodeState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]NodeState, 0, len(w.order))
+	for _, n := range w.order {
+		out = append(out, *w.state[n])
+	}
+	return out
+}
+
+// Chooser implements World.
+func (w *RealWorld) Chooser() Chooser { return w.chooser }
+
+// Violation implements World.
+func (w *RealWorld) Violation() *Violation {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.broken
+}
+
+// Stats implements World.
+func (w *RealWorld) Stats() WorldStats { return WorldStats{Notes: slices.Clone(w.notes)} }
+
+// ---- what the managers say
+
+type managerStatus struct {
+	name string
+	st   *rpc.StatusResponse
+}
+
+// statuses asks every running manager for its status, at once.
+func (w *RealWorld) statuses() []managerStatus {
+	var names []string
+	for _, n := range w.Nodes() {
+		if n.Manager && n.Up {
+			names = append(names, n.Name)
+		}
+	}
+	out := make([]managerStatus, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			st, err := w.c.Node(name).Daemon().Status(ctx, &rpc.Empty{})
+			if err == nil {
+				out[i] = managerStatus{name, st}
+			}
+		})
+	}
+	wg.Wait()
+	return slices.DeleteFunc(out, func(m managerStatus) bool { return m.st == nil })
+}
+
+// managerCount is how many managers the cluster has (up or not).
+func (w *RealWorld) managerCount() int {
+	n := 0
+	for _, s := range w.Nodes() {
+		if s.Manager && !s.Removed {
+			n++
+		}
+	}
+	return n
+}
+
+// leader is the leader a quorum of managers names, and the leader's own
+// status ("" and nil when there is none).
+func (w *RealWorld) leader() (string, *rpc.StatusResponse) {
+	sts := w.statuses()
+	votes := map[string]int{}
+	for _, m := range sts {
+		if l := m.st.GetLeader(); l != "" {
+			votes[l]++
+		}
+	}
+	quorum := w.managerCount()/2 + 1
+	for id, v := range votes {
+		if v < quorum {
+			continue
+		}
+		for _, m := range sts {
+			if m.st.GetNodeId() == id && m.st.GetIsLeader() {
+				return m.name, m.st
+			}
+		}
+	}
+	return "", nil
+}
+
+// Leader implements World.
+func (w *RealWorld) Leader() string {
+	l, _ := w.leader()
+	return l
+}
+
+// control calls f on the leader's control API, retrying while no leader
+// answers or the one asked is no longer leader, until ctx ends. retried
+// tells f whether an earlier attempt may have been applied.
+func (w *RealWorld) control(ctx context.Context, f func(ctx context.Context, ctl rpc.ControlClient, retried bool) error) error {
+	retried := false
+	for {
+		var err error
+		if l, _ := w.leader(); l == "" {
+			err = errors.New("no leader")
+		} else {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = f(cctx, w.c.Node(l).Control(), retried)
+			cancel()
+			if err == nil {
+				return nil
+			}
+			switch status.Code(err) {
+			case codes.Unavailable, codes.FailedPrecondition, codes.DeadlineExceeded, codes.Aborted:
+				retried = true
+			default:
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// stepContext bounds a step by what is left of the run.
+func (w *RealWorld) stepContext() (context.Context, context.CancelFunc) {
+	left := w.sc.Duration - w.Now()
+	if left < time.Second {
+		left = time.Second
+	}
+	return context.WithTimeout(context.Background(), left)
+}
+
+// ---- setup and steps
+
+// setup labels the nodes, and creates the file's secrets, configs and
+// services, as SimWorld.setup does.
+func (w *RealWorld) setup() error {
+	ctx, cancel := w.stepContext()
+	defer cancel()
+	for _, n := range w.sc.Cluster.InitialNodes() {
+		if len(n.Labels) == 0 {
+			continue
+		}
+		if err := w.labelNode(ctx, n.Name, n.Labels); err != nil {
+			return fmt.Errorf("labelling %s: %w", n.Name, err)
+		}
+	}
+	for _, s := range w.sc.Secrets {
+		if err := w.createSecret(ctx, Secret(s)); err != nil {
+			return err
+		}
+	}
+	for _, c := range w.sc.Configs {
+		if err := w.createConfig(ctx, Config(c)); err != nil {
+			return err
+		}
+	}
+	for _, s := range w.sc.Services {
+		if err := w.createService(ctx, s); err != nil {
+			return fmt.Errorf("setting up the file's services: %w", err)
+		}
+	}
+	return nil
+}
+
+func (w *RealWorld) labelNode(ctx context.Context, name string, labels map[string]string) error {
+	// The node registers once it has a session: wait for it.
+	return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, _ bool) error {
+		n, err := ctl.GetNode(ctx, &rpc.Ref{Ref: name})
+		if status.Code(err) == codes.NotFound {
+			return status.Error(codes.Unavailable, "not registered yet")
+		}
+		if err != nil {
+			return err
+		}
+		spec := proto.Clone(n.GetSpec()).(*api.NodeSpec)
+		spec.Labels = labels
+		_, err = ctl.UpdateNode(ctx, &rpc.UpdateNodeRequest{Ref: n.GetId(), Version: n.GetMeta().GetVersion(), Spec: spec})
+		return err
+	})
+}
+
+func alreadyDone(err error, retried bool, code codes.Code) error {
+	if retried && status.Code(err) == code {
+		return nil
+	}
+	return err
+}
+
+func (w *RealWorld) createSecret(ctx context.Context, s Secret) error {
+	return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+		_, err := ctl.CreateSecret(ctx, &api.SecretSpec{Name: s.Name, Data: []byte(s.Data)})
+		return alreadyDone(err, retried, codes.AlreadyExists)
+	})
+}
+
+func (w *RealWorld) createConfig(ctx context.Context, c Config) error {
+	return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+		_, err := ctl.CreateConfig(ctx, &api.ConfigSpec{Name: c.Name, Data: []byte(c.Data)})
+		return alreadyDone(err, retried, codes.AlreadyExists)
+	})
+}
+
+// spec is the api spec of svc with its image under the run's name.
+func (w *RealWorld) spec(svc Service) *api.ServiceSpec {
+	spec := ServiceSpec(svc)
+	spec.GetTask().GetContainer().Image = realImage(w.run, svc.Image)
+	return spec
+}
+
+func (w *RealWorld) createService(ctx context.Context, svc Service) error {
+	err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+		_, err := ctl.CreateService(ctx, &rpc.CreateServiceRequest{Spec: w.spec(svc)})
+		return alreadyDone(err, retried, codes.AlreadyExists)
+	})
+	if err == nil {
+		w.mu.Lock()
+		w.specs[svc.Name] = svc
+		w.mu.Unlock()
+	}
+	return err
+}
+
+func (w *RealWorld) setState(name string, f func(*NodeState)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f(w.state[name])
+}
+
+// Apply implements World. Steps run to their end before Apply returns.
+func (w *RealWorld) Apply(a Action, targets []string, done func(error)) {
+	ctx, cancel := w.stepContext()
+	defer cancel()
+	done(w.apply(ctx, a, targets))
+}
+
+func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error {
+	each := func(f func(string) error) error {
+		for _, t := range targets {
+			if err := f(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch a := a.(type) {
+	case Crash:
+		return each(func(n string) error {
+			if err := w.c.Kill(ctx, n); err != nil {
+				return err
+			}
+			w.setState(n, func(s *NodeState) { s.Up, s.Crashed = false, true })
+			return nil
+		})
+	case Stop:
+		return each(func(n string) error {
+			if err := w.c.Stop(ctx, n); err != nil {
+				return err
+			}
+			w.setState(n, func(s *NodeState) { s.Up, s.Stopped = false, true })
+			return nil
+		})
+	case Restart, Start:
+		return each(func(n string) error {
+			if err := w.c.Restart(ctx, n); err != nil {
+				return err
+			}
+			w.setState(n, func(s *NodeState) { s.Up, s.Crashed, s.Stopped = true, false, false })
+			return nil
+		})
+	case Partition:
+		var groups [][]string
+		cur := []string{}
+		for _, t := range targets {
+			if t == "|" {
+				groups = append(groups, cur)
+				cur = []string{}
+				continue
+			}
+			cur = append(cur, t)
+		}
+		groups = append(groups, cur)
+		for i := range groups {
+			for j := i + 1; j < len(groups); j++ {
+				for _, x := range groups[i] {
+					for _, y := range groups[j] {
+						if x == y {
+							continue
+						}
+						if err := w.c.Cut(ctx, x, y); err != nil {
+							return err
+						}
+					}
+				}
+			}
+		}
+		return nil
+	case Isolate:
+		return each(func(n string) error { return w.c.Isolate(ctx, n) })
+	case Heal:
+		return w.c.Heal(ctx)
+	case Create:
+		return w.createService(ctx, a.Service)
+	case Secret:
+		return w.createSecret(ctx, a)
+	case Config:
+		return w.createConfig(ctx, a)
+	case Remove:
+		return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+			_, err := ctl.RemoveService(ctx, &rpc.Ref{Ref: a.Service})
+			return alreadyDone(err, retried, codes.NotFound)
+		})
+	case Scale:
+		err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, _ bool) error {
+			_, err := ctl.ScaleService(ctx, &rpc.ScaleServiceRequest{Ref: a.Service, Replicas: uint64(a.Replicas)})
+			return err
+		})
+		if err == nil {
+			w.mu.Lock()
+			svc := w.specs[a.Service]
+			svc.Replicas = a.Replicas
+			w.specs[a.Service] = svc
+			w.mu.Unlock()
+		}
+		return err
+	case Update:
+		w.mu.Lock()
+		svc := w.specs[a.Service]
+		w.mu.Unlock()
+		a.Apply(&svc)
+		spec := w.spec(svc)
+		err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+			cur, err := ctl.GetService(ctx, &rpc.Ref{Ref: a.Service})
+			if err != nil {
+				return err
+			}
+			if retried && proto.Equal(cur.GetSpec(), spec) {
+				return nil
+			}
+			_, err = ctl.UpdateService(ctx, &rpc.UpdateServiceRequest{Ref: a.Service, Version: cur.GetMeta().GetVersion(), Spec: spec})
+			return err
+		})
+		if err == nil {
+			w.mu.Lock()
+			w.specs[a.Service] = svc
+			w.mu.Unlock()
+		}
+		return err
+	case Rollback:
+		return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, _ bool) error {
+			_, err := ctl.RollbackService(ctx, &rpc.Ref{Ref: a.Service})
+			return err
+		})
+	case Drain:
+		return each(func(n string) error { return w.editNode(ctx, n, rpc.NodeEdit_NODE_EDIT_DRAIN) })
+	case Pause:
+		return each(func(n string) error { return w.editNode(ctx, n, rpc.NodeEdit_NODE_EDIT_PAUSE) })
+	case Activate:
+		return each(func(n string) error { return w.editNode(ctx, n, rpc.NodeEdit_NODE_EDIT_ACTIVATE) })
+	case Promote:
+		return each(func(n string) error {
+			if err := w.editNode(ctx, n, rpc.NodeEdit_NODE_EDIT_PROMOTE); err != nil {
+				return err
+			}
+			w.setState(n, func(s *NodeState) { s.Manager = true })
+			return w.waitVoter(ctx, n, true)
+		})
+	case Demote:
+		return each(func(n string) error {
+			if err := w.editNode(ctx, n, rpc.NodeEdit_NODE_EDIT_DEMOTE); err != nil {
+				return err
+			}
+			if err := w.waitVoter(ctx, n, false); err != nil {
+				return err
+			}
+			w.setState(n, func(s *NodeState) { s.Manager = false })
+			return nil
+		})
+	case FailTasks:
+		return w.failTasks(ctx, a)
+	}
+	return fmt.Errorf("%s: %w", a.Kind(), ErrNotReal)
+}
+
+func (w *RealWorld) editNode(ctx context.Context, name string, edit rpc.NodeEdit) error {
+	return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, _ bool) error {
+		_, err := ctl.UpdateNode(ctx, &rpc.UpdateNodeRequest{Ref: name, Edit: edit})
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// waitVoter waits until the leader's raft membership has name as a voter
+// (voter true) or not at all.
+func (w *RealWorld) waitVoter(ctx context.Context, name string, voter bool) error {
+	id := w.c.Node(name).ID()
+	for {
+		if _, st := w.leader(); st != nil {
+			found, learner := false, false
+			for _, m := range st.GetMembers() {
+				if m.GetNodeId() == id {
+					found, learner = true, m.GetLearner()
+				}
+			}
+			if voter && found && !learner || !voter && !found {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: raft membership did not change: %w", name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// failTasks kills count running containers of the service (SIGKILL: they
+// exit with an error), chosen by the seed.
+func (w *RealWorld) failTasks(ctx context.Context, a FailTasks) error {
+	var svcID string
+	if err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, _ bool) error {
+		s, err := ctl.GetService(ctx, &rpc.Ref{Ref: a.Service})
+		svcID = s.GetId()
+		return err
+	}); err != nil {
+		return err
+	}
+	tasks, err := w.c.TaskContainers(ctx)
+	if err != nil {
+		return err
+	}
+	running := slices.DeleteFunc(tasks, func(t realcluster.TaskContainer) bool { return !t.Running || t.ServiceID != svcID })
+	if len(running) < a.Count {
+		return fmt.Errorf("service %s has %d running containers, fewer than %d to fail", a.Service, len(running), a.Count)
+	}
+	for range a.Count {
+		j := int(w.chooser.r.Int64N(int64(len(running))))
+		if err := w.c.KillTask(ctx, running[j].ContainerID); err != nil {
+			return err
+		}
+		running = slices.Delete(running, j, j+1)
+	}
+	return nil
+}
+
+// ---- conditions
+
+// Holds implements World.
+func (w *RealWorld) Holds(c Condition) (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	switch c := c.(type) {
+	case Leader:
+		l := w.Leader()
+		switch {
+		case l == "":
+			return false, "no leader"
+		case c.Node == "":
+			return true, l
+		case c.Not:
+			return l != c.Node, "leader is " + l
+		default:
+			return l == c.Node, "leader is " + l
+		}
+	case Managers:
+		_, st := w.leader()
+		if st == nil {
+			return false, "no leader"
+		}
+		voters := 0
+		for _, m := range st.GetMembers() {
+			if !m.GetLearner() {
+				voters++
+			}
+		}
+		return voters == c.N, fmt.Sprintf("%d voters", voters)
+	case NodesReady:
+		nodes, err := w.listNodes(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, nd := range nodes {
+			if nd.GetStatus().GetState() == api.NodeState_NODE_STATE_READY && !nd.GetRemoved() {
+				n++
+			}
+		}
+		return n == c.N, fmt.Sprintf("%d ready", n)
+	case NodeTasks:
+		names := c.Node.Resolve(w.candidates(), w.Leader(), w.chooser)
+		if len(names) == 0 {
+			return false, "no node " + c.Node.String()
+		}
+		tasks, err := w.c.TaskContainers(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, t := range tasks {
+			if t.Node == names[0] && t.Running {
+				n++
+			}
+		}
+		return n == c.N, fmt.Sprintf("%s runs %d", names[0], n)
+	case Running:
+		svc, tasks, nodes, err := w.serviceState(ctx, c.Service)
+		if err != nil {
+			return false, err.Error()
+		}
+		if svc == nil {
+			return c.N == 0, "no such service"
+		}
+		n := 0
+		for _, t := range tasks {
+			if countsAsRunning(t) && w.taskMatches(t, nodes, c.Image, c.On) {
+				n++
+			}
+		}
+		return n == c.N, fmt.Sprintf("%d running", n)
+	case Completed:
+		svc, tasks, nodes, err := w.serviceState(ctx, c.Service)
+		if err != nil {
+			return false, err.Error()
+		}
+		if svc == nil {
+			return c.N == 0, "no such service"
+		}
+		done := map[string]bool{}
+		for _, t := range tasks {
+			if t.GetStatus().GetState() == api.TaskState_TASK_STATE_COMPLETE && w.taskMatches(t, nodes, c.Image, c.On) {
+				key := t.GetNodeId()
+				if svc.GetSpec().GetReplicatedJob() != nil {
+					key = fmt.Sprint(t.GetSlot())
+				}
+				done[key] = true
+			}
+		}
+		return len(done) == c.N, fmt.Sprintf("%d completed", len(done))
+	case Converged:
+		return w.converged(ctx)
+	}
+	return false, fmt.Sprintf("%s: %v", c, ErrNotReal)
+}
+
+func (w *RealWorld) candidates() []Candidate {
+	var out []Candidate
+	for _, n := range w.Nodes() {
+		out = append(out, Candidate{Name: n.Name, Manager: n.Manager})
+	}
+	return out
+}
+
+// read calls f on the leader's control API once (conditions are polled:
+// no retries).
+func (w *RealWorld) read(ctx context.Context, f func(ctl rpc.ControlClient) error) error {
+	l, _ := w.leader()
+	if l == "" {
+		return errors.New("no leader")
+	}
+	return f(w.c.Node(l).Control())
+}
+
+func (w *RealWorld) listNodes(ctx context.Context) (map[string]*api.Node, error) {
+	out := map[string]*api.Node{}
+	err := w.read(ctx, func(ctl rpc.ControlClient) error {
+		res, err := ctl.ListNodes(ctx, &rpc.ListNodesRequest{})
+		for _, n := range res.GetNodes() {
+			out[n.GetId()] = n
+		}
+		return err
+	})
+	return out, err
+}
+
+// serviceState reads a service (nil if there is none), its tasks and the
+// nodes.
+func (w *RealWorld) serviceState(ctx context.Context, name string) (*api.Service, []*api.Task, map[string]*api.Node, error) {
+	var svc *api.Service
+	var tasks []*api.Task
+	err := w.read(ctx, func(ctl rpc.ControlClient) error {
+		s, err := ctl.GetService(ctx, &rpc.Ref{Ref: name})
+		if status.Code(err) == codes.NotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		svc = s
+		res, err := ctl.ListTasks(ctx, &rpc.ListTasksRequest{Service: s.GetId()})
+		tasks = res.GetTasks()
+		return err
+	})
+	if err != nil || svc == nil {
+		return nil, nil, nil, err
+	}
+	nodes, err := w.listNodes(ctx)
+	return svc, tasks, nodes, err
+}
+
+func (w *RealWorld) taskMatches(t *api.Task, nodes map[string]*api.Node, image string, on *Constraint) bool {
+	if image != "" && t.GetSpec().GetContainer().GetImage() != realImage(w.run, image) {
+		return false
+	}
+	if on != nil {
+		con, err := api.ParseConstraint(on.String())
+		if err != nil || !con.Matches(nodes[t.GetNodeId()]) {
+			return false
+		}
+	}
+	return true
+}
+
+// converged: every service runs what its spec asks for (see
+// SimWorld.serviceConverged).
+func (w *RealWorld) converged(ctx context.Context) (bool, string) {
+	var services []*api.Service
+	if err := w.read(ctx, func(ctl rpc.ControlClient) error {
+		res, err := ctl.ListServices(ctx, &rpc.ListServicesRequest{})
+		services = res.GetServices()
+		return err
+	}); err != nil {
+		return false, err.Error()
+	}
+	slices.SortFunc(services, func(a, b *api.Service) int { return strings.Compare(a.GetSpec().GetName(), b.GetSpec().GetName()) })
+	for _, s := range services {
+		svc, tasks, nodes, err := w.serviceState(ctx, s.GetId())
+		if err != nil {
+			return false, err.Error()
+		}
+		if svc == nil {
+			continue
+		}
+		spec := svc.GetSpec()
+		current, running, done := 0, 0, 0
+		for _, t := range tasks {
+			cur := proto.Equal(t.GetSpec(), spec.GetTask())
+			if countsAsRunning(t) {
+				running++
+				if cur {
+					current++
+				}
+			}
+			if cur && t.GetStatus().GetState() == api.TaskState_TASK_STATE_COMPLETE {
+				done++
+			}
+		}
+		name := spec.GetName()
+		switch {
+		case spec.GetReplicated() != nil:
+			want := int(spec.GetReplicated().GetReplicas())
+			if current != want || running != want {
+				return false, fmt.Sprintf("%s: %d of %d running at the current spec", name, current, want)
+			}
+		case spec.GetGlobal() != nil:
+			cons, _ := api.ParseConstraints(spec.GetTask().GetPlacement().GetConstraints())
+			want := 0
+			for _, id := range slices.Sorted(maps.Keys(nodes)) {
+				nd := nodes[id]
+				if !nd.GetRemoved() && nd.GetStatus().GetState() == api.NodeState_NODE_STATE_READY &&
+					nd.GetSpec().GetAvailability() == api.NodeAvailability_NODE_AVAILABILITY_ACTIVE && api.MatchesAll(cons, nd) {
+					want++
+				}
+			}
+			if current != want {
+				return false, fmt.Sprintf("%s: %d of %d nodes run it", name, current, want)
+			}
+		case spec.GetReplicatedJob() != nil:
+			want := int(spec.GetReplicatedJob().GetTotalCompletions())
+			if done < want {
+				return false, fmt.Sprintf("%s: %d of %d completed", name, done, want)
+			}
+		}
+	}
+	return true, ""
+}
+
+// seeded is the selectors' Chooser, from the run's seed.
+type seeded struct{ r *rand.Rand }
+
+func (s seeded) Int63n(n int64) int64 { return s.r.Int64N(n) }

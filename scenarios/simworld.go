@@ -16,6 +16,7 @@ import (
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/engine/store"
+	"github.com/swarmsim/swarmsim/realnet/realcluster"
 	"github.com/swarmsim/swarmsim/sim"
 	"github.com/swarmsim/swarmsim/sim/cluster"
 	"google.golang.org/protobuf/proto"
@@ -37,8 +38,13 @@ type Options struct {
 	// Wall reads the wall clock for the summary; nil: time.Now.
 	Wall func() time.Time
 	// Log receives the nodes' logs (debug level and up), stamped with
-	// virtual time; nil logs nothing.
+	// virtual time; nil logs nothing. In real mode: every node's swarmd
+	// output, written at the end of the run.
 	Log io.Writer
+	// RealImages, in real mode, is an image set built beforehand
+	// (RealImagesFor) that holds every image the file names; nil builds
+	// one for the run and removes it after.
+	RealImages *realcluster.Images
 }
 
 // RunSimulation runs sc in the simulator.

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,7 +38,10 @@ func runCmd() *cobra.Command {
 		Use:   "run FILE...",
 		Short: "Run scenario files and check their expectations and invariants",
 		Long: `Run each scenario file in the simulator: one line per step as it happens,
-then a summary with the trace hash. The exit status is 0 only when every
+then a summary with the trace hash. With --real, run it against swarmd
+containers on the local Docker instead, in wall-clock time (files that use
+steps real mode cannot do are refused, each use named, before anything
+starts). The exit status is 0 only when every
 expectation and invariant held in every file, 1 when one failed, 2 when a
 file could not be run at all.`,
 		Args: cobra.MinimumNArgs(1),
@@ -122,6 +128,45 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 		bw := bufio.NewWriterSize(mf, 1<<20)
 		defer bw.Flush()
 		metrics = bw
+	}
+
+	if f.real {
+		// Real mode refuses every step it cannot do, in every file, before
+		// it starts anything.
+		refused := 0
+		for _, file := range files {
+			sc, err := scenarios.ParseFile(file)
+			if err != nil {
+				continue // reported below
+			}
+			for _, err := range scenarios.RealSupport(sc) {
+				fmt.Fprintln(out, err)
+				refused++
+			}
+		}
+		if refused > 0 {
+			fmt.Fprintf(out, "scenarios: nothing run: %d uses of what --real cannot do\n", refused)
+			return exitError{2}
+		}
+		if f.trace != "" || f.metrics != "" {
+			return fmt.Errorf("--trace and --metrics are for the simulator: a real run has no event trace or virtual-time samples")
+		}
+		// Interrupted, a real run removes what it created before exiting.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		go func() {
+			if _, ok := <-sig; !ok {
+				return
+			}
+			fmt.Fprintln(os.Stderr, "swarmsim: interrupted: removing the run's containers, networks and images")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := scenarios.AbortReal(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "swarmsim:", err)
+			}
+			os.Exit(130)
+		}()
 	}
 
 	var results []*scenarios.Result

@@ -76,6 +76,10 @@ type Options struct {
 	Security Security
 	// TLS is SecurityStatic's settings.
 	TLS *realnet.TLSConfig
+	// InsecurePrivateNetwork lets a node without TLS listen on private
+	// addresses too (realnet.CheckListenPrivate): for nodes in containers
+	// on Docker networks a test or `swarmsim run --real` created.
+	InsecurePrivateNetwork bool
 
 	// Raft and dispatcher timing (zero: the engine's defaults).
 	RaftTick        time.Duration
@@ -191,7 +195,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, errors.New("swarmd: static TLS needs certificates")
 	}
 	if opts.Listen != "" {
-		if err := realnet.CheckListen(opts.Listen, listenTLS(opts)); err != nil {
+		if err := checkListen(opts); err != nil {
 			return nil, err
 		}
 	}
@@ -207,6 +211,19 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// checkListen applies the listen rule: anywhere with TLS; without it,
+// loopback only, or private addresses too with InsecurePrivateNetwork.
+func checkListen(opts Options) error {
+	if !opts.InsecurePrivateNetwork {
+		return realnet.CheckListen(opts.Listen, listenTLS(opts))
+	}
+	ifaces, err := net.InterfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("listing this machine's addresses: %w", err)
+	}
+	return realnet.CheckListenPrivate(opts.Listen, listenTLS(opts), ifaces)
 }
 
 // listenTLS is what CheckListen is told: the server's TLS, or none.
@@ -252,7 +269,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.opts.Listen == "" {
 		// Resuming without --listen: where the node listened before.
 		d.opts.Listen = ident.listen
-		if err := realnet.CheckListen(d.opts.Listen, listenTLS(opts)); err != nil {
+		if err := checkListen(d.opts); err != nil {
 			return err
 		}
 	}

@@ -32,7 +32,14 @@ func newExecutor(ctx context.Context, kind string, loop *realnet.Loop, id env.No
 	case ExecutorReject:
 		return NewRejectingExecutor(loop, "this node runs no containers (swarmd --executor reject)"), func() {}
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	wait := 5 * time.Second
+	if kind == ExecutorDocker {
+		// Docker was asked for by name: a busy daemon (many containers
+		// starting at once, as in an e2e run) gets longer to answer
+		// before the node settles for rejecting every task.
+		wait = 30 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	cli, err := docker.Connect(cctx)
 	if err == nil {

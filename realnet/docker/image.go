@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -106,15 +107,35 @@ func BuildWorkloadImage(ctx context.Context, cli ImageBuilder, tag string, b Beh
 // an in-memory tar; the classic builder is asked for explicitly, since
 // BuildKit over the API needs a session this client does not open.
 func BuildImage(ctx context.Context, cli ImageBuilder, tag string, binary []byte, b Behaviour) error {
+	return BuildBinaryImage(ctx, cli, BinaryImage{
+		Tag: tag, Path: WorkloadPath, Binary: binary, Env: b.Env(),
+		Labels: map[string]string{LabelWorkloadImage: "true"},
+	})
+}
+
+// BinaryImage is an image FROM scratch that holds one static binary, its
+// entrypoint.
+type BinaryImage struct {
+	Tag    string // "web:1"
+	Path   string // where the binary sits, e.g. /workload
+	Binary []byte
+	Env    []string          // KEY=VALUE, baked in with ENV
+	Labels map[string]string // image labels, e.g. to find it again for cleanup
+}
+
+// BuildBinaryImage builds im FROM scratch and tags it. It needs no
+// registry.
+func BuildBinaryImage(ctx context.Context, cli ImageBuilder, im BinaryImage) error {
+	tag := im.Tag
 	if tag == "" {
-		return errors.New("build workload image: empty tag")
+		return errors.New("build image: empty tag")
 	}
-	if len(binary) == 0 {
-		return fmt.Errorf("build workload image %q: empty workload binary", tag)
+	if len(im.Binary) == 0 {
+		return fmt.Errorf("build image %q: empty binary", tag)
 	}
-	buildCtx, err := workloadContext(binary, b)
+	buildCtx, err := binaryContext(im)
 	if err != nil {
-		return fmt.Errorf("build workload image %q: %w", tag, err)
+		return fmt.Errorf("build image %q: %w", tag, err)
 	}
 	res, err := cli.ImageBuild(ctx, buildCtx, client.ImageBuildOptions{
 		Tags: []string{tag},
@@ -126,24 +147,24 @@ func BuildImage(ctx context.Context, cli ImageBuilder, tag string, binary []byte
 		Remove:      true,
 		ForceRemove: true,
 		Version:     build.BuilderV1,
-		Labels:      map[string]string{LabelWorkloadImage: "true"},
+		Labels:      im.Labels,
 	})
 	if err != nil {
-		return fmt.Errorf("build workload image %q: %w", tag, err)
+		return fmt.Errorf("build image %q: %w", tag, err)
 	}
 	defer res.Body.Close()
 	if err := readBuildStream(res.Body); err != nil {
-		return fmt.Errorf("build workload image %q: %w", tag, err)
+		return fmt.Errorf("build image %q: %w", tag, err)
 	}
 	return nil
 }
 
-// workloadContext is the build context: a Dockerfile and the binary.
-func workloadContext(binary []byte, b Behaviour) (io.Reader, error) {
+// binaryContext is the build context: a Dockerfile and the binary.
+func binaryContext(im BinaryImage) (io.Reader, error) {
 	var df strings.Builder
 	df.WriteString("FROM scratch\n")
-	df.WriteString("COPY workload " + WorkloadPath + "\n")
-	for _, kv := range b.Env() {
+	df.WriteString("COPY binary " + im.Path + "\n")
+	for _, kv := range im.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		// JSON quoting keeps durations like "1m0s" one token.
 		q, err := json.Marshal(v)
@@ -152,7 +173,7 @@ func workloadContext(binary []byte, b Behaviour) (io.Reader, error) {
 		}
 		fmt.Fprintf(&df, "ENV %s=%s\n", k, q)
 	}
-	df.WriteString(`ENTRYPOINT ["` + WorkloadPath + `"]` + "\n")
+	df.WriteString(`ENTRYPOINT ["` + im.Path + `"]` + "\n")
 
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -164,7 +185,7 @@ func workloadContext(binary []byte, b Behaviour) (io.Reader, error) {
 		data []byte
 	}{
 		{"Dockerfile", 0o644, []byte(df.String())},
-		{"workload", 0o755, binary},
+		{"binary", 0o755, im.Binary},
 	}
 	for _, f := range files {
 		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: mtime, Typeflag: tar.TypeReg}
@@ -210,9 +231,14 @@ func readBuildStream(r io.Reader) error {
 	}
 }
 
-var workloadBin struct {
+// EnvSwarmdBinary names a prebuilt static swarmd binary to use instead of
+// building one with the go command.
+const EnvSwarmdBinary = "SWARMSIM_SWARMD_BINARY"
+
+// binaries keeps each static build for the life of the process.
+var binaries struct {
 	mu  sync.Mutex
-	bin []byte
+	bin map[string][]byte
 }
 
 // WorkloadBinary returns a static linux build of cmd/workload for the
@@ -221,47 +247,62 @@ var workloadBin struct {
 // `go build` (CGO_ENABLED=0) in the swarmsim module, which must contain the
 // working directory. The result is kept for the life of the process.
 func WorkloadBinary(ctx context.Context) ([]byte, error) {
-	workloadBin.mu.Lock()
-	defer workloadBin.mu.Unlock()
-	if workloadBin.bin != nil {
-		return workloadBin.bin, nil
+	return StaticBinary(ctx, "github.com/swarmsim/swarmsim/cmd/workload", EnvWorkloadBinary)
+}
+
+// SwarmdBinary is WorkloadBinary for cmd/swarmd ($SWARMSIM_SWARMD_BINARY),
+// which real-mode clusters run FROM scratch.
+func SwarmdBinary(ctx context.Context) ([]byte, error) {
+	return StaticBinary(ctx, "github.com/swarmsim/swarmsim/cmd/swarmd", EnvSwarmdBinary)
+}
+
+// StaticBinary returns a static linux build of the package pkg: the file
+// $envVar names when set, else `go build` with CGO_ENABLED=0 in the
+// module that holds the working directory. Builds are kept per package.
+func StaticBinary(ctx context.Context, pkg, envVar string) ([]byte, error) {
+	binaries.mu.Lock()
+	defer binaries.mu.Unlock()
+	if b := binaries.bin[pkg]; b != nil {
+		return b, nil
 	}
 	var bin []byte
 	var err error
-	if path := os.Getenv(EnvWorkloadBinary); path != "" {
+	if path := os.Getenv(envVar); path != "" {
 		bin, err = os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("workload binary from $%s: %w", EnvWorkloadBinary, err)
+			return nil, fmt.Errorf("%s binary from $%s: %w", pkg, envVar, err)
 		}
 	} else {
-		bin, err = goBuildWorkload(ctx)
+		bin, err = goBuildStatic(ctx, pkg, envVar)
 		if err != nil {
 			return nil, err
 		}
 	}
-	workloadBin.bin = bin
+	if binaries.bin == nil {
+		binaries.bin = map[string][]byte{}
+	}
+	binaries.bin[pkg] = bin
 	return bin, nil
 }
 
-func goBuildWorkload(ctx context.Context) ([]byte, error) {
+func goBuildStatic(ctx context.Context, pkg, envVar string) ([]byte, error) {
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
-		return nil, fmt.Errorf("build workload: no go command (set $%s to a prebuilt binary): %w", EnvWorkloadBinary, err)
+		return nil, fmt.Errorf("build %s: no go command (set $%s to a prebuilt binary): %w", pkg, envVar, err)
 	}
-	dir, err := os.MkdirTemp("", "swarmsim-workload-")
+	dir, err := os.MkdirTemp("", "swarmsim-build-")
 	if err != nil {
-		return nil, fmt.Errorf("build workload: %w", err)
+		return nil, fmt.Errorf("build %s: %w", pkg, err)
 	}
 	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "workload")
-	cmd := exec.CommandContext(ctx, gocmd, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out,
-		"github.com/swarmsim/swarmsim/cmd/workload")
+	out := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.CommandContext(ctx, gocmd, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, pkg)
 	// The daemon runs linux containers; a docker on a mac runs them in a
 	// VM of the host's architecture, so GOARCH stays the host's.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build workload (go build must run inside the swarmsim module, or set $%s): %w: %s",
-			EnvWorkloadBinary, err, bytes.TrimSpace(msg))
+		return nil, fmt.Errorf("build %s (go build must run inside the swarmsim module, or set $%s): %w: %s",
+			pkg, envVar, err, bytes.TrimSpace(msg))
 	}
 	return os.ReadFile(out)
 }

@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/swarmsim/swarmsim/scenarios"
+)
+
+// TestScenarioFiles runs scenario files against real clusters through
+// scenarios.RunReal, the function `swarmsim run --real` calls.
+func TestScenarioFiles(t *testing.T) {
+	needDocker(t)
+	for i, sc := range parsed {
+		t.Run(strings.TrimSuffix(filepath.Base(scenarioFiles[i]), ".yaml"), func(t *testing.T) {
+			var out, logs strings.Builder
+			res, err := scenarios.RunReal(sc, scenarios.Options{Out: &out, Log: &logs, RealImages: images})
+			if err != nil {
+				t.Fatalf("%s: %v", scenarioFiles[i], err)
+			}
+			scenarios.WriteSummary(&out, res)
+			if !res.Passed {
+				t.Fatalf("%s failed:\n%s\nthe nodes' warnings and errors:\n%s", scenarioFiles[i], out.String(), troubles(logs.String()))
+			}
+			t.Logf("\n%s", out.String())
+		})
+	}
+}
+
+// TestRealRefusesSimOnlySteps: a file with a step real mode cannot do is
+// refused by file, line and key, before anything starts.
+func TestRealRefusesSimOnlySteps(t *testing.T) {
+	sc, err := scenarios.ParseFile("../scenarios/clock-skew.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = scenarios.RunReal(sc, scenarios.Options{})
+	if err == nil || !strings.Contains(err.Error(), "../scenarios/clock-skew.yaml:13: step clock_skew: not supported with --real") {
+		t.Fatalf("RunReal(clock-skew.yaml) = %v, want a refusal naming file, line and key", err)
+	}
+}
+
+// troubles keeps the node headers and the warning and error lines of the
+// nodes' logs, and the last lines of each node's.
+func troubles(logs string) string {
+	var out []string
+	var tail []string
+	for line := range strings.Lines(logs) {
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "== "):
+			out = append(out, tail...)
+			tail = nil
+			out = append(out, line)
+		case strings.Contains(line, "level=WARN"), strings.Contains(line, "level=ERROR"):
+			out = append(out, line)
+		default:
+			tail = append(tail, line)
+			if len(tail) > 10 {
+				tail = tail[1:]
+			}
+		}
+	}
+	return strings.Join(append(out, tail...), "\n")
+}
