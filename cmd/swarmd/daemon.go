@@ -129,7 +129,7 @@ func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ..
 		Mode: mode, DataDir: f.dataDir, Listen: f.listen, Advertise: f.advertise, HTTPAddr: f.httpAddr,
 		Executor: f.executor, Hostname: f.hostname, Labels: labels, Security: security, TLS: tc,
 		InsecurePrivateNetwork: f.insecurePrivate,
-		RaftTick: f.raftTick, ElectionTicks: f.electionTicks, SnapshotEvery: f.snapshotEvery, HeartbeatPeriod: f.heartbeat,
+		RaftTick:               f.raftTick, ElectionTicks: f.electionTicks, SnapshotEvery: f.snapshotEvery, HeartbeatPeriod: f.heartbeat,
 		Token: f.token, Logger: log,
 	}
 	if len(joinAddr) > 0 {
