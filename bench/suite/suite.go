@@ -38,6 +38,9 @@ type Options struct {
 	// sample (virtual-time distributions); each seed prints its own Go
 	// benchmark lines, so benchstat sees the spread.
 	Seeds int
+	// ScaleWorkers, when set, are the scale benchmark's sizes instead of
+	// 1k, 10k, 50k and 100k workers.
+	ScaleWorkers []int
 	// Trials is the failover trials per setting (default 1000; Quick: 3).
 	Trials int
 	// Scenario is the failover benchmark's scenario file ("": the

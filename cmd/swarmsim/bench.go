@@ -21,6 +21,7 @@ type benchFlags struct {
 	trials   int
 	scenario string
 	jobs     int
+	workers  []int
 }
 
 func benchCmd() *cobra.Command {
@@ -52,6 +53,11 @@ plain lines otherwise.
 --quick runs each at its smallest size (what CI runs, through go test).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, n := range f.workers {
+				if n < 1 {
+					return fmt.Errorf("--scale-workers: %d: a worker count must be at least 1", n)
+				}
+			}
 			return runBench(cmd.OutOrStdout(), args, f)
 		},
 	}
@@ -61,6 +67,7 @@ plain lines otherwise.
 	cmd.Flags().IntVar(&f.trials, "trials", 0, "failover trials per setting (default 1000; 3 with --quick)")
 	cmd.Flags().StringVar(&f.scenario, "scenario", "", "failover: take the cluster from scenario `FILE` (default: the built-in one)")
 	cmd.Flags().IntVar(&f.jobs, "jobs", runtime.NumCPU(), "failover: child processes at once")
+	cmd.Flags().IntSliceVar(&f.workers, "scale-workers", nil, "scale: simulate these worker counts (default 1000,10000,50000,100000)")
 	return cmd
 }
 
@@ -107,14 +114,15 @@ func runBench(stdout io.Writer, args []string, f benchFlags) error {
 	report.WriteGoBenchHeader(stdout, machine)
 	var missed []string
 	opt := suite.Options{
-		Quick:    f.quick,
-		Seeds:    f.seeds,
-		Trials:   f.trials,
-		Scenario: f.scenario,
-		Jobs:     f.jobs,
-		Progress: progress,
-		Command:  command,
-		Machine:  machine,
+		Quick:        f.quick,
+		Seeds:        f.seeds,
+		Trials:       f.trials,
+		Scenario:     f.scenario,
+		ScaleWorkers: f.workers,
+		Jobs:         f.jobs,
+		Progress:     progress,
+		Command:      command,
+		Machine:      machine,
 		Child: func(args ...string) *exec.Cmd {
 			return exec.Command(self, append([]string{"bench-child"}, args...)...)
 		},
