@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -108,6 +109,13 @@ func runBench(stdout io.Writer, args []string, f benchFlags) error {
 	}
 	if f.scenario != "" {
 		command += " --scenario " + f.scenario
+	}
+	if len(f.workers) > 0 {
+		ns := make([]string, len(f.workers))
+		for i, n := range f.workers {
+			ns[i] = strconv.Itoa(n)
+		}
+		command += " --scale-workers " + strings.Join(ns, ",")
 	}
 	progress := report.NewProgress(os.Stderr)
 	machine := report.ThisMachine()
