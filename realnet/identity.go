@@ -83,8 +83,8 @@ var TrustClaims = AdmitFunc(func(h Hello) (env.Peer, error) {
 // every RPC goes through it.
 type Authorizer func(p env.Peer, method string) error
 
-// AllowAll is the default Authorizer, until the security work fills the
-// table.
+// AllowAll is the Authorizer of a transport given none (tests); swarmd
+// always gives one.
 func AllowAll(env.Peer, string) error { return nil }
 
 // RoleTable maps methods to the roles allowed to use them. A method not in
@@ -112,8 +112,9 @@ func (t RoleTable) Authorize(p env.Peer, method string) error {
 // JoinTable is the least authorization that makes join tokens mean
 // something: only managers speak raft and join it, and only admitted nodes
 // (worker or manager token, or known to the cluster) open dispatcher
-// sessions. Everything else is allowed until the security work lists every
-// method.
+// sessions. Everything else is allowed. swarmd uses it only without the
+// cluster CA (--tls off, or static certificates); under the CA, engine/ca's
+// table decides every method and fails closed.
 func JoinTable() RoleTable {
 	mgr := []env.Role{env.RoleManager}
 	node := []env.Role{env.RoleWorker, env.RoleManager}
@@ -226,8 +227,8 @@ func IsLoopback(addr string) bool {
 var ErrInsecureListen = errors.New("refusing to listen beyond loopback without TLS")
 
 // CheckListen refuses a listen address beyond loopback when TLS is off:
-// until the security issue lands, plain gRPC (and the unauthenticated hello
-// identity with it) is for one machine only.
+// plain gRPC (and the unauthenticated hello identity with it) is for one
+// machine only.
 func CheckListen(addr string, tlsCfg *tls.Config) error {
 	if tlsCfg != nil || IsLoopback(addr) {
 		return nil

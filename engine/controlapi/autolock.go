@@ -22,9 +22,9 @@ import (
 // The unlock key is returned only by the calls that set it and by
 // GetUnlockKey, which `swarmd unlock-key` uses; no listing carries it.
 
-// RPC names of the autolock calls, for real mode's Control service (what
-// `swarmd swarm update --autolock` and `swarmd unlock-key [--rotate]`
-// would call once swarmd wires them).
+// RPC names of the autolock calls on real mode's Control service, which
+// `swarmd swarm update --autolock`, `swarmd unlock-key [--rotate]` and
+// `swarmd swarm rotate-data-key` call.
 const (
 	MethodGetUnlockKey    = "/swarm.Control/GetUnlockKey"
 	MethodSetAutolock     = "/swarm.Control/SetAutolock"

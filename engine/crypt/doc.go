@@ -47,7 +47,7 @@
 // wrong key returns an error wrapping ErrWrongKey and it stays locked. The
 // control API's SetAutolock, GetUnlockKey, RotateUnlockKey and
 // RotateDataKey are what `swarmd swarm update --autolock`, `swarmd
-// unlock-key [--rotate]` and a data-key rotation command would call.
+// unlock-key [--rotate]` and `swarmd swarm rotate-data-key` call.
 //
 // What it must never do: do I/O or draw randomness other than from
 // env.Rand (nonces, keys and salts; the simulator's draws are seeded, so

@@ -38,8 +38,8 @@ func (n *Node) Locked() bool { return n.locked }
 // A wrong key is refused with an error wrapping crypt.ErrWrongKey and the
 // node stays locked; a node that is not locked returns crypt.ErrNotLocked.
 // The scenarios' `unlock: X` step calls it on the node's loop; real mode's
-// `swarmd unlock` is to Post it there from the daemon's local control
-// socket (a locked node serves no cluster API).
+// `swarmd unlock` calls it there through the daemon's local socket
+// (realnet/daemon; a locked node serves no cluster API).
 func (n *Node) Unlock(key string) error {
 	if !n.locked || n.stopped {
 		return fmt.Errorf("node %s: %w", n.env.ID, crypt.ErrNotLocked)
