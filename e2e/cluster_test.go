@@ -2,10 +2,17 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/realnet/realcluster"
@@ -192,6 +199,27 @@ func TestCluster(t *testing.T) {
 		}
 		return len(st.GetMembers()) == 3 && ready == 5, fmt.Sprintf("%d raft members, %d ready nodes", len(st.GetMembers()), ready)
 	})
+
+	// The nodes' network port is mutual TLS on the cluster's CA: this
+	// process, which holds no certificate of the cluster, is refused the
+	// control API there, in plain text and over TLS alike.
+	refused := func(creds credentials.TransportCredentials) error {
+		conn, err := grpc.NewClient(c.Node("m1").Addr(), grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err = rpc.NewControlClient(conn).ListNodes(cctx, &rpc.ListNodesRequest{})
+		return err
+	}
+	if err := refused(insecure.NewCredentials()); err == nil {
+		t.Fatal("m1 served the control API in plain text on its network port")
+	}
+	if err := refused(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("m1's control API to a TLS caller without a certificate: %v, want PermissionDenied", err)
+	}
 
 	// A replicated service of 6 tasks runs as 6 real containers.
 	svc, err := f.ctl(ctx).CreateService(ctx, &rpc.CreateServiceRequest{Spec: &api.ServiceSpec{

@@ -87,33 +87,6 @@ func TestPeerFromCert(t *testing.T) {
 	}
 }
 
-func TestCheckListenPrivate(t *testing.T) {
-	private := []net.Addr{mustCIDR(t, "127.0.0.1/8"), mustCIDR(t, "10.213.0.2/29"), mustCIDR(t, "fe80::1/64")}
-	public := append(private, mustCIDR(t, "203.0.113.7/24"))
-	for _, tc := range []struct {
-		addr   string
-		ifaces []net.Addr
-		ok     bool
-	}{
-		{"127.0.0.1:4242", public, true},
-		{"10.213.0.2:4242", public, true},
-		{"192.168.1.1:4242", public, true},
-		{"0.0.0.0:4242", private, true},
-		{":4242", private, true},
-		{"0.0.0.0:4242", public, false},
-		{"203.0.113.7:4242", public, false},
-		{"example.com:1", private, false},
-	} {
-		err := CheckListenPrivate(tc.addr, nil, tc.ifaces)
-		if (err == nil) != tc.ok {
-			t.Errorf("CheckListenPrivate(%q) = %v, want ok=%v", tc.addr, err, tc.ok)
-		}
-		if err != nil && !errors.Is(err, ErrInsecureListen) {
-			t.Errorf("CheckListenPrivate(%q): %v does not wrap ErrInsecureListen", tc.addr, err)
-		}
-	}
-}
-
 func mustCIDR(t *testing.T, s string) net.Addr {
 	t.Helper()
 	ip, n, err := net.ParseCIDR(s)

@@ -36,7 +36,6 @@ type daemonFlags struct {
 	electionTicks                        int
 	snapshotEvery                        uint64
 	token                                string
-	insecurePrivate                      bool
 }
 
 func (f *daemonFlags) register(cmd *cobra.Command) {
@@ -54,8 +53,6 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "node certificate (PEM); with --tls-key and --tls-ca, mutual TLS on these static files instead of the cluster CA's")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "node private key (PEM)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "cluster CA certificate (PEM)")
-	fs.BoolVar(&f.insecurePrivate, "insecure-private-network", false,
-		"without TLS, also listen on private addresses (10/8, 172.16/12, 192.168/16; 0.0.0.0 only if every address of the machine is private): for containers on Docker networks a test created, never a shared network")
 	fs.DurationVar(&f.raftTick, "raft-tick", 0, "raft tick (default 100ms)")
 	fs.IntVar(&f.electionTicks, "election-ticks", 0, "raft election timeout in ticks (default 10)")
 	fs.Uint64Var(&f.snapshotEvery, "snapshot-every", 0, "raft snapshot every this many entries (default 10000)")
@@ -128,8 +125,7 @@ func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ..
 	opts := daemon.Options{
 		Mode: mode, DataDir: f.dataDir, Listen: f.listen, Advertise: f.advertise, HTTPAddr: f.httpAddr,
 		Executor: f.executor, Hostname: f.hostname, Labels: labels, Security: security, TLS: tc,
-		InsecurePrivateNetwork: f.insecurePrivate,
-		RaftTick:               f.raftTick, ElectionTicks: f.electionTicks, SnapshotEvery: f.snapshotEvery, HeartbeatPeriod: f.heartbeat,
+		RaftTick: f.raftTick, ElectionTicks: f.electionTicks, SnapshotEvery: f.snapshotEvery, HeartbeatPeriod: f.heartbeat,
 		Token: f.token, Logger: log,
 	}
 	if len(joinAddr) > 0 {

@@ -76,10 +76,6 @@ type Options struct {
 	Security Security
 	// TLS is SecurityStatic's settings.
 	TLS *realnet.TLSConfig
-	// InsecurePrivateNetwork lets a node without TLS listen on private
-	// addresses too (realnet.CheckListenPrivate): for nodes in containers
-	// on Docker networks a test or `swarmsim run --real` created.
-	InsecurePrivateNetwork bool
 
 	// Raft and dispatcher timing (zero: the engine's defaults).
 	RaftTick        time.Duration
@@ -214,16 +210,9 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 }
 
 // checkListen applies the listen rule: anywhere with TLS; without it,
-// loopback only, or private addresses too with InsecurePrivateNetwork.
+// loopback only.
 func checkListen(opts Options) error {
-	if !opts.InsecurePrivateNetwork {
-		return realnet.CheckListen(opts.Listen, listenTLS(opts))
-	}
-	ifaces, err := net.InterfaceAddrs()
-	if err != nil {
-		return fmt.Errorf("listing this machine's addresses: %w", err)
-	}
-	return realnet.CheckListenPrivate(opts.Listen, listenTLS(opts), ifaces)
+	return realnet.CheckListen(opts.Listen, listenTLS(opts))
 }
 
 // listenTLS is what CheckListen is told: the server's TLS, or none.

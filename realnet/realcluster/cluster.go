@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -25,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/swarmsim/swarmsim/realnet"
+	"github.com/swarmsim/swarmsim/realnet/daemon"
 	"github.com/swarmsim/swarmsim/realnet/docker"
 	"github.com/swarmsim/swarmsim/realnet/rpc"
 )
@@ -122,7 +125,9 @@ func (n *Node) Control() rpc.ControlClient { return rpc.NewControlClient(n.conn)
 // Daemon is the node's own administration API (status, join tokens).
 func (n *Node) Daemon() rpc.DaemonClient { return rpc.NewDaemonClient(n.conn) }
 
-// Addr is where the driving process reaches the node.
+// Addr is the node's address on the control network, where it serves
+// only callers with a certificate of the cluster (this process has none;
+// it uses the node's local socket).
 func (n *Node) Addr() string { return netip.AddrPortFrom(n.ctlIP, Port).String() }
 
 // Cluster is a running real cluster.
@@ -138,6 +143,9 @@ type Cluster struct {
 	nodesMu sync.Mutex // guards nodes and order while nodes start at once
 	nodes   map[string]*Node
 	order   []string
+	// dataRoot holds each node's data directory (dataRoot/NAME, mounted
+	// at /data), whose local socket is how this process reaches the node.
+	dataRoot string
 
 	mu sync.Mutex // guards segments' cut sets
 }
@@ -168,6 +176,9 @@ func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err
 			c = nil
 		}
 	}()
+	if c.dataRoot, err = os.MkdirTemp("", "swarmsim-"+cfg.Run+"-"); err != nil {
+		return c, fmt.Errorf("realcluster: %w", err)
+	}
 	if err := c.createNetworks(ctx); err != nil {
 		return c, err
 	}
@@ -394,17 +405,15 @@ func (c *Cluster) containerName(node string) string {
 
 // startNode creates the node's container on the control network, connects
 // it to its segments with fixed addresses and its name as alias, starts
-// it, and waits until it answers.
+// it, and waits until it answers on its local socket.
 func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, args ...string) error {
 	cfg := c.cfg
+	// Mutual TLS on the CA's certificates, as swarmd runs by default: the
+	// nodes listen on every address of their container, and only a node
+	// of this cluster gets through.
 	cmd = append(cmd,
 		"--listen", "0.0.0.0:"+strconv.Itoa(Port),
 		"--advertise", net.JoinHostPort(spec.Name, strconv.Itoa(Port)),
-		// Plain gRPC on the run's own networks, so that the run reaches
-		// every node's control API over the network; mutual TLS is
-		// tested with processes (cmd/swarmd's security tests).
-		"--tls", "off",
-		"--insecure-private-network",
 		"--data-dir", "/data",
 		"--hostname", spec.Name,
 		"--executor", "docker",
@@ -427,6 +436,17 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 	if err != nil {
 		return err
 	}
+	sockGID, err := fileGroup(sock)
+	if err != nil {
+		return err
+	}
+	// The data directory lives here, mounted into the container, and
+	// swarmd runs as this process's user: its owner-only local socket is
+	// then this process's to use, as the CLI uses it on a node's machine.
+	dataDir := filepath.Join(c.dataRoot, spec.Name)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("realcluster: %w", err)
+	}
 	ctlNet := c.ctlName
 	ctlIP := c.ctl.ips[spec.Name]
 	req := testcontainers.GenericContainerRequest{
@@ -434,10 +454,14 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 			Image:    cfg.Image,
 			Name:     c.containerName(spec.Name),
 			Cmd:      cmd,
+			User:     strconv.Itoa(os.Getuid()) + ":" + strconv.Itoa(os.Getgid()),
 			Labels:   map[string]string{LabelRun: cfg.Run, "swarmsim.realcluster.node": spec.Name},
 			Networks: []string{ctlNet},
 			HostConfigModifier: func(hc *container.HostConfig) {
-				hc.Binds = append(hc.Binds, sock+":/var/run/docker.sock")
+				hc.Binds = append(hc.Binds, sock+":/var/run/docker.sock", dataDir+":/data")
+				// The executor reaches the Docker daemon through the
+				// socket's group, as a user in the docker group would.
+				hc.GroupAdd = append(hc.GroupAdd, strconv.Itoa(sockGID))
 			},
 			EndpointSettingsModifier: func(m map[string]*network.EndpointSettings) {
 				if es := m[ctlNet]; es != nil {
@@ -455,7 +479,7 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 	if !ok {
 		return fmt.Errorf("creating %s: unexpected container type %T", spec.Name, ctr)
 	}
-	conn, err := grpc.NewClient(netip.AddrPortFrom(ctlIP, Port).String(), realnet.DialOptions(nil, 0)...)
+	conn, err := grpc.NewClient("unix://"+daemon.SocketPath(dataDir), realnet.DialOptions(nil, 0)...)
 	if err != nil {
 		_ = dc.Terminate(ctx)
 		return fmt.Errorf("%s: %w", spec.Name, err)
@@ -518,6 +542,19 @@ func dockerSocket(cli *client.Client) (string, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("realcluster: the Docker daemon is at %s; real mode mounts a unix socket into its nodes", host)
+}
+
+// fileGroup is the group that owns path.
+func fileGroup(path string) (int, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, fmt.Errorf("realcluster: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("realcluster: cannot tell the group of %s on this platform", path)
+	}
+	return int(st.Gid), nil
 }
 
 // Kill kills the node as a machine crash would: its swarmd at once
@@ -795,6 +832,11 @@ func (c *Cluster) Close(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	if c.dataRoot != "" {
+		if err := os.RemoveAll(c.dataRoot); err != nil {
+			fail(fmt.Errorf("removing the nodes' data directories: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

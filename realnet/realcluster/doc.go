@@ -6,10 +6,10 @@
 // workload). It is what `swarmsim run --real` and the end-to-end tests
 // stand on.
 //
-// Network layout. Every node sits on one control network, which only the
-// process driving the cluster uses (the nodes never dial each other's
-// addresses there: peers reach each other by name, and the names are
-// aliases on the other networks only). Nodes talk to each other over
+// Network layout. Every node's container is created on one control
+// network of its own run, on which nothing depends (peers reach each
+// other by name, and the names are aliases on the other networks only;
+// the driving process talks to each node through its local socket). Nodes talk to each other over
 // either one shared network, or, when the run needs partial partitions,
 // one small network per pair of nodes: disconnecting a container from a
 // network cuts it from everyone on it, so a cut between two nodes needs a
@@ -19,9 +19,14 @@
 // pair) from a /20 of 10.0.0.0/8 that no Docker network or host address
 // overlaps.
 //
-// The nodes run with --tls off and listen beyond loopback, which swarmd allows only
-// with --insecure-private-network: acceptable on networks created here,
-// which carry nothing else.
+// Security. The nodes run as swarmd runs by default: the first creates
+// the cluster's root CA, the others join with a token, and every
+// connection between them is mutual TLS on the CA's certificates. The
+// driving process holds no certificate: each node's data directory is a
+// directory of this process's, mounted at /data, and swarmd runs as this
+// process's user (with the Docker socket's group), so the node's
+// owner-only local socket (DATA_DIR/swarmd.sock) is this process's to
+// use, as the swarmd CLI uses it on a node's machine.
 //
 // What it must never do: touch a container, network or image it did not
 // create. Everything it creates carries the label LabelRun with the run's
