@@ -460,6 +460,14 @@ func DialOptions(tc *TLSConfig, maxMsg int) []grpc.DialOption {
 	}
 }
 
+// KeepaliveEnforcement lets the clients of any server that is dialed
+// with DialOptions ping as often as DialOptions makes them: gRPC's default
+// policy answers a client pinging more often than every 5 minutes with
+// GOAWAY (too_many_pings) and drops its connection.
+func KeepaliveEnforcement() grpc.ServerOption {
+	return grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true})
+}
+
 // ServerOptions returns the gRPC server options a swarmd node uses: TLS
 // when given, keepalive enforcement matching DialOptions, size limits and
 // the authorization interceptor for unary RPCs.
@@ -472,7 +480,7 @@ func ServerOptions(tc *TLSConfig, maxMsg int, authorize Authorizer) []grpc.Serve
 	}
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true}),
+		KeepaliveEnforcement(),
 		grpc.MaxRecvMsgSize(maxMsg),
 		grpc.MaxSendMsgSize(maxMsg),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -125,6 +125,7 @@ func (d *Daemon) serveLocal() error {
 	}
 	d.localLis = lis
 	d.local = grpc.NewServer(
+		realnet.KeepaliveEnforcement(), // callers dial with realnet.DialOptions
 		grpc.MaxRecvMsgSize(realnet.DefaultMaxMessageBytes), grpc.MaxSendMsgSize(realnet.DefaultMaxMessageBytes),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if d.locked.Load() && info.FullMethod != methodUnlock && info.FullMethod != methodStatus {
