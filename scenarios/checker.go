@@ -187,18 +187,26 @@ func (c *checker) serviceChanged(ev store.Event) {
 	}
 	spec := svc.GetSpec()
 	sc.replicated = spec.GetReplicated() != nil
-	bound := int(spec.GetReplicated().GetReplicas()) + int(max(spec.GetUpdate().GetParallelism(), 1))
-	if p := spec.GetUpdate().GetParallelism(); p == 0 {
-		// Parallelism 0 updates every task at once: start-first may
-		// double the service.
-		bound = 2 * int(spec.GetReplicated().GetReplicas())
-	}
+	bound := replicaBound(spec)
 	if bound < sc.bound && sc.running > bound {
 		// A scale-down: the excess tasks stop one by one; the old bound
 		// holds until they have.
 		return
 	}
 	sc.bound = bound
+}
+
+// replicaBound is how many of a replicated service's tasks may count as
+// running at once: its replicas, plus what one step of an update may start
+// before it stops the tasks it replaces.
+func replicaBound(spec *api.ServiceSpec) int {
+	replicas := int(spec.GetReplicated().GetReplicas())
+	if p := spec.GetUpdate().GetParallelism(); p > 0 {
+		return replicas + int(p)
+	}
+	// Parallelism 0 updates every task at once: start-first may double
+	// the service.
+	return 2 * replicas
 }
 
 func (c *checker) taskChanged(ev store.Event) {

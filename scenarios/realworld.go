@@ -258,6 +258,10 @@ type RealWorld struct {
 	broken  *Violation
 	notes   []string
 	lastChk time.Time
+	// What the sampled invariants remember: who said it led each term,
+	// and each service's replica bound at the last sample.
+	leaders map[uint64]string
+	bounds  map[string]int
 }
 
 // NewRealWorld starts sc's cluster (images must be built: the swarmd
@@ -265,7 +269,7 @@ type RealWorld struct {
 // image set imageRun, RealImage).
 func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun string, seed uint64, swarmdImage string) (*RealWorld, error) {
 	w := &RealWorld{sc: sc, cli: cli, run: imageRun, wallStart: time.Now(), chooser: seeded{rand.New(rand.NewPCG(seed, 0x7265616c))},
-		state: map[string]*NodeState{}, specs: map[string]Service{}}
+		state: map[string]*NodeState{}, specs: map[string]Service{}, leaders: map[uint64]string{}, bounds: map[string]int{}}
 	cfg := realcluster.Config{
 		Run: realcluster.NewRunID(), Image: swarmdImage,
 		RaftTick: sc.Cluster.Raft.Tick, ElectionTicks: sc.Cluster.Raft.ElectionTicks, SnapshotEvery: sc.Cluster.Raft.SnapshotEvery,
@@ -291,7 +295,7 @@ func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun 
 	if ign := realIgnored(sc); len(ign) > 0 {
 		w.notes = append(w.notes, "ignored in real mode: "+strings.Join(ign, ", "))
 	}
-	w.notes = append(w.notes, "invariants checked in real mode: task-on-one-node (sampled from Docker every second); one-leader-per-term, committed-stays-committed, linearizable and replicas-bounded are not")
+	w.notes = append(w.notes, "invariants checked in real mode, sampled every second: task-on-one-node (from Docker), one-leader-per-term (from the managers' status), replicas-bounded (from the leader's store); committed-stays-committed and linearizable are not")
 	return w, nil
 }
 
@@ -337,16 +341,41 @@ func (w *RealWorld) RunUntil(t time.Duration, stop func() bool) bool {
 	}
 }
 
-// sample checks task-on-one-node on Docker's view: no task runs in two
-// containers on two nodes.
+// sample checks, once a second, the invariants real mode can see from
+// outside: task-on-one-node on Docker's view (no task runs in containers
+// on two nodes); one-leader-per-term on what the managers say of
+// themselves (no two managers lead in one term); replicas-bounded on the
+// leader's store (as the simulator's checker counts it). Samples can miss
+// a short-lived breach; what they report did happen.
 func (w *RealWorld) sample() {
 	if time.Since(w.lastChk) < time.Second {
 		return
 	}
 	w.lastChk = time.Now()
-	if !w.checks(TaskOnOneNode) {
+	if w.checks(TaskOnOneNode) {
+		w.sampleContainers()
+	}
+	if !w.checks(OneLeaderPerTerm) && !w.checks(ReplicasBounded) {
 		return
 	}
+	sts := w.statuses()
+	if w.checks(OneLeaderPerTerm) {
+		w.sampleLeaders(sts)
+	}
+	if l, _ := w.leaderOf(sts); l != "" && w.checks(ReplicasBounded) {
+		w.sampleReplicas(w.c.Node(l).Control())
+	}
+}
+
+func (w *RealWorld) violate(inv Invariant, format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.broken == nil {
+		w.broken = &Violation{Invariant: inv, At: w.Now(), Detail: fmt.Sprintf(format, args...)}
+	}
+}
+
+func (w *RealWorld) sampleContainers() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	tasks, err := w.c.TaskContainers(ctx)
@@ -359,15 +388,66 @@ func (w *RealWorld) sample() {
 			continue
 		}
 		if prev, ok := on[t.TaskID]; ok && prev != t.Node {
-			w.mu.Lock()
-			if w.broken == nil {
-				w.broken = &Violation{Invariant: TaskOnOneNode, At: w.Now(),
-					Detail: fmt.Sprintf("task %s runs on %s and %s", t.TaskID, prev, t.Node)}
-			}
-			w.mu.Unlock()
+			w.violate(TaskOnOneNode, "task %s runs on %s and %s", t.TaskID, prev, t.Node)
 			return
 		}
 		on[t.TaskID] = t.Node
+	}
+}
+
+// sampleLeaders records which manager said it led in which term.
+func (w *RealWorld) sampleLeaders(sts []managerStatus) {
+	for _, m := range sts {
+		if !m.st.GetIsLeader() {
+			continue
+		}
+		term := m.st.GetTerm()
+		if prev, ok := w.leaders[term]; ok && prev != m.name {
+			w.violate(OneLeaderPerTerm, "%s and %s both said they led in term %d", prev, m.name, term)
+			return
+		}
+		w.leaders[term] = m.name
+	}
+}
+
+// sampleReplicas counts each replicated service's running tasks in the
+// leader's store against replicaBound, holding the old bound while a
+// scale-down's excess tasks stop (as the simulator's checker does).
+func (w *RealWorld) sampleReplicas(ctl rpc.ControlClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	svcs, err := ctl.ListServices(ctx, &rpc.ListServicesRequest{})
+	if err != nil {
+		return
+	}
+	tasks, err := ctl.ListTasks(ctx, &rpc.ListTasksRequest{})
+	if err != nil {
+		return
+	}
+	running := map[string]int{}
+	for _, t := range tasks.GetTasks() {
+		if countsAsRunning(t) {
+			running[t.GetServiceId()]++
+		}
+	}
+	list := svcs.GetServices()
+	slices.SortFunc(list, func(a, b *api.Service) int { return strings.Compare(a.GetId(), b.GetId()) })
+	for _, svc := range list {
+		spec := svc.GetSpec()
+		if spec.GetReplicated() == nil {
+			continue
+		}
+		id, n := svc.GetId(), running[svc.GetId()]
+		bound := replicaBound(spec)
+		if held, ok := w.bounds[id]; ok && bound < held && n > bound {
+			bound = held // a scale-down under way
+		}
+		w.bounds[id] = bound
+		if n > bound {
+			w.violate(ReplicasBounded, "service %s has %d tasks running; replicas %d + update parallelism allow %d",
+				spec.GetName(), n, spec.GetReplicated().GetReplicas(), bound)
+			return
+		}
 	}
 }
 
@@ -444,7 +524,11 @@ func (w *RealWorld) managerCount() int {
 // leader is the leader a quorum of managers names, and the leader's own
 // status ("" and nil when there is none).
 func (w *RealWorld) leader() (string, *rpc.StatusResponse) {
-	sts := w.statuses()
+	return w.leaderOf(w.statuses())
+}
+
+// leaderOf is leader on statuses already asked for.
+func (w *RealWorld) leaderOf(sts []managerStatus) (string, *rpc.StatusResponse) {
 	votes := map[string]int{}
 	for _, m := range sts {
 		if l := m.st.GetLeader(); l != "" {
@@ -899,7 +983,7 @@ func (w *RealWorld) Holds(c Condition) (bool, string) {
 				n++
 			}
 		}
-		return n == c.N, fmt.Sprintf("%d running", n)
+		return n == c.N, fmt.Sprintf("%d running", n) + w.notRunning(tasks)
 	case Completed:
 		svc, tasks, nodes, err := w.serviceState(ctx, c.Service)
 		if err != nil {
@@ -991,6 +1075,38 @@ func (w *RealWorld) taskMatches(t *api.Task, nodes map[string]*api.Node, image s
 		}
 	}
 	return true
+}
+
+// notRunning describes, for a failed expectation, the tasks the cluster
+// wants running that do not run (at most 4): "" when there are none.
+func (w *RealWorld) notRunning(tasks []*api.Task) string {
+	var parts []string
+	for _, t := range tasks {
+		if t.GetDesiredState() > api.TaskState_TASK_STATE_RUNNING || countsAsRunning(t) {
+			continue
+		}
+		if len(parts) == 4 {
+			parts = append(parts, "...")
+			break
+		}
+		node := w.c.NameOf(t.GetNodeId())
+		if node == "" {
+			node = "no node"
+		}
+		d := fmt.Sprintf("slot %d on %s: %s, desired %s", t.GetSlot(), node,
+			strings.TrimPrefix(t.GetStatus().GetState().String(), "TASK_STATE_"),
+			strings.TrimPrefix(t.GetDesiredState().String(), "TASK_STATE_"))
+		if m := t.GetStatus().GetErr(); m != "" {
+			d += " (" + m + ")"
+		} else if m := t.GetStatus().GetMessage(); m != "" {
+			d += " (" + m + ")"
+		}
+		parts = append(parts, d)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; not running: " + strings.Join(parts, "; ")
 }
 
 // converged: every service runs what its spec asks for (see

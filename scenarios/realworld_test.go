@@ -1,13 +1,19 @@
 package scenarios
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/realnet/docker"
+	"github.com/swarmsim/swarmsim/realnet/rpc"
 )
 
 // TestRealSupport: every use of something real mode cannot do is named
@@ -115,5 +121,75 @@ steps:
 	}
 	if im.Swarmd != "swarmsim-r1/swarmd:latest" {
 		t.Errorf("swarmd image %q", im.Swarmd)
+	}
+}
+
+// fakeControl answers ListServices and ListTasks from fixed lists.
+type fakeControl struct {
+	rpc.ControlClient
+	svcs  []*api.Service
+	tasks []*api.Task
+}
+
+func (f *fakeControl) ListServices(context.Context, *rpc.ListServicesRequest, ...grpc.CallOption) (*rpc.ListServicesResponse, error) {
+	return &rpc.ListServicesResponse{Services: f.svcs}, nil
+}
+
+func (f *fakeControl) ListTasks(context.Context, *rpc.ListTasksRequest, ...grpc.CallOption) (*rpc.ListTasksResponse, error) {
+	return &rpc.ListTasksResponse{Tasks: f.tasks}, nil
+}
+
+func newSampler() *RealWorld {
+	return &RealWorld{start: time.Now(), leaders: map[uint64]string{}, bounds: map[string]int{}}
+}
+
+// TestRealSampleLeaders: two managers saying they lead in one term is a
+// violation; one leader per term, over several terms, is not.
+func TestRealSampleLeaders(t *testing.T) {
+	st := func(name string, leads bool, term uint64) managerStatus {
+		return managerStatus{name, &rpc.StatusResponse{IsLeader: leads, Term: term}}
+	}
+	w := newSampler()
+	w.sampleLeaders([]managerStatus{st("m1", true, 2), st("m2", false, 2)})
+	w.sampleLeaders([]managerStatus{st("m1", true, 2), st("m2", true, 3)})
+	if v := w.Violation(); v != nil {
+		t.Fatalf("one leader per term: %v", v)
+	}
+	w.sampleLeaders([]managerStatus{st("m3", true, 3)})
+	v := w.Violation()
+	if v == nil || v.Invariant != OneLeaderPerTerm || !strings.Contains(v.Detail, "m2 and m3") {
+		t.Fatalf("m2 and m3 both led term 3: got %v", v)
+	}
+}
+
+// TestRealSampleReplicas: running tasks beyond replicas plus update
+// parallelism break replicas-bounded, except while a scale-down's excess
+// tasks stop.
+func TestRealSampleReplicas(t *testing.T) {
+	svc := func(replicas uint64) *api.Service {
+		return &api.Service{Id: "s1", Spec: &api.ServiceSpec{Name: "web",
+			Mode:   &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}},
+			Update: &api.UpdateConfig{Parallelism: 1}}}
+	}
+	tasks := func(n int) []*api.Task {
+		var out []*api.Task
+		for range n {
+			out = append(out, &api.Task{ServiceId: "s1", DesiredState: api.TaskState_TASK_STATE_RUNNING,
+				Status: &api.TaskStatus{State: api.TaskState_TASK_STATE_RUNNING}})
+		}
+		return out
+	}
+	w := newSampler()
+	w.sampleReplicas(&fakeControl{svcs: []*api.Service{svc(4)}, tasks: tasks(5)}) // 4 + 1 in an update
+	// Scaled to 2 with 5 still running: the old bound holds while they stop.
+	w.sampleReplicas(&fakeControl{svcs: []*api.Service{svc(2)}, tasks: tasks(5)})
+	w.sampleReplicas(&fakeControl{svcs: []*api.Service{svc(2)}, tasks: tasks(3)})
+	if v := w.Violation(); v != nil {
+		t.Fatalf("within bounds: %v", v)
+	}
+	w.sampleReplicas(&fakeControl{svcs: []*api.Service{svc(2)}, tasks: tasks(4)})
+	v := w.Violation()
+	if v == nil || v.Invariant != ReplicasBounded || !strings.Contains(v.Detail, "4 tasks running") {
+		t.Fatalf("4 running of 2 replicas (+1): got %v", v)
 	}
 }
