@@ -340,17 +340,24 @@ func (a *Agent) jitter(d time.Duration, lo, hi float64) time.Duration {
 }
 
 // pickManager chooses whom to ask next: the leader we were told about,
-// else the managers in turn.
+// else the managers in turn, passing over the one asked last (whose
+// session died or who did not answer: likely down or cut off) while
+// another is known.
 func (a *Agent) pickManager() env.NodeID {
 	if h := a.leaderHint; h != "" {
 		a.leaderHint = ""
 		return h
 	}
-	if len(a.managers) == 0 {
+	n := len(a.managers)
+	if n == 0 {
 		return ""
 	}
-	m := a.managers[a.nextManager%len(a.managers)]
-	a.nextManager = (a.nextManager + 1) % len(a.managers)
+	m := a.managers[a.nextManager%n]
+	a.nextManager = (a.nextManager + 1) % n
+	if m == a.target && n > 1 {
+		m = a.managers[a.nextManager]
+		a.nextManager = (a.nextManager + 1) % n
+	}
 	return m
 }
 

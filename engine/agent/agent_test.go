@@ -141,6 +141,50 @@ func TestAgentTriesAnotherManager(t *testing.T) {
 	}
 }
 
+// A manager whose session died is not asked again while another is
+// known: whatever order the manager list came in, the next ask goes to
+// another manager (the dead one is likely down or cut off).
+func TestAgentLeavesTheManagerThatFailed(t *testing.T) {
+	r := newRig(t, []env.NodeID{"m1", "m2"}, []env.NodeID{"m1"}, sim.ExecutorConfig{})
+	defer r.k.Activate()()
+	alive := true
+	lead := leader(nil)
+	r.mgrs["m1"].on = func(m *manager, from env.Peer, msg env.Message) {
+		if !alive {
+			return
+		}
+		if hb, ok := msg.(*api.Heartbeat); ok {
+			m.ep.Send(from.ID, &api.HeartbeatResponse{SessionId: hb.SessionId, HeartbeatPeriod: int64(5 * time.Second),
+				Managers: []string{"m1", "m2"}})
+			return
+		}
+		lead(m, from, msg)
+	}
+	lead2 := leader(nil)
+	r.mgrs["m2"].on = func(m *manager, from env.Peer, msg env.Message) {
+		if req, ok := msg.(*api.SessionRequest); ok && alive {
+			m.ep.Send(from.ID, &api.SessionResponse{Incarnation: req.Incarnation, Attempt: req.Attempt,
+				Error: api.DispatcherError_DISPATCHER_ERROR_NOT_LEADER, Leader: "m1"})
+			return
+		}
+		lead2(m, from, msg)
+	}
+	r.run(12 * time.Second)
+	if r.agent.SessionID() != "s-m1" || !slices.Equal(r.agent.Managers(), []env.NodeID{"m1", "m2"}) {
+		t.Fatalf("session %q, managers %v", r.agent.SessionID(), r.agent.Managers())
+	}
+	alive = false
+	for end := r.k.Now() + time.Minute; r.k.Now() < end && r.agent.SessionID() != "s-m2"; {
+		r.run(100 * time.Millisecond)
+	}
+	if r.agent.SessionID() != "s-m2" {
+		t.Fatalf("no session with m2: %q on %q", r.agent.SessionID(), r.agent.Manager())
+	}
+	if n := count[*api.SessionRequest](r.mgrs["m1"].got); n != 1 {
+		t.Errorf("asked m1, whose session died, for %d sessions; want only the first", n)
+	}
+}
+
 // A redirect is followed at once, to the manager it names.
 func TestAgentFollowsRedirect(t *testing.T) {
 	r := newRig(t, []env.NodeID{"m1", "m2"}, []env.NodeID{"m1"}, sim.ExecutorConfig{})
