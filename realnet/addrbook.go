@@ -36,10 +36,29 @@ type AddressBook struct {
 	mu      sync.Mutex
 	m       map[env.NodeID]addrEntry
 	version uint64
+	changed chan struct{} // closed at the next change
 }
 
 // NewAddressBook returns an empty book.
-func NewAddressBook() *AddressBook { return &AddressBook{m: make(map[env.NodeID]addrEntry)} }
+func NewAddressBook() *AddressBook {
+	return &AddressBook{m: make(map[env.NodeID]addrEntry), changed: make(chan struct{})}
+}
+
+// bump records a change; b.mu is held.
+func (b *AddressBook) bump() {
+	b.version++
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// Changed is closed at the book's next change: a stream that keeps a
+// dialer's copy current sends it then, so that a manager that just joined
+// is known to the workers before the manager they know can vanish.
+func (b *AddressBook) Changed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.changed
+}
 
 // Learn records id's address. An entry learned from a better source is
 // kept; manager marks the node as a manager (only SetManagers clears
@@ -62,7 +81,7 @@ func (b *AddressBook) Learn(id env.NodeID, addr string, manager bool, src AddrSo
 		return false
 	}
 	b.m[id] = next
-	b.version++
+	b.bump()
 	return true
 }
 
@@ -76,7 +95,7 @@ func (b *AddressBook) SetManagers(ids []env.NodeID) {
 		if e.manager != want {
 			e.manager = want
 			b.m[id] = e
-			b.version++
+			b.bump()
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package realnet
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -42,9 +43,9 @@ const (
 	// before the connection is called dead and its streams fail.
 	keepaliveTime    = 10 * time.Second
 	keepaliveTimeout = 5 * time.Second
-	// addressRefresh is how often a server stream looks for changes in
-	// its address book to send to the dialer.
-	addressRefresh = 2 * time.Second
+	// addressSettle is how long a server stream lets its address book
+	// settle after a change before sending it to the dialer.
+	addressSettle = 50 * time.Millisecond
 	// helloTimeout bounds the wait for a server's first address book.
 	helloTimeout = 10 * time.Second
 	// idleClose is how long a peer may go without a message before its
@@ -941,7 +942,8 @@ func (t *Transport) Stream(srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelo
 		t.book.Learn(p.ID, hello.Addr, p.Role == env.RoleManager, AddrHello)
 	}
 	ss := &serverStream{srv: srv}
-	if err := ss.send(t.bookEnvelope()); err != nil {
+	book := t.bookEnvelope()
+	if err := ss.send(book); err != nil {
 		return err
 	}
 	t.inboundStreams.Add(1)
@@ -975,7 +977,7 @@ func (t *Transport) Stream(srv grpc.BidiStreamingServer[rpc.Envelope, rpc.Envelo
 	// Keep the dialer's address book current; stops with the stream.
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go t.sendBooks(sctx, ss)
+	go t.sendBooks(sctx, ss, book.GetPayload())
 
 	for {
 		e, err := srv.Recv()
@@ -1046,20 +1048,33 @@ func (s *serverStream) send(e *rpc.Envelope) error {
 	return s.srv.Send(e)
 }
 
-func (t *Transport) sendBooks(ctx context.Context, srv *serverStream) {
+// sendBooks sends the dialer this node's address book again whenever it
+// changes (a burst of changes, such as nodes joining together, goes as
+// one book after addressSettle).
+func (t *Transport) sendBooks(ctx context.Context, srv *serverStream, sent []byte) {
 	last := t.book.Version()
-	tick := time.NewTicker(addressRefresh)
-	defer tick.Stop()
 	for {
+		changed := t.book.Changed()
+		if t.book.Version() == last {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(addressSettle):
 		}
 		if v := t.book.Version(); v != last {
 			last = v
-			if srv.send(t.bookEnvelope()) != nil {
-				return
+			// Only the managers go: a change among the workers is not sent.
+			if e := t.bookEnvelope(); !bytes.Equal(e.GetPayload(), sent) {
+				sent = e.GetPayload()
+				if srv.send(e) != nil {
+					return
+				}
 			}
 		}
 	}
