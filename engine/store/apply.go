@@ -90,16 +90,23 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 	case opAssign:
 		return s.applyAssignment(index, ts, o.taskID, o.nodeID, o.version), nil
 	}
-	a := o.full
-	switch t := a.GetTarget().(type) {
-	case *api.StoreAction_TaskStatus: // not in the hand decoder's shape
-		u := t.TaskStatus
-		return s.applyStatus(index, ts, []byte(u.GetTaskId()), u.GetStatus()), nil
-	case *api.StoreAction_TaskAssignment:
-		u := t.TaskAssignment
-		return s.applyAssignment(index, ts, []byte(u.GetTaskId()), []byte(u.GetNodeId()), u.GetExpectedVersion()), nil
+	var obj Object
+	var akind api.StoreAction_Kind
+	var meta *api.Meta // the new meta's storage, when the decoder gave one
+	if o.kind == opKV {
+		obj, akind, meta = o.kv, o.akind, o.meta
+	} else {
+		a := o.full
+		switch t := a.GetTarget().(type) {
+		case *api.StoreAction_TaskStatus: // not in the hand decoder's shape
+			u := t.TaskStatus
+			return s.applyStatus(index, ts, []byte(u.GetTaskId()), u.GetStatus()), nil
+		case *api.StoreAction_TaskAssignment:
+			u := t.TaskAssignment
+			return s.applyAssignment(index, ts, []byte(u.GetTaskId()), []byte(u.GetNodeId()), u.GetExpectedVersion()), nil
+		}
+		obj, akind = actionObject(a), a.GetKind()
 	}
-	obj := actionObject(a)
 	if obj == nil {
 		return false, fmt.Errorf("action without an object: %w", ErrInvalid)
 	}
@@ -109,7 +116,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 	}
 	tbl := s.c.tables[k]
 	cur := tbl.get(id)
-	switch a.GetKind() {
+	switch akind {
 	case api.StoreAction_CREATE:
 		if cur != nil {
 			return false, objectError(k, id, ErrExist)
@@ -120,7 +127,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		if t, ok := obj.(*api.Task); ok {
 			s.c.intern(t)
 		}
-		setMeta(obj, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
+		setMeta(obj, fillMeta(meta, index, ts, ts))
 		s.record(ActionCreate, k, id, nil, obj)
 		tbl.put(id, obj)
 	case api.StoreAction_UPDATE:
@@ -140,7 +147,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 			}
 			s.c.intern(t)
 		}
-		setMeta(obj, &api.Meta{Version: index, CreatedAt: cur.GetMeta().GetCreatedAt(), UpdatedAt: ts})
+		setMeta(obj, fillMeta(meta, index, cur.GetMeta().GetCreatedAt(), ts))
 		s.record(ActionUpdate, k, id, cur, obj)
 		tbl.put(id, obj)
 	case api.StoreAction_DELETE:
@@ -153,9 +160,19 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		s.record(ActionDelete, k, id, cur, nil)
 		tbl.del(id)
 	default:
-		return false, objectError(k, id, fmt.Errorf("action kind %d: %w", a.GetKind(), ErrInvalid))
+		return false, objectError(k, id, fmt.Errorf("action kind %d: %w", akind, ErrInvalid))
 	}
 	return true, nil
+}
+
+// fillMeta sets a new meta's fields, in m when the decoder allocated it
+// with the object, in a new Meta otherwise.
+func fillMeta(m *api.Meta, version uint64, created, updated int64) *api.Meta {
+	if m == nil {
+		m = new(api.Meta)
+	}
+	m.Version, m.CreatedAt, m.UpdatedAt = version, created, updated
+	return m
 }
 
 // Compact actions allocate the new task with its new meta (and status) in

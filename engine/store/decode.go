@@ -35,12 +35,16 @@ const (
 	opFull opKind = iota
 	opStatus
 	opAssign
+	opKV
 )
 
 // op is one decoded action. A compact action in canonical form (what
 // Update writes) is decoded by hand without allocating its protobuf
 // messages; its IDs alias the entry's bytes and are valid only while Apply
-// runs. Anything else is decoded by proto.Unmarshal into full.
+// runs. A KV action in canonical form is decoded by hand into kv, whose
+// meta Apply may fill in place (meta: the one allocated with kv, whether or
+// not the action had a meta). Anything else is decoded by proto.Unmarshal
+// into full.
 type op struct {
 	kind    opKind
 	full    *api.StoreAction
@@ -48,6 +52,15 @@ type op struct {
 	nodeID  []byte
 	version uint64
 	status  *api.TaskStatus
+	akind   api.StoreAction_Kind
+	kv      *api.KV
+	meta    *api.Meta
+}
+
+// kvWithMeta allocates a decoded KV with its meta: one allocation.
+type kvWithMeta struct {
+	kv   api.KV
+	meta api.Meta
 }
 
 // decodeProposal decodes an api.Proposal into ops (reusing its storage).
@@ -118,6 +131,9 @@ func (c *content) decodeAction(b []byte) (op, error) {
 	if o, ok := decodeCompact(b); ok {
 		return o, nil
 	}
+	if o, ok := c.decodeKVAction(b); ok {
+		return o, nil
+	}
 	if payload, kind, ok := taskAction(b); ok {
 		t, err := c.decodeTask(payload)
 		if err != nil {
@@ -173,6 +189,103 @@ func decodeCompact(b []byte) (op, bool) {
 		return decodeAssignment(target)
 	}
 	return op{}, false
+}
+
+// decodeKVAction decodes a StoreAction holding only a kind and a KV, each
+// at most once, whose KV holds a key, a meta and a value, each at most once,
+// and whose meta holds a version, a creation and an update time, each at
+// most once: all with the right wire types, and a valid UTF-8 key. It
+// reports false for any other shape, valid or not, and allocates nothing
+// then. A key the store holds is shared with the stored object.
+func (c *content) decodeKVAction(b []byte) (op, bool) {
+	var payload []byte
+	var kind uint64
+	seenKind := false
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return op{}, false
+		}
+		b = b[n:]
+		switch {
+		case num == fieldActionKind && typ == protowire.VarintType && !seenKind:
+			seenKind = true
+			kind, n = protowire.ConsumeVarint(b)
+		case num == fieldActionKV && typ == protowire.BytesType && payload == nil:
+			payload, n = protowire.ConsumeBytes(b)
+			if payload == nil {
+				payload = []byte{}
+			}
+		default:
+			return op{}, false
+		}
+		if n < 0 {
+			return op{}, false
+		}
+		b = b[n:]
+	}
+	if payload == nil {
+		return op{}, false
+	}
+	var key, value, meta []byte
+	var seen [fieldKVValue + 1]bool
+	for b = payload; len(b) > 0; {
+		num, typ, n := consumeTag(b)
+		if n < 0 || num > fieldKVValue || seen[num] || typ != protowire.BytesType {
+			return op{}, false
+		}
+		seen[num] = true
+		b = b[n:]
+		var v []byte
+		if num == fieldKVKey {
+			v, n = consumeString(b)
+		} else {
+			v, n = protowire.ConsumeBytes(b)
+		}
+		if n < 0 {
+			return op{}, false
+		}
+		b = b[n:]
+		switch num {
+		case fieldKVKey:
+			key = v
+		case fieldKVMeta:
+			meta = v
+		case fieldKVValue:
+			value = v
+		}
+	}
+	var m [fieldMetaUpdatedAt + 1]uint64
+	var seenMeta [fieldMetaUpdatedAt + 1]bool
+	for b = meta; len(b) > 0; {
+		num, typ, n := consumeTag(b)
+		if n < 0 || num > fieldMetaUpdatedAt || seenMeta[num] || typ != protowire.VarintType {
+			return op{}, false
+		}
+		seenMeta[num] = true
+		b = b[n:]
+		if m[num], n = protowire.ConsumeVarint(b); n < 0 {
+			return op{}, false
+		}
+		b = b[n:]
+	}
+	blk := new(kvWithMeta)
+	kv := &blk.kv
+	if r := c.kvs.recBytes(key); r != nil {
+		kv.Key = r.id
+	} else {
+		kv.Key = string(key)
+	}
+	if seen[fieldKVMeta] {
+		blk.meta.Version = m[fieldMetaVersion]
+		blk.meta.CreatedAt = int64(m[fieldMetaCreatedAt])
+		blk.meta.UpdatedAt = int64(m[fieldMetaUpdatedAt])
+		kv.Meta = &blk.meta
+	}
+	if len(value) > 0 {
+		kv.Value = append([]byte(nil), value...)
+	}
+	return op{kind: opKV, akind: api.StoreAction_Kind(int32(kind)), kv: kv, meta: &blk.meta}, true
 }
 
 func decodeAssignment(b []byte) (op, bool) {
@@ -247,7 +360,7 @@ func consumeString(b []byte) ([]byte, int) {
 }
 
 // action rebuilds the StoreAction an op stands for, but for the kind of a
-// compact action, which means nothing (tests compare it with what
+// compact (status or assignment) action, which means nothing (tests compare it with what
 // proto.Unmarshal gives).
 func (o *op) action() *api.StoreAction {
 	switch o.kind {
@@ -257,6 +370,8 @@ func (o *op) action() *api.StoreAction {
 	case opAssign:
 		return &api.StoreAction{Target: &api.StoreAction_TaskAssignment{TaskAssignment: &api.TaskAssignment{
 			TaskId: string(o.taskID), NodeId: string(o.nodeID), ExpectedVersion: o.version}}}
+	case opKV:
+		return &api.StoreAction{Kind: o.akind, Target: &api.StoreAction_Kv{Kv: o.kv}}
 	}
 	return o.full
 }

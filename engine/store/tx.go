@@ -50,7 +50,7 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 		done(nil)
 		return
 	}
-	data, err := marshalOptions.Marshal(&api.Proposal{Timestamp: tx.ts, Actions: tx.actions})
+	data, err := encodeProposal(tx.ts, tx.actions)
 	if err != nil {
 		done(fmt.Errorf("store: encode proposal: %w", err))
 		return
