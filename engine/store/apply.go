@@ -62,7 +62,7 @@ func (s *Store) Apply(index uint64, data []byte) (result any, err error) {
 	s.stats.Proposals++
 	s.stats.Actions += uint64(len(ops))
 	if cap(s.log) < len(ops) {
-		s.log = make([]Event, 0, len(ops)) // one allocation for a big batch
+		s.log = s.newLog(len(ops))
 	}
 	var skipped uint64
 	for i := range ops {
@@ -90,11 +90,20 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 	case opAssign:
 		return s.applyAssignment(index, ts, o.taskID, o.nodeID, o.version), nil
 	}
-	var obj Object
+	var obj, cur Object
 	var akind api.StoreAction_Kind
-	var meta *api.Meta // the new meta's storage, when the decoder gave one
+	var meta *api.Meta      // the new meta's storage, when the decoder gave one
+	var kvRec *rec[*api.KV] // the stored KV's record, for a KV action
 	if o.kind == opKV {
-		obj, akind, meta = o.kv, o.akind, o.meta
+		kv := &o.kv.kv
+		obj, akind, meta = kv, o.akind, &o.kv.meta
+		// One lookup finds the stored KV, the key to share with it, and
+		// the record to update.
+		if kvRec = s.c.kvs.recBytes(o.taskID); kvRec != nil {
+			kv.Key, cur = kvRec.id, kvRec.obj
+		} else {
+			kv.Key = string(o.taskID)
+		}
 	} else {
 		a := o.full
 		switch t := a.GetTarget().(type) {
@@ -106,6 +115,9 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 			return s.applyAssignment(index, ts, []byte(u.GetTaskId()), []byte(u.GetNodeId()), u.GetExpectedVersion()), nil
 		}
 		obj, akind = actionObject(a), a.GetKind()
+		if obj != nil {
+			cur = s.c.tables[KindOf(obj)].get(ID(obj))
+		}
 	}
 	if obj == nil {
 		return false, fmt.Errorf("action without an object: %w", ErrInvalid)
@@ -115,7 +127,6 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		return false, objectError(k, id, ErrInvalid)
 	}
 	tbl := s.c.tables[k]
-	cur := tbl.get(id)
 	switch akind {
 	case api.StoreAction_CREATE:
 		if cur != nil {
@@ -149,7 +160,11 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		}
 		setMeta(obj, fillMeta(meta, index, cur.GetMeta().GetCreatedAt(), ts))
 		s.record(ActionUpdate, k, id, cur, obj)
-		tbl.put(id, obj)
+		if kvRec != nil {
+			s.c.kvs.replace(kvRec, obj.(*api.KV))
+		} else {
+			tbl.put(id, obj)
+		}
 	case api.StoreAction_DELETE:
 		if cur == nil {
 			return false, objectError(k, id, ErrNotExist)
@@ -346,6 +361,25 @@ func (s *Store) rollback() {
 		}
 	}
 	s.resetLog()
+}
+
+// logSlab is how many events newLog carves from one allocation.
+const logSlab = 128
+
+// newLog returns an empty log for n events. Watchers may keep a published
+// log, so each proposal that has watchers logs into a new one: small logs
+// are carved from a shared slab (one allocation for many proposals), and
+// never overlap, since each has its full capacity cut to n.
+func (s *Store) newLog(n int) []Event {
+	if n > logSlab/4 {
+		return make([]Event, 0, n) // one allocation for a big batch
+	}
+	if cap(s.slab)-len(s.slab) < n {
+		s.slab = make([]Event, 0, logSlab)
+	}
+	l := s.slab[len(s.slab) : len(s.slab) : len(s.slab)+n]
+	s.slab = s.slab[:len(s.slab)+n]
+	return l
 }
 
 // publish hands the logged changes to the watchers.

@@ -36,6 +36,7 @@ func encodeProposal(ts int64, actions []*api.StoreAction) ([]byte, error) {
 	if ts != 0 {
 		size += protowire.SizeTag(fieldProposalTimestamp) + protowire.SizeVarint(uint64(ts))
 	}
+	// sizes[i] is action i's size, negated for a KV action (never 0).
 	var sizes []int
 	var sizesBuf [8]int
 	if len(actions) <= len(sizesBuf) {
@@ -45,10 +46,12 @@ func encodeProposal(ts int64, actions []*api.StoreAction) ([]byte, error) {
 	}
 	for i, a := range actions {
 		n, ok := kvActionSize(a)
-		if !ok {
+		if ok {
+			sizes[i] = -n
+		} else {
 			n = marshalOptions.Size(a)
+			sizes[i] = n
 		}
-		sizes[i] = n
 		size += protowire.SizeTag(fieldProposalActions) + protowire.SizeBytes(n)
 	}
 	b := make([]byte, 0, size)
@@ -57,18 +60,20 @@ func encodeProposal(ts int64, actions []*api.StoreAction) ([]byte, error) {
 		b = protowire.AppendVarint(b, uint64(ts))
 	}
 	for i, a := range actions {
+		n := sizes[i]
 		b = protowire.AppendTag(b, fieldProposalActions, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizes[i]))
+		b = protowire.AppendVarint(b, uint64(max(n, -n)))
 		start := len(b)
-		if _, ok := kvActionSize(a); ok {
+		if n < 0 { // a KV action: never empty, it holds its target
 			b = appendKVAction(b, a)
+			n = -n
 		} else {
 			var err error
 			if b, err = cachedSize.MarshalAppend(b, a); err != nil {
 				return nil, err
 			}
 		}
-		if len(b)-start != sizes[i] {
+		if len(b)-start != n {
 			// A message changed between sizing and writing: a caller broke
 			// the rule that handed-over objects are not modified.
 			return nil, errSizeChanged
