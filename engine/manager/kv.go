@@ -46,13 +46,7 @@ func (m *Manager) KVWrite(key, value string, done func(error)) {
 
 func (m *Manager) kvWrite(key, value string, tries int, done func(error)) {
 	m.store.Update(func(tx *store.Tx) error {
-		cur := tx.KV(key)
-		kv := &api.KV{Key: key, Value: []byte(value)}
-		if cur == nil {
-			return tx.Create(kv)
-		}
-		kv.Meta = &api.Meta{Version: cur.GetMeta().GetVersion()}
-		return tx.Update(kv)
+		return writeKV(tx, key, value, tx.KV(key))
 	}, func(err error) {
 		if lostRace(err) && tries > 1 {
 			m.kvWrite(key, value, tries-1, done)
@@ -84,12 +78,7 @@ func (m *Manager) kvCAS(key, old, value string, tries int, done func(bool, error
 			return
 		}
 		m.store.Update(func(tx *store.Tx) error {
-			kv := &api.KV{Key: key, Value: []byte(value)}
-			if cur == nil {
-				return tx.Create(kv)
-			}
-			kv.Meta = &api.Meta{Version: cur.GetMeta().GetVersion()}
-			return tx.Update(kv)
+			return writeKV(tx, key, value, cur)
 		}, func(err error) {
 			switch {
 			case err == nil:
@@ -104,6 +93,29 @@ func (m *Manager) kvCAS(key, old, value string, tries int, done func(bool, error
 			}
 		})
 	})
+}
+
+// writeKV records the write of key = value in tx: a creation when cur (the
+// key's object as read) is nil, else an update based on cur's version.
+func writeKV(tx *store.Tx, key, value string, cur *api.KV) error {
+	b := new(struct { // the KV, its meta and a small value: one allocation
+		kv    api.KV
+		meta  api.Meta
+		value [32]byte
+	})
+	b.kv.Key = key
+	if len(value) <= len(b.value) {
+		b.kv.Value = b.value[:len(value):len(value)]
+		copy(b.kv.Value, value)
+	} else {
+		b.kv.Value = []byte(value)
+	}
+	if cur == nil {
+		return tx.Create(&b.kv)
+	}
+	b.meta.Version = cur.GetMeta().GetVersion()
+	b.kv.Meta = &b.meta
+	return tx.Update(&b.kv)
 }
 
 // lostRace reports whether a write failed only because another write got

@@ -62,7 +62,7 @@ func (s *Store) Apply(index uint64, data []byte) (result any, err error) {
 	s.stats.Proposals++
 	s.stats.Actions += uint64(len(ops))
 	if cap(s.log) < len(ops) {
-		s.log = make([]Event, 0, len(ops)) // one allocation for a big batch
+		s.log = s.newLog(len(ops))
 	}
 	var skipped uint64
 	for i := range ops {
@@ -90,16 +90,35 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 	case opAssign:
 		return s.applyAssignment(index, ts, o.taskID, o.nodeID, o.version), nil
 	}
-	a := o.full
-	switch t := a.GetTarget().(type) {
-	case *api.StoreAction_TaskStatus: // not in the hand decoder's shape
-		u := t.TaskStatus
-		return s.applyStatus(index, ts, []byte(u.GetTaskId()), u.GetStatus()), nil
-	case *api.StoreAction_TaskAssignment:
-		u := t.TaskAssignment
-		return s.applyAssignment(index, ts, []byte(u.GetTaskId()), []byte(u.GetNodeId()), u.GetExpectedVersion()), nil
+	var obj, cur Object
+	var akind api.StoreAction_Kind
+	var meta *api.Meta      // the new meta's storage, when the decoder gave one
+	var kvRec *rec[*api.KV] // the stored KV's record, for a KV action
+	if o.kind == opKV {
+		kv := &o.kv.kv
+		obj, akind, meta = kv, o.akind, &o.kv.meta
+		// One lookup finds the stored KV, the key to share with it, and
+		// the record to update.
+		if kvRec = s.c.kvs.recBytes(o.taskID); kvRec != nil {
+			kv.Key, cur = kvRec.id, kvRec.obj
+		} else {
+			kv.Key = string(o.taskID)
+		}
+	} else {
+		a := o.full
+		switch t := a.GetTarget().(type) {
+		case *api.StoreAction_TaskStatus: // not in the hand decoder's shape
+			u := t.TaskStatus
+			return s.applyStatus(index, ts, []byte(u.GetTaskId()), u.GetStatus()), nil
+		case *api.StoreAction_TaskAssignment:
+			u := t.TaskAssignment
+			return s.applyAssignment(index, ts, []byte(u.GetTaskId()), []byte(u.GetNodeId()), u.GetExpectedVersion()), nil
+		}
+		obj, akind = actionObject(a), a.GetKind()
+		if obj != nil {
+			cur = s.c.tables[KindOf(obj)].get(ID(obj))
+		}
 	}
-	obj := actionObject(a)
 	if obj == nil {
 		return false, fmt.Errorf("action without an object: %w", ErrInvalid)
 	}
@@ -108,8 +127,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		return false, objectError(k, id, ErrInvalid)
 	}
 	tbl := s.c.tables[k]
-	cur := tbl.get(id)
-	switch a.GetKind() {
+	switch akind {
 	case api.StoreAction_CREATE:
 		if cur != nil {
 			return false, objectError(k, id, ErrExist)
@@ -120,7 +138,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		if t, ok := obj.(*api.Task); ok {
 			s.c.intern(t)
 		}
-		setMeta(obj, &api.Meta{Version: index, CreatedAt: ts, UpdatedAt: ts})
+		setMeta(obj, fillMeta(meta, index, ts, ts))
 		s.record(ActionCreate, k, id, nil, obj)
 		tbl.put(id, obj)
 	case api.StoreAction_UPDATE:
@@ -140,9 +158,13 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 			}
 			s.c.intern(t)
 		}
-		setMeta(obj, &api.Meta{Version: index, CreatedAt: cur.GetMeta().GetCreatedAt(), UpdatedAt: ts})
+		setMeta(obj, fillMeta(meta, index, cur.GetMeta().GetCreatedAt(), ts))
 		s.record(ActionUpdate, k, id, cur, obj)
-		tbl.put(id, obj)
+		if kvRec != nil {
+			s.c.kvs.replace(kvRec, obj.(*api.KV))
+		} else {
+			tbl.put(id, obj)
+		}
 	case api.StoreAction_DELETE:
 		if cur == nil {
 			return false, objectError(k, id, ErrNotExist)
@@ -153,9 +175,19 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		s.record(ActionDelete, k, id, cur, nil)
 		tbl.del(id)
 	default:
-		return false, objectError(k, id, fmt.Errorf("action kind %d: %w", a.GetKind(), ErrInvalid))
+		return false, objectError(k, id, fmt.Errorf("action kind %d: %w", akind, ErrInvalid))
 	}
 	return true, nil
+}
+
+// fillMeta sets a new meta's fields, in m when the decoder allocated it
+// with the object, in a new Meta otherwise.
+func fillMeta(m *api.Meta, version uint64, created, updated int64) *api.Meta {
+	if m == nil {
+		m = new(api.Meta)
+	}
+	m.Version, m.CreatedAt, m.UpdatedAt = version, created, updated
+	return m
 }
 
 // Compact actions allocate the new task with its new meta (and status) in
@@ -329,6 +361,25 @@ func (s *Store) rollback() {
 		}
 	}
 	s.resetLog()
+}
+
+// logSlab is how many events newLog carves from one allocation.
+const logSlab = 128
+
+// newLog returns an empty log for n events. Watchers may keep a published
+// log, so each proposal that has watchers logs into a new one: small logs
+// are carved from a shared slab (one allocation for many proposals), and
+// never overlap, since each has its full capacity cut to n.
+func (s *Store) newLog(n int) []Event {
+	if n > logSlab/4 {
+		return make([]Event, 0, n) // one allocation for a big batch
+	}
+	if cap(s.slab)-len(s.slab) < n {
+		s.slab = make([]Event, 0, logSlab)
+	}
+	l := s.slab[len(s.slab) : len(s.slab) : len(s.slab)+n]
+	s.slab = s.slab[:len(s.slab)+n]
+	return l
 }
 
 // publish hands the logged changes to the watchers.

@@ -35,12 +35,17 @@ const (
 	opFull opKind = iota
 	opStatus
 	opAssign
+	opKV
 )
 
 // op is one decoded action. A compact action in canonical form (what
 // Update writes) is decoded by hand without allocating its protobuf
 // messages; its IDs alias the entry's bytes and are valid only while Apply
-// runs. Anything else is decoded by proto.Unmarshal into full.
+// runs. A KV action in canonical form is decoded by hand into kv.kv, but
+// for its key, which taskID holds (aliasing the entry) until Apply finds
+// the stored key to share or copies it; Apply fills kv.meta in place,
+// whether or not the action had a meta. Anything else is decoded by proto.Unmarshal
+// into full.
 type op struct {
 	kind    opKind
 	full    *api.StoreAction
@@ -48,6 +53,28 @@ type op struct {
 	nodeID  []byte
 	version uint64
 	status  *api.TaskStatus
+	akind   api.StoreAction_Kind
+	kv      *kvWithMeta
+}
+
+// fail resets a partly decoded op and reports false.
+func fail(o *op) bool {
+	*o = op{}
+	return false
+}
+
+// kvWithMeta allocates a decoded KV with its meta: one allocation.
+type kvWithMeta struct {
+	kv   api.KV
+	meta api.Meta
+}
+
+// kvInlineValue is the largest value allocated with its KV and meta.
+const kvInlineValue = 32
+
+type kvWithValue struct {
+	kvWithMeta
+	value [kvInlineValue]byte
 }
 
 // decodeProposal decodes an api.Proposal into ops (reusing its storage).
@@ -56,8 +83,12 @@ type op struct {
 // canonical shape of a compact action and hands every other shape to
 // proto.Unmarshal.
 func (c *content) decodeProposal(data []byte, ops []op) (int64, []op, error) {
-	if n := countActions(data); cap(ops) < n {
-		ops = make([]op, 0, n) // a batch of 100,000 grows no slice
+	// A batch of 100,000 grows no slice; a small entry (most of them) is
+	// not worth a counting pass: ops is reused from one entry to the next.
+	if len(data) > 4096 {
+		if n := countActions(data); cap(ops) < n {
+			ops = make([]op, 0, n)
+		}
 	}
 	var ts int64
 	b := data
@@ -76,11 +107,10 @@ func (c *content) decodeProposal(data []byte, ops []op) (int64, []op, error) {
 			var v []byte
 			v, n = protowire.ConsumeBytes(b)
 			if n >= 0 {
-				o, err := c.decodeAction(v)
-				if err != nil {
+				ops = append(ops, op{})
+				if err := c.decodeAction(v, &ops[len(ops)-1]); err != nil {
 					return 0, ops, err
 				}
-				ops = append(ops, o)
 			}
 		default: // unknown to this version: skipped, as proto does
 			n = protowire.ConsumeFieldValue(num, typ, b)
@@ -114,74 +144,122 @@ func countActions(b []byte) int {
 	return count
 }
 
-func (c *content) decodeAction(b []byte) (op, error) {
-	if o, ok := decodeCompact(b); ok {
-		return o, nil
-	}
-	if payload, kind, ok := taskAction(b); ok {
-		t, err := c.decodeTask(payload)
-		if err != nil {
-			return op{}, fmt.Errorf("action: %w", err)
+// decodeAction decodes one action into o, which is zero. Compact and KV
+// actions of the shape Update writes are decoded by hand, a task action's
+// spec is shared through the registry, and anything else (or a hand
+// decoder's refusal) goes to proto.Unmarshal.
+func (c *content) decodeAction(b []byte, o *op) error {
+	kind, num, payload, ok := actionShape(b)
+	if ok {
+		switch num {
+		case fieldActionTaskStatus:
+			ok = decodeStatusUpdate(payload, o)
+		case fieldActionAssignment:
+			ok = decodeAssignment(payload, o)
+		case fieldActionKV:
+			ok = c.decodeKV(payload, kind, o)
+		case fieldActionTask:
+			t, err := c.decodeTask(payload)
+			if err != nil {
+				return fmt.Errorf("action: %w", err)
+			}
+			o.full = &api.StoreAction{
+				Kind:   api.StoreAction_Kind(int32(kind)), // as proto decodes an enum
+				Target: &api.StoreAction_Task{Task: t},
+			}
 		}
-		return op{kind: opFull, full: &api.StoreAction{
-			Kind:   api.StoreAction_Kind(int32(kind)), // as proto decodes an enum
-			Target: &api.StoreAction_Task{Task: t},
-		}}, nil
+		if ok {
+			return nil
+		}
 	}
 	a := &api.StoreAction{}
 	if err := proto.Unmarshal(b, a); err != nil {
-		return op{}, fmt.Errorf("action: %w", err)
+		return fmt.Errorf("action: %w", err)
 	}
-	return op{kind: opFull, full: a}, nil
+	o.full = a
+	return nil
 }
 
-// decodeCompact decodes a StoreAction holding only a kind and one compact
-// target, each field once, with the right wire types and valid UTF-8. It
-// reports false for any other shape, valid or not.
-func decodeCompact(b []byte) (op, bool) {
-	var target []byte
-	var targetNum protowire.Number
-	seenKind := false
-	for len(b) > 0 {
+// decodeKV decodes the payload of a KV action of the given kind into o: a
+// KV holding a key, a meta and a value, each at most once, whose meta holds
+// a version, a creation and an update time, each at most once: all with
+// the right wire types, and a valid UTF-8 key. It reports false for any
+// other shape, valid or not, and allocates nothing then (o stays zero).
+func (c *content) decodeKV(payload []byte, kind uint64, o *op) bool {
+	var b []byte
+	var key, value, meta []byte
+	var seen [fieldKVValue + 1]bool
+	for b = payload; len(b) > 0; {
 		num, typ, n := consumeTag(b)
+		if n < 0 || num > fieldKVValue || seen[num] || typ != protowire.BytesType {
+			return false
+		}
+		seen[num] = true
+		b = b[n:]
+		var v []byte
+		if num == fieldKVKey {
+			v, n = consumeString(b)
+		} else {
+			v, n = protowire.ConsumeBytes(b)
+		}
 		if n < 0 {
-			return op{}, false
+			return false
 		}
 		b = b[n:]
-		switch {
-		case num == fieldActionKind && typ == protowire.VarintType && !seenKind:
-			seenKind = true
-			_, n = protowire.ConsumeVarint(b) // kind means nothing to compact actions
-		case (num == fieldActionTaskStatus || num == fieldActionAssignment) && typ == protowire.BytesType && target == nil:
-			target, n = protowire.ConsumeBytes(b)
-			targetNum = num
-			if target == nil {
-				target = []byte{}
-			}
-		default:
-			return op{}, false
+		switch num {
+		case fieldKVKey:
+			key = v
+		case fieldKVMeta:
+			meta = v
+		case fieldKVValue:
+			value = v
 		}
-		if n < 0 {
-			return op{}, false
+	}
+	var m [fieldMetaUpdatedAt + 1]uint64
+	var seenMeta [fieldMetaUpdatedAt + 1]bool
+	for b = meta; len(b) > 0; {
+		num, typ, n := consumeTag(b)
+		if n < 0 || num > fieldMetaUpdatedAt || seenMeta[num] || typ != protowire.VarintType {
+			return false
+		}
+		seenMeta[num] = true
+		b = b[n:]
+		if m[num], n = protowire.ConsumeVarint(b); n < 0 {
+			return false
 		}
 		b = b[n:]
 	}
-	switch targetNum {
-	case fieldActionTaskStatus:
-		return decodeStatusUpdate(target)
-	case fieldActionAssignment:
-		return decodeAssignment(target)
+	var blk *kvWithMeta
+	switch n := len(value); {
+	case n == 0:
+		blk = new(kvWithMeta)
+	case n <= kvInlineValue:
+		b := new(kvWithValue)
+		blk = &b.kvWithMeta
+		blk.kv.Value = b.value[:n:n]
+		copy(blk.kv.Value, value)
+	default:
+		blk = new(kvWithMeta)
+		blk.kv.Value = append([]byte(nil), value...)
 	}
-	return op{}, false
+	kv := &blk.kv
+	if seen[fieldKVMeta] {
+		blk.meta.Version = m[fieldMetaVersion]
+		blk.meta.CreatedAt = int64(m[fieldMetaCreatedAt])
+		blk.meta.UpdatedAt = int64(m[fieldMetaUpdatedAt])
+		kv.Meta = &blk.meta
+	}
+	o.kind, o.akind, o.kv, o.taskID = opKV, api.StoreAction_Kind(int32(kind)), blk, key
+	return true
 }
 
-func decodeAssignment(b []byte) (op, bool) {
-	o := op{kind: opAssign}
+func decodeAssignment(b []byte, o *op) bool {
+	o.kind = opAssign
 	var seen [4]bool
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 || num > fieldAssignVersion || seen[num] {
-			return op{}, false
+			return fail(o)
 		}
 		seen[num] = true
 		b = b[n:]
@@ -193,23 +271,23 @@ func decodeAssignment(b []byte) (op, bool) {
 		case num == fieldAssignVersion && typ == protowire.VarintType:
 			o.version, n = protowire.ConsumeVarint(b)
 		default:
-			return op{}, false
+			return fail(o)
 		}
 		if n < 0 {
-			return op{}, false
+			return fail(o)
 		}
 		b = b[n:]
 	}
-	return o, true
+	return true
 }
 
-func decodeStatusUpdate(b []byte) (op, bool) {
-	o := op{kind: opStatus}
+func decodeStatusUpdate(b []byte, o *op) bool {
+	o.kind = opStatus
 	var seen [3]bool
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 || num > fieldStatusStatus || seen[num] {
-			return op{}, false
+			return fail(o)
 		}
 		seen[num] = true
 		b = b[n:]
@@ -222,18 +300,18 @@ func decodeStatusUpdate(b []byte) (op, bool) {
 			if n >= 0 {
 				o.status = &api.TaskStatus{}
 				if proto.Unmarshal(v, o.status) != nil {
-					return op{}, false
+					return fail(o)
 				}
 			}
 		default:
-			return op{}, false
+			return fail(o)
 		}
 		if n < 0 {
-			return op{}, false
+			return fail(o)
 		}
 		b = b[n:]
 	}
-	return o, true
+	return true
 }
 
 // consumeString is protowire.ConsumeBytes for a proto3 string: invalid
@@ -247,7 +325,7 @@ func consumeString(b []byte) ([]byte, int) {
 }
 
 // action rebuilds the StoreAction an op stands for, but for the kind of a
-// compact action, which means nothing (tests compare it with what
+// compact (status or assignment) action, which means nothing (tests compare it with what
 // proto.Unmarshal gives).
 func (o *op) action() *api.StoreAction {
 	switch o.kind {
@@ -257,6 +335,10 @@ func (o *op) action() *api.StoreAction {
 	case opAssign:
 		return &api.StoreAction{Target: &api.StoreAction_TaskAssignment{TaskAssignment: &api.TaskAssignment{
 			TaskId: string(o.taskID), NodeId: string(o.nodeID), ExpectedVersion: o.version}}}
+	case opKV:
+		kv := &o.kv.kv
+		return &api.StoreAction{Kind: o.akind, Target: &api.StoreAction_Kv{Kv: &api.KV{
+			Key: string(o.taskID), Meta: kv.Meta, Value: kv.Value}}}
 	}
 	return o.full
 }
@@ -271,35 +353,39 @@ func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
 	return num, typ, n
 }
 
-// taskAction returns the Task payload and the kind of a StoreAction holding
-// only a kind and one task, each at most once and with the right wire types
-// (the shape Update writes), and reports false for any other shape.
-func taskAction(b []byte) (payload []byte, kind uint64, ok bool) {
+// actionShape returns the kind, the target's field number and the target's
+// payload of a StoreAction holding only a kind and one target among task,
+// KV, status update and assignment, each at most once and with the right
+// wire types (the shapes Update writes). It reports false for any other
+// shape, valid or not: the hand decoders take only these.
+func actionShape(b []byte) (kind uint64, num protowire.Number, payload []byte, ok bool) {
 	seenKind := false
 	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return nil, 0, false
+		n, typ, l := consumeTag(b)
+		if l < 0 {
+			return 0, 0, nil, false
 		}
-		b = b[n:]
+		b = b[l:]
 		switch {
-		case num == fieldActionKind && typ == protowire.VarintType && !seenKind:
+		case n == fieldActionKind && typ == protowire.VarintType && !seenKind:
 			seenKind = true
-			kind, n = protowire.ConsumeVarint(b)
-		case num == fieldActionTask && typ == protowire.BytesType && payload == nil:
-			payload, n = protowire.ConsumeBytes(b)
+			kind, l = protowire.ConsumeVarint(b)
+		case (n == fieldActionTask || n == fieldActionKV || n == fieldActionTaskStatus || n == fieldActionAssignment) &&
+			typ == protowire.BytesType && payload == nil:
+			num = n
+			payload, l = protowire.ConsumeBytes(b)
 			if payload == nil {
 				payload = []byte{}
 			}
 		default:
-			return nil, 0, false
+			return 0, 0, nil, false
 		}
-		if n < 0 {
-			return nil, 0, false
+		if l < 0 {
+			return 0, 0, nil, false
 		}
-		b = b[n:]
+		b = b[l:]
 	}
-	return payload, kind, payload != nil
+	return kind, num, payload, payload != nil
 }
 
 // decodeTask decodes an encoded Task, taking its spec from the registry

@@ -108,6 +108,21 @@ func FuzzDecode(f *testing.F) {
 		"\x08\x96\x01\x12\x04\x5a\x02\x18\x07\x0a\x03abc",  // unknown top-level bytes
 		"\x12\x03\x5a\x01\x18",                             // truncated varint
 		"\x12\x04\x5a\x02\x1a\x00",                         // version as bytes
+		// KV actions (field 9): key 1, meta 2 (version 1, created 2, updated 3), value 3.
+		"\x12\x0f\x08\x01\x4a\x0b\x0a\x01k\x12\x02\x08\x05\x1a\x02vv", // canonical update
+		"\x12\x08\x4a\x02\x0a\x00\x4a\x02\x1a\x00",                    // kv twice: merged
+		"\x12\x08\x4a\x06\x0a\x01k\x0a\x01j",                          // key twice: last wins
+		"\x12\x0a\x4a\x08\x12\x02\x08\x01\x12\x02\x10\x02",            // meta twice: merged
+		"\x12\x08\x4a\x06\x1a\x01a\x1a\x01b",                          // value twice: last wins
+		"\x12\x06\x4a\x04\x0a\x01k\x20\x01",                           // unknown kv field
+		"\x12\x08\x4a\x06\x12\x04\x08\x01\x20\x01",                    // unknown meta field
+		"\x12\x06\x4a\x04\x12\x02\x0a\x00",                            // version as bytes
+		"\x12\x05\x4a\x03\x0a\x01\xff",                                // invalid UTF-8 key
+		"\x12\x04\x4a\x02\x08\x01",                                    // key as varint
+		"\x12\x06\x4a\x04\x0a\x01k\x4a\x00",                           // kv, then kv: merged
+		"\x12\x06\x4a\x00\x52\x02\x0a\x00",                            // kv, then a status
+		"\x12\x05\x08\xff\xff\xff\xff\x0f\x4a\x00",                    // kind beyond int32
+		"\x12\x04\x4a\x02\x12\x05",                                    // meta overruns
 	} {
 		f.Add([]byte(seed))
 	}
@@ -155,7 +170,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		for i := range ops {
 			got, w := ops[i].action(), want.Actions[i]
-			if ops[i].kind != opFull {
+			if ops[i].kind == opStatus || ops[i].kind == opAssign {
 				w = proto.Clone(w).(*api.StoreAction)
 				w.Kind = 0 // the kind of a compact action means nothing
 			}

@@ -170,6 +170,16 @@ func tombstone(k Kind, id string, ver uint64) Object {
 
 // newAction wraps o in a StoreAction.
 func newAction(kind api.StoreAction_Kind, o Object) *api.StoreAction {
+	if v, ok := o.(*api.KV); ok {
+		// KV writes are the small, frequent ones: one allocation.
+		b := new(struct {
+			a api.StoreAction
+			t api.StoreAction_Kv
+		})
+		b.a.Kind, b.t.Kv = kind, v
+		b.a.Target = &b.t
+		return &b.a
+	}
 	a := &api.StoreAction{Kind: kind}
 	switch v := o.(type) {
 	case *api.Node:

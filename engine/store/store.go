@@ -37,6 +37,7 @@ type Store struct {
 	// apply state, reused from one proposal to the next
 	ops     []op
 	log     []Event
+	slab    []Event // what newLog carves logs from
 	touched map[kindID]uint64
 
 	watchers    []*watcher

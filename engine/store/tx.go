@@ -40,6 +40,7 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 		return
 	}
 	tx := &Tx{s: s, ts: s.clock.Now().UnixNano()}
+	tx.actions = tx.oneAction[:0]
 	err := fn(tx)
 	tx.closed = true
 	if err != nil {
@@ -50,7 +51,7 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 		done(nil)
 		return
 	}
-	data, err := marshalOptions.Marshal(&api.Proposal{Timestamp: tx.ts, Actions: tx.actions})
+	data, err := encodeProposal(tx.ts, tx.actions)
 	if err != nil {
 		done(fmt.Errorf("store: encode proposal: %w", err))
 		return
@@ -84,13 +85,20 @@ type Tx struct {
 	s       *Store
 	ts      int64
 	actions []*api.StoreAction
+	// oneAction holds the actions of a transaction of one write, most of
+	// them, without an allocation of its own.
+	oneAction [1]*api.StoreAction
 	// over holds the objects this transaction wrote, nil for deleted.
 	// Compact actions store the task as it will look once applied (but
-	// with its old meta).
-	over [NumKinds]map[string]Object
+	// with its old meta). Most transactions write one object: the first
+	// write waits in first, and moves to over (spills) only when a second
+	// object is written or a list is read.
+	over    *[NumKinds]map[string]Object // allocated when it spills
+	first   txEntry
+	spilled bool
 	// names records unique-name changes: name -> ID now holding it, "" when
 	// freed.
-	names  [NumKinds]map[string]string
+	names  *[NumKinds]map[string]string // allocated at the first change
 	closed bool
 }
 
@@ -131,11 +139,15 @@ func (tx *Tx) Update(o Object) error {
 	if err != nil {
 		return err
 	}
-	cur := tx.get(k, id)
+	cur, written := tx.lookup(k, id)
 	if cur == nil {
 		return objectError(k, id, ErrNotExist)
 	}
-	if v, want := metaVersion(o), metaVersion(tx.s.c.tables[k].get(id)); v != want {
+	stored := cur // what the store holds, which o's version must name
+	if written {
+		stored = tx.s.c.tables[k].get(id)
+	}
+	if v, want := metaVersion(o), metaVersion(stored); v != want {
 		return objectError(k, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
 	}
 	if err := checkName(k, id, o, func(n string) string { return tx.nameHolder(k, n) }); err != nil {
@@ -262,19 +274,60 @@ func (tx *Tx) target(o Object) (Kind, string, error) {
 	return k, id, nil
 }
 
-// isNil reports a typed nil pointer inside o.
-func isNil(o Object) bool { return !o.ProtoReflect().IsValid() }
+// isNil reports a typed nil pointer inside o (without protoreflect: this
+// runs on every write).
+func isNil(o Object) bool {
+	switch v := o.(type) {
+	case *api.Node:
+		return v == nil
+	case *api.Service:
+		return v == nil
+	case *api.Task:
+		return v == nil
+	case *api.Network:
+		return v == nil
+	case *api.Cluster:
+		return v == nil
+	case *api.Secret:
+		return v == nil
+	case *api.Config:
+		return v == nil
+	case *api.KV:
+		return v == nil
+	}
+	return !o.ProtoReflect().IsValid()
+}
+
+// txEntry is one object a Tx wrote (nil: deleted).
+type txEntry struct {
+	kind Kind
+	id   string
+	obj  Object
+	set  bool
+}
 
 // write makes the Tx's view show o (nil: deleted) in place of old.
 func (tx *Tx) write(k Kind, id string, old, o Object) {
-	if tx.over[k] == nil {
-		tx.over[k] = make(map[string]Object)
+	switch {
+	case !tx.spilled && (!tx.first.set || tx.first.kind == k && tx.first.id == id):
+		tx.first = txEntry{kind: k, id: id, obj: o, set: true}
+	default:
+		tx.spill()
+		if tx.over == nil {
+			tx.over = new([NumKinds]map[string]Object)
+		}
+		if tx.over[k] == nil {
+			tx.over[k] = make(map[string]Object)
+		}
+		tx.over[k][id] = o
 	}
-	tx.over[k][id] = o
 	if !k.uniqueName() {
 		return
 	}
 	if on, nn := Name(old), Name(o); on != nn {
+		if tx.names == nil {
+			tx.names = new([NumKinds]map[string]string)
+		}
 		if tx.names[k] == nil {
 			tx.names[k] = make(map[string]string)
 		}
@@ -289,16 +342,50 @@ func (tx *Tx) write(k Kind, id string, old, o Object) {
 
 // get returns the object of kind k with the given ID as the Tx sees it.
 func (tx *Tx) get(k Kind, id string) Object {
-	if o, ok := tx.over[k][id]; ok {
-		return o
+	o, _ := tx.lookup(k, id)
+	return o
+}
+
+// lookup is get, and reports whether the object is one the Tx wrote.
+func (tx *Tx) lookup(k Kind, id string) (o Object, written bool) {
+	if !tx.spilled {
+		if tx.first.set && tx.first.kind == k && tx.first.id == id {
+			return tx.first.obj, true
+		}
+	} else if o, ok := tx.overOf(k)[id]; ok {
+		return o, true
 	}
-	return tx.s.c.tables[k].get(id)
+	return tx.s.c.tables[k].get(id), false
+}
+
+// overOf is over's map for kind k (nil when there is none).
+func (tx *Tx) overOf(k Kind) map[string]Object {
+	if tx.over == nil {
+		return nil
+	}
+	return tx.over[k]
+}
+
+// spill moves the first write into over, for good.
+func (tx *Tx) spill() {
+	if tx.spilled {
+		return
+	}
+	tx.spilled = true
+	if f := tx.first; f.set {
+		tx.over = new([NumKinds]map[string]Object)
+		tx.over[f.kind] = map[string]Object{f.id: f.obj}
+	}
+	tx.first = txEntry{}
 }
 
 // nameHolder returns the ID of the object holding a unique name as the Tx
 // sees it, or "". A stored holder renamed or deleted by the Tx has freed the
 // name in tx.names.
 func (tx *Tx) nameHolder(k Kind, name string) string {
+	if tx.names == nil {
+		return tx.s.c.tables[k].nameHolder(name)
+	}
 	if h, ok := tx.names[k][name]; ok {
 		return h
 	}
@@ -327,7 +414,8 @@ func txByName[T Object](tx *Tx, k Kind, name string) T {
 // kind: written objects replace or remove stored ones, and those matching
 // the query join the list.
 func txList[T Object](tx *Tx, k Kind, stored []T, match func(T) bool) []T {
-	over := tx.over[k]
+	tx.spill()
+	over := tx.overOf(k)
 	if len(over) == 0 {
 		return stored
 	}

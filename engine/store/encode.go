@@ -1,0 +1,178 @@
+package store
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+)
+
+// Field numbers of the KV action, for the hand encoder and decoder.
+const (
+	fieldActionKV      = 9
+	fieldKVKey         = 1
+	fieldKVMeta        = 2
+	fieldKVValue       = 3
+	fieldMetaVersion   = 1
+	fieldMetaCreatedAt = 2
+	fieldMetaUpdatedAt = 3
+)
+
+// cachedSize marshals an action whose size was just computed by
+// marshalOptions.Size, without computing it again.
+var cachedSize = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
+
+// encodeProposal encodes an api.Proposal{Timestamp: ts, Actions: actions}
+// into one buffer of the exact size. The output is byte for byte what
+// marshalOptions.Marshal gives (TestEncodeProposal checks): KV actions, the
+// bulk of small writes, are written by hand; every other action goes
+// through proto, whose reflection costs more than the write itself for
+// objects this small.
+func encodeProposal(ts int64, actions []*api.StoreAction) ([]byte, error) {
+	size := 0
+	if ts != 0 {
+		size += protowire.SizeTag(fieldProposalTimestamp) + protowire.SizeVarint(uint64(ts))
+	}
+	// sizes[i] is action i's size, negated for a KV action (never 0).
+	var sizes []int
+	var sizesBuf [8]int
+	if len(actions) <= len(sizesBuf) {
+		sizes = sizesBuf[:len(actions)]
+	} else {
+		sizes = make([]int, len(actions))
+	}
+	for i, a := range actions {
+		n, ok := kvActionSize(a)
+		if ok {
+			sizes[i] = -n
+		} else {
+			n = marshalOptions.Size(a)
+			sizes[i] = n
+		}
+		size += protowire.SizeTag(fieldProposalActions) + protowire.SizeBytes(n)
+	}
+	b := make([]byte, 0, size)
+	if ts != 0 {
+		b = protowire.AppendTag(b, fieldProposalTimestamp, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(ts))
+	}
+	for i, a := range actions {
+		n := sizes[i]
+		b = protowire.AppendTag(b, fieldProposalActions, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(max(n, -n)))
+		start := len(b)
+		if n < 0 { // a KV action: never empty, it holds its target
+			b = appendKVAction(b, a)
+			n = -n
+		} else {
+			var err error
+			if b, err = cachedSize.MarshalAppend(b, a); err != nil {
+				return nil, err
+			}
+		}
+		if len(b)-start != n {
+			// A message changed between sizing and writing: a caller broke
+			// the rule that handed-over objects are not modified.
+			return nil, errSizeChanged
+		}
+	}
+	return b, nil
+}
+
+var errSizeChanged = errors.New("store: an action changed while it was encoded")
+
+// kvTarget returns a's KV when a is an action the hand encoder writes: a
+// non-nil KV target, and no unknown fields in the action, the KV or its
+// meta, and a valid UTF-8 key (proto.Marshal fails on an invalid one, and
+// is left to say so).
+func kvTarget(a *api.StoreAction) (*api.KV, bool) {
+	t, ok := a.GetTarget().(*api.StoreAction_Kv)
+	if !ok || t.Kv == nil || a.HasUnknownFields() || t.Kv.HasUnknownFields() || !utf8.ValidString(t.Kv.Key) {
+		return nil, false
+	}
+	if m := t.Kv.Meta; m != nil && m.HasUnknownFields() {
+		return nil, false
+	}
+	return t.Kv, true
+}
+
+// kvActionSize is the encoded size of a KV action, when kvTarget takes it.
+func kvActionSize(a *api.StoreAction) (int, bool) {
+	kv, ok := kvTarget(a)
+	if !ok {
+		return 0, false
+	}
+	n := 0
+	if k := a.Kind; k != 0 {
+		n += protowire.SizeTag(fieldActionKind) + protowire.SizeVarint(uint64(int64(k)))
+	}
+	return n + protowire.SizeTag(fieldActionKV) + protowire.SizeBytes(kvSize(kv)), true
+}
+
+func kvSize(kv *api.KV) int {
+	n := 0
+	if kv.Key != "" {
+		n += protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(len(kv.Key))
+	}
+	if kv.Meta != nil {
+		n += protowire.SizeTag(fieldKVMeta) + protowire.SizeBytes(metaSize(kv.Meta))
+	}
+	if len(kv.Value) > 0 {
+		n += protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(len(kv.Value))
+	}
+	return n
+}
+
+func metaSize(m *api.Meta) int {
+	n := 0
+	if m.Version != 0 {
+		n += protowire.SizeTag(fieldMetaVersion) + protowire.SizeVarint(m.Version)
+	}
+	if m.CreatedAt != 0 {
+		n += protowire.SizeTag(fieldMetaCreatedAt) + protowire.SizeVarint(uint64(m.CreatedAt))
+	}
+	if m.UpdatedAt != 0 {
+		n += protowire.SizeTag(fieldMetaUpdatedAt) + protowire.SizeVarint(uint64(m.UpdatedAt))
+	}
+	return n
+}
+
+// appendKVAction appends a KV action (kvTarget took it) as proto.Marshal
+// would: fields in number order, proto3 zero values left out.
+func appendKVAction(b []byte, a *api.StoreAction) []byte {
+	kv := a.GetKv()
+	if k := a.Kind; k != 0 {
+		b = protowire.AppendTag(b, fieldActionKind, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(int64(k)))
+	}
+	b = protowire.AppendTag(b, fieldActionKV, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(kvSize(kv)))
+	if kv.Key != "" {
+		b = protowire.AppendTag(b, fieldKVKey, protowire.BytesType)
+		b = protowire.AppendString(b, kv.Key)
+	}
+	if m := kv.Meta; m != nil {
+		b = protowire.AppendTag(b, fieldKVMeta, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(metaSize(m)))
+		if m.Version != 0 {
+			b = protowire.AppendTag(b, fieldMetaVersion, protowire.VarintType)
+			b = protowire.AppendVarint(b, m.Version)
+		}
+		if m.CreatedAt != 0 {
+			b = protowire.AppendTag(b, fieldMetaCreatedAt, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(m.CreatedAt))
+		}
+		if m.UpdatedAt != 0 {
+			b = protowire.AppendTag(b, fieldMetaUpdatedAt, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(m.UpdatedAt))
+		}
+	}
+	if len(kv.Value) > 0 {
+		b = protowire.AppendTag(b, fieldKVValue, protowire.BytesType)
+		b = protowire.AppendBytes(b, kv.Value)
+	}
+	return b
+}
