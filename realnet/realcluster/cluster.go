@@ -152,7 +152,8 @@ type Cluster struct {
 
 // Start creates the networks and starts every node: init on the first,
 // join on the others with the manager or worker token. It returns once
-// every node answers; on error it removes what it created.
+// every manager votes in raft and every node answers; on error it removes
+// what it created.
 func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err error) {
 	if len(cfg.Nodes) == 0 || !cfg.Nodes[0].Manager {
 		return nil, errors.New("realcluster: the first node must be a manager")
@@ -214,6 +215,11 @@ func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err
 			continue
 		}
 		if err := join(n); err != nil {
+			return c, err
+		}
+		// A manager counts once it votes: a run that cuts the first
+		// manager off right after Start needs the others' quorum.
+		if err := c.waitVoter(ctx, c.Node(n.Name)); err != nil {
 			return c, err
 		}
 	}
@@ -531,6 +537,29 @@ func (c *Cluster) waitUp(ctx context.Context, n *Node) error {
 	n.mu.Lock()
 	n.id = st.GetNodeId()
 	n.mu.Unlock()
+	return nil
+}
+
+// waitVoter waits until the manager's own status lists it as a voting
+// raft member (it joins as a learner and is promoted once caught up).
+func (c *Cluster) waitVoter(ctx context.Context, n *Node) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
+	defer cancel()
+	_, err := waitFor(ctx, func(ctx context.Context) (struct{}, error) {
+		st, err := n.Daemon().Status(ctx, &rpc.Empty{})
+		if err != nil {
+			return struct{}{}, err
+		}
+		for _, m := range st.GetMembers() {
+			if m.GetNodeId() == st.GetNodeId() && !m.GetLearner() {
+				return struct{}{}, nil
+			}
+		}
+		return struct{}{}, fmt.Errorf("not a voter yet (%d raft members)", len(st.GetMembers()))
+	})
+	if err != nil {
+		return fmt.Errorf("%s did not become a raft voter: %w (logs: %s)", n.Spec.Name, err, c.LogTail(context.WithoutCancel(ctx), n.Spec.Name, 20))
+	}
 	return nil
 }
 
