@@ -11,7 +11,11 @@
 //     a snapshot's membership) as additional data, so a record that was
 //     changed, cut short or moved to another index fails authentication
 //     and Load returns an error wrapping ErrCorrupt: the node refuses to
-//     start rather than apply it.
+//     start rather than apply it. A snapshot's nonce is 24 drawn bytes;
+//     entries share 16 drawn bytes while their indexes grow within one
+//     term and data key, and end with their index, so that XChaCha20's
+//     subkey is computed once per draw rather than once per entry (the
+//     records are the same format either way).
 //   - The key record (meta "crypt/keys"): the data keys still in use,
 //     sealed by a key-encryption key (KEK). Without autolock the KEK is a
 //     random key kept in the clear next to the sealed keys, on the same

@@ -55,6 +55,9 @@ func NewRaftID(r env.Rand) uint64 {
 	return uint64(r.Int63n(1<<63-1)) + 1
 }
 
+// singleHeaderMax bounds what appendSingle adds before the data.
+const singleHeaderMax = 1 + 8 + binary.MaxVarintLen64
+
 func appendSingle(dst []byte, inc, seq uint64, data []byte) []byte {
 	dst = append(dst, entrySingle)
 	dst = binary.LittleEndian.AppendUint64(dst, inc)

@@ -92,9 +92,21 @@ func (n *Node) flushProposals() {
 // buildEntries turns proposals into raft entries: one each, or packed.
 func (n *Node) buildEntries(q []*proposal) []*pb.Entry {
 	if !n.cfg.PackProposals {
+		// Raft clones what it is stepped (raft.appendEntry), so the
+		// entries and their data share one allocation each, whatever
+		// their number.
+		size := 0
+		for _, p := range q {
+			size += singleHeaderMax + len(p.data)
+		}
+		buf := make([]byte, 0, size)
+		slab := make([]pb.Entry, len(q))
 		ents := make([]*pb.Entry, len(q))
 		for i, p := range q {
-			ents[i] = &pb.Entry{Data: appendSingle(make([]byte, 0, len(p.data)+20), n.incarnation, p.seq, p.data)}
+			start := len(buf)
+			buf = appendSingle(buf, n.incarnation, p.seq, p.data)
+			slab[i].Data = buf[start:len(buf):len(buf)]
+			ents[i] = &slab[i]
 		}
 		return ents
 	}

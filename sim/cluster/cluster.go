@@ -197,6 +197,7 @@ func (c *Cluster) boot(m *Machine) error {
 		Executor:  m.Executor,
 	}
 	cfg := node.Config{Agent: c.cfg.Agent, Logger: c.cfg.Logger}
+	cfg.Crypt.Rand = m.Kernel.Rand("crypt/" + strconv.Itoa(m.incarnation))
 	cfg.Agent.Managers = c.managerNames()
 	cfg.Agent.Description = &api.NodeDescription{
 		Hostname:     m.Name,
