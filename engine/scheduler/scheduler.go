@@ -57,8 +57,11 @@ type Scheduler struct {
 	services   map[string]*serviceInfo
 
 	// tasks holds the schedulable tasks the scheduler knows: queued,
-	// waiting for capacity, or with a write in flight.
+	// waiting for capacity, or with a write in flight. It also holds
+	// stale entries, tasks forgotten (gone) but not yet deleted: see
+	// forget.
 	tasks    map[string]*ptask
+	stale    int // gone entries in tasks
 	queue    []*ptask
 	waiting  []*ptask // may hold stale entries (waiting false): skipped
 	nWaiting int
@@ -69,6 +72,10 @@ type Scheduler struct {
 	capEpoch, retryEpoch uint64
 	lastRetry            int64 // clock time of the last retry, Unix ns
 	nextBatch            uint64
+	// flight holds the proposals in flight, oldest first: their events
+	// mostly arrive in the order their writes were proposed, which lets
+	// lookup find a task without hashing its ID.
+	flight []*batch
 	slab                 []ptask
 
 	// Scratch reused from one turn to the next.
@@ -78,6 +85,13 @@ type Scheduler struct {
 	turnBuf turnScratch
 
 	stats Stats
+
+	// simple turns the fast paths off (lookup by cursor, lazy forgetting,
+	// level-wise fill), for tests that compare them with the plain ones.
+	simple bool
+	// sweepMin is the least number of stale task entries worth a sweep
+	// (minSweep; tests lower it).
+	sweepMin int
 }
 
 // ptask is a schedulable task the scheduler tracks.
@@ -90,6 +104,7 @@ type ptask struct {
 	// node is the node of an in-flight assignment (nil for a pending
 	// reason write), which holds a reservation for the task.
 	batch uint64
+	pos   int32 // the task's index in its batch's items
 	node  *nodeInfo
 	// tried is capEpoch when the task was last left pending.
 	tried uint64
@@ -106,6 +121,7 @@ type decision struct {
 type batch struct {
 	id      uint64
 	items   []*ptask
+	next    int // items[next] is the task whose event lookup expects next
 	written int // actions recorded
 	// assignments: a proposal of compact assignments, counted in
 	// Stats.Batches.
@@ -118,7 +134,7 @@ func New(st *store.Store, loop env.Loop, clock env.Clock, log *slog.Logger) *Sch
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{st: st, loop: loop, clock: clock, log: log, maxBatch: DefaultMaxBatch}
+	return &Scheduler{st: st, loop: loop, clock: clock, log: log, maxBatch: DefaultMaxBatch, sweepMin: minSweep}
 }
 
 // SetMaxBatch bounds the actions of one proposal; n <= 0 restores
@@ -191,11 +207,13 @@ func (s *Scheduler) reset() {
 	s.nextIdx = 0
 	s.services = make(map[string]*serviceInfo)
 	s.tasks = make(map[string]*ptask)
+	s.stale = 0
 	s.queue, s.waiting, s.work = nil, nil, nil
 	s.nWaiting, s.inflight = 0, 0
 	s.capEpoch, s.retryEpoch = 0, 0
 	s.lastRetry = math.MinInt64
 	s.slab = nil
+	s.flight = nil
 	s.assign, s.updates = nil, nil
 	s.turnBuf = turnScratch{}
 }
@@ -207,6 +225,7 @@ func (s *Scheduler) rebuild() {
 	// The unassigned tasks are most of what a full scan tracks: size the
 	// map once rather than growing it through a dozen rehashes.
 	s.tasks = make(map[string]*ptask, s.st.CountTasksByNode(""))
+	s.stale = 0
 	for n := range s.st.EachNode() {
 		s.onNode(n.Id, nil, n)
 	}
@@ -267,7 +286,7 @@ func (s *Scheduler) onEvents(evs []store.Event) {
 }
 
 func (s *Scheduler) onTask(id string, old, nw *api.Task) {
-	pt := s.tasks[id]
+	pt := s.lookup(id, old)
 	wasInFlight, wasReason, taken := false, false, false
 	if pt != nil && pt.batch != 0 {
 		wasInFlight, wasReason = true, pt.node == nil
@@ -336,6 +355,41 @@ func (s *Scheduler) onTask(id string, old, nw *api.Task) {
 	case wasInFlight:
 		s.enqueue(pt)
 	}
+}
+
+// lookup returns the tracked task called id, or nil; old is the task as
+// it was before the change being handled. Most changes of a tracked task
+// are the scheduler's own writes, confirmed in the order it proposed them:
+// the oldest batch with events still to come names the task to expect, and
+// a pointer comparison proves it right, which spares a lookup in a map of
+// every tracked task (a million at 100k nodes, and a cache miss or two
+// each). Any other change goes through the map, and realigns the cursor
+// when it finds a task of that batch further on (a write skipped, or
+// refused at once, has no event).
+func (s *Scheduler) lookup(id string, old *api.Task) *ptask {
+	var head *batch
+	for _, b := range s.flight {
+		if b.next < len(b.items) {
+			head = b
+			break
+		}
+	}
+	if head != nil && old != nil && !s.simple {
+		if pt := head.items[head.next]; pt.t == old && pt.batch == head.id && !pt.gone {
+			head.next++
+			return pt
+		}
+	}
+	pt := s.tasks[id]
+	if pt != nil && pt.gone {
+		delete(s.tasks, id)
+		s.stale--
+		pt = nil
+	}
+	if head != nil && pt != nil && pt.batch == head.id && int(pt.pos) >= head.next {
+		head.next = int(pt.pos) + 1
+	}
+	return pt
 }
 
 // failed reports whether the change from old to nw is a task failing on
@@ -501,13 +555,48 @@ func (s *Scheduler) track(t *api.Task) {
 	s.enqueue(pt)
 }
 
+// forget stops tracking pt. Its entry stays in the map, marked gone,
+// until a lookup meets it or enough pile up: nearly every tracked task is
+// forgotten once its assignment lands, and deleting each from a map of a
+// million costs a cache miss or two, while a sweep through the map costs
+// little per entry. Sweeping when the stale entries outnumber the live
+// ones four to one keeps the map at most five times the live tasks
+// (plus a constant), with each entry swept at most once on average.
 func (s *Scheduler) forget(pt *ptask) {
 	pt.gone = true
 	if pt.waiting {
 		pt.waiting = false
 		s.nWaiting--
 	}
-	delete(s.tasks, pt.t.Id)
+	if s.simple {
+		delete(s.tasks, pt.t.Id)
+		return
+	}
+	s.stale++
+	if live := len(s.tasks) - s.stale; s.stale >= s.sweepMin && s.stale > 4*live {
+		s.sweep(live)
+	}
+}
+
+// minSweep is the least number of stale entries worth a sweep.
+const minSweep = 1024
+
+// sweep drops the stale entries of the task map, rebuilding it at the size
+// of the live ones so that the next sweep walks no empty slots left by a
+// peak. What it keeps does not depend on the order it walks the map in.
+func (s *Scheduler) sweep(live int) {
+	if live == 0 {
+		s.tasks = make(map[string]*ptask)
+	} else {
+		m := make(map[string]*ptask, live)
+		for id, pt := range s.tasks {
+			if !pt.gone {
+				m[id] = pt
+			}
+		}
+		s.tasks = m
+	}
+	s.stale = 0
 }
 
 func (s *Scheduler) enqueue(pt *ptask) {
@@ -625,9 +714,10 @@ func (s *Scheduler) propose(list []decision, assignments bool) {
 		b := &batch{id: s.nextBatch, items: make([]*ptask, len(chunk)), assignments: assignments}
 		for i := range chunk {
 			pt := chunk[i].pt
-			pt.batch = b.id
+			pt.batch, pt.pos = b.id, int32(i)
 			b.items[i] = pt
 		}
+		s.flight = append(s.flight, b)
 		s.inflight += len(chunk)
 		s.st.Update(func(tx *store.Tx) error {
 			ts := tx.Timestamp()
@@ -694,6 +784,10 @@ func (s *Scheduler) abandon(pt *ptask) {
 
 // batchDone settles a proposal: writes no event confirmed did not take.
 func (s *Scheduler) batchDone(b *batch, err error) {
+	if i := slices.Index(s.flight, b); i >= 0 {
+		s.flight[i] = nil
+		s.flight = slices.Delete(s.flight, i, i+1)
+	}
 	if err != nil {
 		s.stats.ProposalErrors++
 		s.log.Warn("scheduler: proposal failed", "actions", len(b.items), "err", err)
