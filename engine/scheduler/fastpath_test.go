@@ -17,9 +17,10 @@ import (
 // history (tasks created, changed, deleted and finished while proposals
 // are held, applied out of order or fail; nodes joining) and checks after
 // every step that they wrote the same store: one takes the fast paths
-// (finding a task's event by the batch cursor, forgetting tasks lazily and
+// (finding a task's event by the batch cursor or not looking at all,
+// indexing tasks by ID only when needed, forgetting them lazily and
 // sweeping often, placing level by level), the other the plain ones (a map
-// lookup and delete per event, a heap pop per task).
+// insert, lookup and delete per task, a heap pop per task).
 func TestFastPathsMatchSimple(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		fast, simple := newHarness(t), newHarness(t)
@@ -73,7 +74,7 @@ func TestFastPathsMatchSimple(t *testing.T) {
 		assigned := func(t *api.Task) bool { return t.GetStatus().GetState() == api.TaskState_TASK_STATE_ASSIGNED }
 		steps := rapid.IntRange(1, 40).Draw(rt, "steps")
 		for step := range steps {
-			switch op := rapid.IntRange(0, 9).Draw(rt, "op"); op {
+			switch op := rapid.IntRange(0, 11).Draw(rt, "op"); op {
 			case 0: // new tasks
 				k := rapid.IntRange(1, 8).Draw(rt, "k")
 				both(func(h *harness) {
@@ -142,6 +143,20 @@ func TestFastPathsMatchSimple(t *testing.T) {
 				})
 			case 8: // time passes: waiting tasks are retried
 				both(func(h *harness) { h.advance(150 * time.Millisecond) })
+			case 10: // leadership moves away and back: the view is rebuilt
+				both(func(h *harness) {
+					h.s.Stop()
+					h.s.Start()
+					h.settle()
+				})
+			case 11: // an assigned task fails on its node
+				if t := pick(assigned); t != nil {
+					both(func(h *harness) {
+						apply(h, func(tx *store.Tx) error {
+							return tx.UpdateTaskStatus(t.Id, &api.TaskStatus{State: api.TaskState_TASK_STATE_FAILED, Timestamp: h.now()})
+						})
+					})
+				}
 			case 9: // a deleted task comes back, pending, under its old ID
 				if len(deleted) > 0 {
 					i := rapid.IntRange(0, len(deleted)-1).Draw(rt, "deleted")

@@ -56,12 +56,15 @@ type Scheduler struct {
 	gen        uint64
 	services   map[string]*serviceInfo
 
-	// tasks holds the schedulable tasks the scheduler knows: queued,
-	// waiting for capacity, or with a write in flight. It also holds
-	// stale entries, tasks forgotten (gone) but not yet deleted: see
-	// forget.
-	tasks    map[string]*ptask
-	stale    int // gone entries in tasks
+	// live counts the schedulable tasks the scheduler tracks: queued,
+	// waiting for capacity, or with a write in flight. Finding one by
+	// ID takes the index tasks, which is built only when first needed
+	// (see lookup): until then the tracked tasks are listed in unindexed.
+	// Both may hold tasks forgotten since (gone): see forget.
+	live      int
+	tasks     map[string]*ptask
+	indexed   bool
+	unindexed []*ptask
 	queue    []*ptask
 	waiting  []*ptask // may hold stale entries (waiting false): skipped
 	nWaiting int
@@ -207,7 +210,7 @@ func (s *Scheduler) reset() {
 	s.nextIdx = 0
 	s.services = make(map[string]*serviceInfo)
 	s.tasks = make(map[string]*ptask)
-	s.stale = 0
+	s.live, s.indexed, s.unindexed = 0, s.simple, nil
 	s.queue, s.waiting, s.work = nil, nil, nil
 	s.nWaiting, s.inflight = 0, 0
 	s.capEpoch, s.retryEpoch = 0, 0
@@ -222,10 +225,6 @@ func (s *Scheduler) reset() {
 // replaced the store's content.
 func (s *Scheduler) rebuild() {
 	s.reset()
-	// The unassigned tasks are most of what a full scan tracks: size the
-	// map once rather than growing it through a dozen rehashes.
-	s.tasks = make(map[string]*ptask, s.st.CountTasksByNode(""))
-	s.stale = 0
 	for n := range s.st.EachNode() {
 		s.onNode(n.Id, nil, n)
 	}
@@ -358,15 +357,23 @@ func (s *Scheduler) onTask(id string, old, nw *api.Task) {
 }
 
 // lookup returns the tracked task called id, or nil; old is the task as
-// it was before the change being handled. Most changes of a tracked task
-// are the scheduler's own writes, confirmed in the order it proposed them:
-// the oldest batch with events still to come names the task to expect, and
-// a pointer comparison proves it right, which spares a lookup in a map of
-// every tracked task (a million at 100k nodes, and a cache miss or two
-// each). Any other change goes through the map, and realigns the cursor
-// when it finds a task of that batch further on (a write skipped, or
-// refused at once, has no event).
+// it was before the change being handled, which is the version the
+// scheduler last saw: a tracked task's ptask holds it.
+//
+// At 100k nodes a million tasks are tracked, and finding one in a map
+// keyed by ID costs a cache miss or two; so does adding it and deleting
+// it. Most changes need no map: a task that was not schedulable (or did
+// not exist) is not tracked, and most changes of a tracked task are the
+// scheduler's own writes, confirmed in the order it proposed them, so the
+// oldest batch with events still to come names the task to expect and a
+// pointer comparison proves it. Any other change goes through the map,
+// built on the first such need, and realigns the cursor when it finds a
+// task of that batch further on (a write skipped, or refused at once,
+// has no event).
 func (s *Scheduler) lookup(id string, old *api.Task) *ptask {
+	if s.simple {
+		return s.tasks[id]
+	}
 	var head *batch
 	for _, b := range s.flight {
 		if b.next < len(b.items) {
@@ -374,22 +381,39 @@ func (s *Scheduler) lookup(id string, old *api.Task) *ptask {
 			break
 		}
 	}
-	if head != nil && old != nil && !s.simple {
+	if head != nil && old != nil {
 		if pt := head.items[head.next]; pt.t == old && pt.batch == head.id && !pt.gone {
 			head.next++
 			return pt
 		}
 	}
+	// After the cursor: old's status is a cache miss the cursor spares.
+	if !schedulable(old) {
+		return nil
+	}
+	if !s.indexed {
+		s.index()
+	}
 	pt := s.tasks[id]
 	if pt != nil && pt.gone {
 		delete(s.tasks, id)
-		s.stale--
 		pt = nil
 	}
 	if head != nil && pt != nil && pt.batch == head.id && int(pt.pos) >= head.next {
 		head.next = int(pt.pos) + 1
 	}
 	return pt
+}
+
+// index builds the map of the tracked tasks by ID.
+func (s *Scheduler) index() {
+	s.tasks = make(map[string]*ptask, s.live)
+	for _, pt := range s.unindexed {
+		if !pt.gone {
+			s.tasks[pt.t.Id] = pt
+		}
+	}
+	s.unindexed, s.indexed = nil, true
 }
 
 // failed reports whether the change from old to nw is a task failing on
@@ -551,52 +575,61 @@ func (s *Scheduler) track(t *api.Task) {
 	pt := &s.slab[0]
 	s.slab = s.slab[1:]
 	pt.t = t
-	s.tasks[t.Id] = pt
+	s.live++
+	if s.indexed {
+		s.tasks[t.Id] = pt
+	} else {
+		s.unindexed = append(s.unindexed, pt)
+	}
 	s.enqueue(pt)
 }
 
-// forget stops tracking pt. Its entry stays in the map, marked gone,
-// until a lookup meets it or enough pile up: nearly every tracked task is
-// forgotten once its assignment lands, and deleting each from a map of a
-// million costs a cache miss or two, while a sweep through the map costs
-// little per entry. Sweeping when the stale entries outnumber the live
-// ones four to one keeps the map at most five times the live tasks
-// (plus a constant), with each entry swept at most once on average.
+// forget stops tracking pt. It stays in the index (or the list of tasks
+// not yet indexed), marked gone, until a lookup meets it or enough pile
+// up: nearly every tracked task is forgotten once its assignment lands,
+// and deleting each from a map of a million costs a cache miss or two,
+// while a sweep costs little per entry. Sweeping when the gone entries
+// outnumber the live ones four to one keeps the index at most five times
+// the live tasks (plus a constant), each entry swept once on average.
 func (s *Scheduler) forget(pt *ptask) {
 	pt.gone = true
 	if pt.waiting {
 		pt.waiting = false
 		s.nWaiting--
 	}
+	s.live--
 	if s.simple {
 		delete(s.tasks, pt.t.Id)
 		return
 	}
-	s.stale++
-	if live := len(s.tasks) - s.stale; s.stale >= s.sweepMin && s.stale > 4*live {
-		s.sweep(live)
+	size := len(s.unindexed)
+	if s.indexed {
+		size = len(s.tasks)
+	}
+	if gone := size - s.live; gone >= s.sweepMin && gone > 4*s.live {
+		s.sweep()
 	}
 }
 
-// minSweep is the least number of stale entries worth a sweep.
+// minSweep is the least number of gone entries worth a sweep.
 const minSweep = 1024
 
-// sweep drops the stale entries of the task map, rebuilding it at the size
-// of the live ones so that the next sweep walks no empty slots left by a
-// peak. What it keeps does not depend on the order it walks the map in.
-func (s *Scheduler) sweep(live int) {
-	if live == 0 {
-		s.tasks = make(map[string]*ptask)
-	} else {
-		m := make(map[string]*ptask, live)
-		for id, pt := range s.tasks {
-			if !pt.gone {
-				m[id] = pt
-			}
-		}
-		s.tasks = m
+// sweep drops the gone entries of the index, rebuilding it at the size of
+// the live ones so that the next sweep walks no empty slots left by a
+// peak (what it keeps does not depend on the order it walks the map in),
+// or of the list of tasks not yet indexed.
+func (s *Scheduler) sweep() {
+	if !s.indexed {
+		s.unindexed = slices.DeleteFunc(s.unindexed, func(pt *ptask) bool { return pt.gone })
+		return
 	}
-	s.stale = 0
+	m := make(map[string]*ptask, s.live)
+	for id, pt := range s.tasks {
+		if !pt.gone {
+			m[id] = pt
+		}
+	}
+	s.tasks = m
 }
 
 func (s *Scheduler) enqueue(pt *ptask) {
