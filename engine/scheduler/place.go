@@ -60,7 +60,7 @@ type turnScratch struct {
 	byVer   map[versionKey][]*group
 	cands   []cand
 	idx     []int32
-	heap    []int32
+	heap    []int32 // fillHeap's heap; fillLevels' sorted candidates
 	act     []int32 // fillLevels: the nodes taking tasks at this level
 	merged  []int32 // fillLevels: act with the nodes joining it
 	bheap   []*branch
@@ -237,8 +237,8 @@ func (s *Scheduler) placePreassigned(g *group, pt *ptask) {
 
 // placeGroup places g's free tasks: one pass over the nodes finds the
 // candidates and how many tasks each can take, then spread preferences
-// share the tasks out between groups of nodes and a heap hands each task
-// to the least loaded candidate.
+// share the tasks out between groups of nodes and fill hands each task to
+// the least loaded candidate.
 func (s *Scheduler) placeGroup(g *group, now int64) {
 	if g.pl.err != nil {
 		for _, pt := range g.tasks {

@@ -65,10 +65,10 @@ type Scheduler struct {
 	tasks     map[string]*ptask
 	indexed   bool
 	unindexed []*ptask
-	queue    []*ptask
-	waiting  []*ptask // may hold stale entries (waiting false): skipped
-	nWaiting int
-	inflight int
+	queue     []*ptask
+	waiting   []*ptask // may hold stale entries (waiting false): skipped
+	nWaiting  int
+	inflight  int
 	// capEpoch counts capacity changes (a node joined or changed, a task
 	// released resources); waiting tasks are retried once it moves past
 	// retryEpoch, the value at the last retry.
@@ -79,7 +79,7 @@ type Scheduler struct {
 	// mostly arrive in the order their writes were proposed, which lets
 	// lookup find a task without hashing its ID.
 	flight []*batch
-	slab                 []ptask
+	slab   []ptask
 
 	// Scratch reused from one turn to the next.
 	work    []*ptask
