@@ -22,11 +22,13 @@
 // How it works, in short: watch events queue the tasks that became
 // schedulable and mark when capacity appeared; one function Posted to the
 // loop per turn takes everything queued, groups identical tasks (same
-// service, same spec), places each group in one pass over the nodes (a
-// heap ordered by load; water-filling across spread branches) and commits
-// the decisions in as few proposals as possible. The events of the applied
-// proposal confirm each assignment; an assignment that did not take goes
-// back to the queue.
+// service, same spec), places each group in one pass over the nodes (least
+// loaded first, level by level of the service's count on each node;
+// water-filling across spread branches) and commits the decisions in as
+// few proposals as possible. The events of the applied proposal confirm
+// each assignment, in the order proposed, so a cursor over the batches in
+// flight finds each one's task without hashing its ID; an assignment that
+// did not take goes back to the queue.
 //
 // What it must never do: import the orchestrator, allocator or dispatcher
 // (they meet in the store), write to the store from inside a watch

@@ -60,7 +60,9 @@ type turnScratch struct {
 	byVer   map[versionKey][]*group
 	cands   []cand
 	idx     []int32
-	heap    []int32
+	heap    []int32 // fillHeap's heap; fillLevels' sorted candidates
+	act     []int32 // fillLevels: the nodes taking tasks at this level
+	merged  []int32 // fillLevels: act with the nodes joining it
 	bheap   []*branch
 	explain explanation
 }
@@ -235,8 +237,8 @@ func (s *Scheduler) placePreassigned(g *group, pt *ptask) {
 
 // placeGroup places g's free tasks: one pass over the nodes finds the
 // candidates and how many tasks each can take, then spread preferences
-// share the tasks out between groups of nodes and a heap hands each task
-// to the least loaded candidate.
+// share the tasks out between groups of nodes and fill hands each task to
+// the least loaded candidate.
 func (s *Scheduler) placeGroup(g *group, now int64) {
 	if g.pl.err != nil {
 		for _, pt := range g.tasks {
@@ -302,6 +304,16 @@ func candLess(a, b *cand) bool {
 // fill places up to k of g's next tasks on the candidates idx, least loaded
 // first, and returns how many it placed.
 func (s *Scheduler) fill(g *group, idx []int32, k int) int {
+	if s.simple {
+		return s.fillHeap(g, idx, k)
+	}
+	return s.fillLevels(g, idx, k)
+}
+
+// fillHeap is fill by the book: a heap of the candidates in candLess
+// order hands each task to its least candidate, which then holds one
+// more task of the service and one more in all.
+func (s *Scheduler) fillHeap(g *group, idx []int32, k int) int {
 	sc := &s.turnBuf
 	cs := sc.cands
 	h := sc.heap[:0]
@@ -334,7 +346,7 @@ func (s *Scheduler) fill(g *group, idx []int32, k int) int {
 	placed := 0
 	for placed < k && len(h) > 0 {
 		c := &cs[h[0]]
-		s.emit(g.tasks[g.next], c.n)
+		s.emitFree(g.tasks[g.next], c.n)
 		g.next++
 		placed++
 		c.svc++
@@ -354,6 +366,116 @@ func (s *Scheduler) fill(g *group, idx []int32, k int) int {
 		}
 	}
 	sc.heap = h[:0]
+	return placed
+}
+
+// fillLevels places exactly as fillHeap, in O(n log n + k) rather than
+// O(n + k log n), and walking the candidates in order rather than up and
+// down a heap. A candidate's successive tasks have the keys (backoff, svc+j,
+// total+j, rank) for j below its slots, and the heap hands the tasks out
+// in the sorted order of all these keys. Within one backoff class, that is
+// level by level (L = svc+j), and within a level in the order of
+// (total-svc, rank), which placing a task does not change. So: sort the
+// candidates once by (backoff, svc, total-svc, rank), keep the nodes
+// taking tasks at the current level in (total-svc, rank) order, give each
+// one task per level, merge in the nodes whose count of the service's
+// tasks reaches the level, and drop the full ones.
+func (s *Scheduler) fillLevels(g *group, idx []int32, k int) int {
+	sc := &s.turnBuf
+	cs := sc.cands
+	order := sc.heap[:0]
+	for _, i := range idx {
+		if cs[i].slots > 0 {
+			order = append(order, i)
+		}
+	}
+	diff := func(c *cand) int32 { return c.total - c.svc }
+	slices.SortFunc(order, func(a, b int32) int {
+		ca, cb := &cs[a], &cs[b]
+		if ca.backoff != cb.backoff {
+			if ca.backoff {
+				return 1
+			}
+			return -1
+		}
+		if ca.svc != cb.svc {
+			return cmp.Compare(ca.svc, cb.svc)
+		}
+		if da, db := diff(ca), diff(cb); da != db {
+			return cmp.Compare(da, db)
+		}
+		return cmp.Compare(ca.rank, cb.rank)
+	})
+	byDiff := func(a, b int32) bool {
+		ca, cb := &cs[a], &cs[b]
+		if da, db := diff(ca), diff(cb); da != db {
+			return da < db
+		}
+		return ca.rank < cb.rank
+	}
+	act, merged := sc.act[:0], sc.merged[:0]
+	placed, p := 0, 0
+	for placed < k && p < len(order) {
+		// One backoff class, from its lowest level up.
+		backoff := cs[order[p]].backoff
+		level := cs[order[p]].svc
+		act = act[:0]
+		for placed < k {
+			// The nodes joining at this level (svc still as read: they
+			// took nothing yet), in (total-svc, rank) order already.
+			q := p
+			for q < len(order) && cs[order[q]].backoff == backoff && cs[order[q]].svc == level {
+				q++
+			}
+			if q > p {
+				merged = merged[:0]
+				a, b := act, order[p:q]
+				for len(a) > 0 && len(b) > 0 {
+					if byDiff(b[0], a[0]) {
+						merged, b = append(merged, b[0]), b[1:]
+					} else {
+						merged, a = append(merged, a[0]), a[1:]
+					}
+				}
+				merged = append(append(merged, a...), b...)
+				act, merged = merged, act
+				p = q
+			}
+			if len(act) == 0 {
+				if p == len(order) || cs[order[p]].backoff != backoff {
+					break // the class is full
+				}
+				level = cs[order[p]].svc // skip the empty levels
+				continue
+			}
+			w := 0
+			for _, i := range act {
+				if placed == k {
+					break
+				}
+				c := &cs[i]
+				s.emitFree(g.tasks[g.next], c.n)
+				g.next++
+				placed++
+				c.svc++
+				c.total++
+				c.placed++
+				if c.slots--; c.slots > 0 {
+					act[w] = i
+					w++
+				}
+			}
+			act = act[:w]
+			level++
+		}
+	}
+	for _, i := range idx {
+		if c := &cs[i]; c.placed > 0 {
+			s.reserve(g, c.n, c.placed)
+			c.placed = 0
+		}
+	}
+	sc.heap, sc.act, sc.merged = order[:0], act[:0], merged[:0]
 	return placed
 }
 
@@ -489,6 +611,15 @@ func (s *Scheduler) emit(pt *ptask, n *nodeInfo) {
 	} else {
 		s.assign = append(s.assign, d)
 	}
+}
+
+// emitFree is emit for a task on no node (one of a group's tasks, not
+// its pre-placed ones): it needs no look at the task itself, which at a
+// million tasks is a cache miss each.
+func (s *Scheduler) emitFree(pt *ptask, n *nodeInfo) {
+	s.stats.Decisions++
+	pt.node = n
+	s.assign = append(s.assign, decision{pt: pt, node: n})
 }
 
 // leavePending records that pt stays pending for reason, writing the reason

@@ -56,20 +56,30 @@ type Scheduler struct {
 	gen        uint64
 	services   map[string]*serviceInfo
 
-	// tasks holds the schedulable tasks the scheduler knows: queued,
-	// waiting for capacity, or with a write in flight.
-	tasks    map[string]*ptask
-	queue    []*ptask
-	waiting  []*ptask // may hold stale entries (waiting false): skipped
-	nWaiting int
-	inflight int
+	// live counts the schedulable tasks the scheduler tracks: queued,
+	// waiting for capacity, or with a write in flight. Finding one by
+	// ID takes the index tasks, which is built only when first needed
+	// (see lookup): until then the tracked tasks are listed in unindexed.
+	// Both may hold tasks forgotten since (gone): see forget.
+	live      int
+	tasks     map[string]*ptask
+	indexed   bool
+	unindexed []*ptask
+	queue     []*ptask
+	waiting   []*ptask // may hold stale entries (waiting false): skipped
+	nWaiting  int
+	inflight  int
 	// capEpoch counts capacity changes (a node joined or changed, a task
 	// released resources); waiting tasks are retried once it moves past
 	// retryEpoch, the value at the last retry.
 	capEpoch, retryEpoch uint64
 	lastRetry            int64 // clock time of the last retry, Unix ns
 	nextBatch            uint64
-	slab                 []ptask
+	// flight holds the proposals in flight, oldest first: their events
+	// mostly arrive in the order their writes were proposed, which lets
+	// lookup find a task without hashing its ID.
+	flight []*batch
+	slab   []ptask
 
 	// Scratch reused from one turn to the next.
 	work    []*ptask
@@ -78,6 +88,13 @@ type Scheduler struct {
 	turnBuf turnScratch
 
 	stats Stats
+
+	// simple turns the fast paths off (lookup by cursor, lazy forgetting,
+	// level-wise fill), for tests that compare them with the plain ones.
+	simple bool
+	// sweepMin is the least number of stale task entries worth a sweep
+	// (minSweep; tests lower it).
+	sweepMin int
 }
 
 // ptask is a schedulable task the scheduler tracks.
@@ -90,6 +107,7 @@ type ptask struct {
 	// node is the node of an in-flight assignment (nil for a pending
 	// reason write), which holds a reservation for the task.
 	batch uint64
+	pos   int32 // the task's index in its batch's items
 	node  *nodeInfo
 	// tried is capEpoch when the task was last left pending.
 	tried uint64
@@ -106,6 +124,7 @@ type decision struct {
 type batch struct {
 	id      uint64
 	items   []*ptask
+	next    int // items[next] is the task whose event lookup expects next
 	written int // actions recorded
 	// assignments: a proposal of compact assignments, counted in
 	// Stats.Batches.
@@ -118,7 +137,7 @@ func New(st *store.Store, loop env.Loop, clock env.Clock, log *slog.Logger) *Sch
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{st: st, loop: loop, clock: clock, log: log, maxBatch: DefaultMaxBatch}
+	return &Scheduler{st: st, loop: loop, clock: clock, log: log, maxBatch: DefaultMaxBatch, sweepMin: minSweep}
 }
 
 // SetMaxBatch bounds the actions of one proposal; n <= 0 restores
@@ -191,11 +210,13 @@ func (s *Scheduler) reset() {
 	s.nextIdx = 0
 	s.services = make(map[string]*serviceInfo)
 	s.tasks = make(map[string]*ptask)
+	s.live, s.indexed, s.unindexed = 0, s.simple, nil
 	s.queue, s.waiting, s.work = nil, nil, nil
 	s.nWaiting, s.inflight = 0, 0
 	s.capEpoch, s.retryEpoch = 0, 0
 	s.lastRetry = math.MinInt64
 	s.slab = nil
+	s.flight = nil
 	s.assign, s.updates = nil, nil
 	s.turnBuf = turnScratch{}
 }
@@ -204,9 +225,6 @@ func (s *Scheduler) reset() {
 // replaced the store's content.
 func (s *Scheduler) rebuild() {
 	s.reset()
-	// The unassigned tasks are most of what a full scan tracks: size the
-	// map once rather than growing it through a dozen rehashes.
-	s.tasks = make(map[string]*ptask, s.st.CountTasksByNode(""))
 	for n := range s.st.EachNode() {
 		s.onNode(n.Id, nil, n)
 	}
@@ -267,7 +285,7 @@ func (s *Scheduler) onEvents(evs []store.Event) {
 }
 
 func (s *Scheduler) onTask(id string, old, nw *api.Task) {
-	pt := s.tasks[id]
+	pt := s.lookup(id, old)
 	wasInFlight, wasReason, taken := false, false, false
 	if pt != nil && pt.batch != 0 {
 		wasInFlight, wasReason = true, pt.node == nil
@@ -336,6 +354,66 @@ func (s *Scheduler) onTask(id string, old, nw *api.Task) {
 	case wasInFlight:
 		s.enqueue(pt)
 	}
+}
+
+// lookup returns the tracked task called id, or nil; old is the task as
+// it was before the change being handled, which is the version the
+// scheduler last saw: a tracked task's ptask holds it.
+//
+// At 100k nodes a million tasks are tracked, and finding one in a map
+// keyed by ID costs a cache miss or two; so does adding it and deleting
+// it. Most changes need no map: a task that was not schedulable (or did
+// not exist) is not tracked, and most changes of a tracked task are the
+// scheduler's own writes, confirmed in the order it proposed them, so the
+// oldest batch with events still to come names the task to expect and a
+// pointer comparison proves it. Any other change goes through the map,
+// built on the first such need, and realigns the cursor when it finds a
+// task of that batch further on (a write skipped, or refused at once,
+// has no event).
+func (s *Scheduler) lookup(id string, old *api.Task) *ptask {
+	if s.simple {
+		return s.tasks[id]
+	}
+	var head *batch
+	for _, b := range s.flight {
+		if b.next < len(b.items) {
+			head = b
+			break
+		}
+	}
+	if head != nil && old != nil {
+		if pt := head.items[head.next]; pt.t == old && pt.batch == head.id && !pt.gone {
+			head.next++
+			return pt
+		}
+	}
+	// After the cursor: old's status is a cache miss the cursor spares.
+	if !schedulable(old) {
+		return nil
+	}
+	if !s.indexed {
+		s.index()
+	}
+	pt := s.tasks[id]
+	if pt != nil && pt.gone {
+		delete(s.tasks, id)
+		pt = nil
+	}
+	if head != nil && pt != nil && pt.batch == head.id && int(pt.pos) >= head.next {
+		head.next = int(pt.pos) + 1
+	}
+	return pt
+}
+
+// index builds the map of the tracked tasks by ID.
+func (s *Scheduler) index() {
+	s.tasks = make(map[string]*ptask, s.live)
+	for _, pt := range s.unindexed {
+		if !pt.gone {
+			s.tasks[pt.t.Id] = pt
+		}
+	}
+	s.unindexed, s.indexed = nil, true
 }
 
 // failed reports whether the change from old to nw is a task failing on
@@ -497,17 +575,61 @@ func (s *Scheduler) track(t *api.Task) {
 	pt := &s.slab[0]
 	s.slab = s.slab[1:]
 	pt.t = t
-	s.tasks[t.Id] = pt
+	s.live++
+	if s.indexed {
+		s.tasks[t.Id] = pt
+	} else {
+		s.unindexed = append(s.unindexed, pt)
+	}
 	s.enqueue(pt)
 }
 
+// forget stops tracking pt. It stays in the index (or the list of tasks
+// not yet indexed), marked gone, until a lookup meets it or enough pile
+// up: nearly every tracked task is forgotten once its assignment lands,
+// and deleting each from a map of a million costs a cache miss or two,
+// while a sweep costs little per entry. Sweeping when the gone entries
+// outnumber the live ones four to one keeps the index at most five times
+// the live tasks (plus a constant), each entry swept once on average.
 func (s *Scheduler) forget(pt *ptask) {
 	pt.gone = true
 	if pt.waiting {
 		pt.waiting = false
 		s.nWaiting--
 	}
-	delete(s.tasks, pt.t.Id)
+	s.live--
+	if s.simple {
+		delete(s.tasks, pt.t.Id)
+		return
+	}
+	size := len(s.unindexed)
+	if s.indexed {
+		size = len(s.tasks)
+	}
+	if gone := size - s.live; gone >= s.sweepMin && gone > 4*s.live {
+		s.sweep()
+	}
+}
+
+// minSweep is the least number of gone entries worth a sweep.
+const minSweep = 1024
+
+// sweep drops the gone entries of the index, rebuilding it at the size of
+// the live ones so that the next sweep walks no empty slots left by a
+// peak (what it keeps does not depend on the order it walks the map in),
+// or of the list of tasks not yet indexed.
+func (s *Scheduler) sweep() {
+	if !s.indexed {
+		s.unindexed = slices.DeleteFunc(s.unindexed, func(pt *ptask) bool { return pt.gone })
+		return
+	}
+	m := make(map[string]*ptask, s.live)
+	for id, pt := range s.tasks {
+		if !pt.gone {
+			m[id] = pt
+		}
+	}
+	s.tasks = m
 }
 
 func (s *Scheduler) enqueue(pt *ptask) {
@@ -625,9 +747,10 @@ func (s *Scheduler) propose(list []decision, assignments bool) {
 		b := &batch{id: s.nextBatch, items: make([]*ptask, len(chunk)), assignments: assignments}
 		for i := range chunk {
 			pt := chunk[i].pt
-			pt.batch = b.id
+			pt.batch, pt.pos = b.id, int32(i)
 			b.items[i] = pt
 		}
+		s.flight = append(s.flight, b)
 		s.inflight += len(chunk)
 		s.st.Update(func(tx *store.Tx) error {
 			ts := tx.Timestamp()
@@ -694,6 +817,10 @@ func (s *Scheduler) abandon(pt *ptask) {
 
 // batchDone settles a proposal: writes no event confirmed did not take.
 func (s *Scheduler) batchDone(b *batch, err error) {
+	if i := slices.Index(s.flight, b); i >= 0 {
+		s.flight[i] = nil
+		s.flight = slices.Delete(s.flight, i, i+1)
+	}
 	if err != nil {
 		s.stats.ProposalErrors++
 		s.log.Warn("scheduler: proposal failed", "actions", len(b.items), "err", err)
