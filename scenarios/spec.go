@@ -1077,6 +1077,15 @@ func (s Selector) Resolve(cands []Candidate, leader string, rnd Chooser) []strin
 	return out
 }
 
+// WithSeed is the scenario run with seed instead of the file's: a copy
+// whose Seed says so and whose Defaults no longer claim the default seed.
+func (sc *Scenario) WithSeed(seed uint64) *Scenario {
+	c := *sc
+	c.Seed = seed
+	c.Defaults = slices.DeleteFunc(slices.Clone(sc.Defaults), func(d string) bool { return strings.HasPrefix(d, "seed=") })
+	return &c
+}
+
 // Summary is a one-line description of the scenario for a run's header:
 // "leader-failover: 3 managers, 40 workers, 2 services, 10 steps, seed 1, up to 5m".
 func (sc *Scenario) Summary() string {

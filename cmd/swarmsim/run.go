@@ -183,17 +183,19 @@ func runFiles(stdout io.Writer, files []string, f runFlags) error {
 			if !f.quiet && !f.json {
 				opt.Out = out
 			}
+			run := sc
 			if f.seedSet || f.seeds != "" {
 				opt.Seed = &seed
+				run = sc.WithSeed(seed) // the header and summary say which seed ran
 			}
 			if !f.json {
-				fmt.Fprintf(out, "scenario %s\n", sc.Summary())
+				fmt.Fprintf(out, "scenario %s\n", run.Summary())
 			}
 			var res *scenarios.Result
 			if f.real {
-				res, err = scenarios.RunReal(sc, opt)
+				res, err = scenarios.RunReal(run, opt)
 			} else {
-				res, err = scenarios.RunSimulation(sc, opt)
+				res, err = scenarios.RunSimulation(run, opt)
 			}
 			if err != nil {
 				fmt.Fprintf(out, "%s: %v\n", file, err)
