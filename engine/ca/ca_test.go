@@ -317,3 +317,47 @@ func TestPeerFromCertificateRefusesOddSubjects(t *testing.T) {
 		}
 	}
 }
+
+// A certificate keeps the verdicts reached on it, one per root set: a
+// second pool with the same roots finds it, a pool with other roots
+// decides for itself, a leaf signed by a stranger under a known name is
+// refused every time, and the validity window is checked on every call.
+func TestVerdictsKeptPerRootSet(t *testing.T) {
+	r := newSeeded(5)
+	root, other := mustRoot(t, r), mustRoot(t, r)
+	c := mustLeaf(t, root, r, "w1", env.RoleWorker, time.Hour)
+	forged := mustLeaf(t, other, r, "w1", env.RoleWorker, time.Hour) // same name, another root
+	a := NewTrustPool([]*x509.Certificate{root.Cert})
+	b := NewTrustPool([]*x509.Certificate{root.Cert})
+	o := NewTrustPool([]*x509.Certificate{other.Cert})
+	for i := range 2 {
+		if _, err := a.Verify(c, t0); err != nil {
+			t.Fatalf("pass %d: pool a refused a good leaf: %v", i, err)
+		}
+		if _, err := b.Verify(c, t0); err != nil {
+			t.Fatalf("pass %d: pool b refused a good leaf: %v", i, err)
+		}
+		if _, err := o.Verify(c, t0); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("pass %d: a pool of another root took the leaf: %v", i, err)
+		}
+		if _, err := a.Verify(forged, t0); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("pass %d: a forged leaf got in: %v", i, err)
+		}
+		if _, err := a.Verify(c, t0.Add(2*time.Hour+MaxClockSkew)); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("pass %d: an expired leaf got in: %v", i, err)
+		}
+	}
+	if len(c.verdicts) != 2 {
+		t.Fatalf("%d verdicts kept, want one per root set (2)", len(c.verdicts))
+	}
+	// Bounded: a leaf shown to many root sets keeps the latest few.
+	for range 10 {
+		NewTrustPool([]*x509.Certificate{mustRoot(t, r).Cert}).Verify(c, t0)
+	}
+	if len(c.verdicts) != maxVerdicts {
+		t.Fatalf("%d verdicts kept, want at most %d", len(c.verdicts), maxVerdicts)
+	}
+	if _, err := a.Verify(c, t0); err != nil {
+		t.Fatalf("after eviction: %v", err)
+	}
+}

@@ -300,12 +300,17 @@ func ParseCSR(der []byte) (ed25519.PublicKey, error) {
 // Certificate is a node certificate as its holder presents it: the leaf,
 // the intermediates that chain it to a root (the cross-signed new root
 // during a rotation), and the identity the leaf names. It is parsed once
-// and never changed, so verifiers may cache verdicts by its pointer.
+// and never changed, so the verdicts reached on it stay true: it keeps
+// them, one per root set (TrustPool.chainVerdict). Like everything in
+// engine/, it is used from one loop at a time (a real node parses what
+// each connection presents; the simulator runs every node on one
+// goroutine).
 type Certificate struct {
-	Leaf  *x509.Certificate
-	Chain []*x509.Certificate
-	Peer  env.Peer
-	inter *x509.CertPool
+	Leaf     *x509.Certificate
+	Chain    []*x509.Certificate
+	Peer     env.Peer
+	inter    *x509.CertPool
+	verdicts []rootsVerdict
 }
 
 // NewCertificate wraps a leaf and its intermediates.

@@ -596,7 +596,7 @@ func (c *Client) checkIssued(from env.Peer, r *request, m *api.IssueNodeCertific
 	if c.creds != nil && cert.Peer.Org != c.creds.Cert.Peer.Org {
 		return nil, fmt.Errorf("%w: certificate of cluster %s, not %s", ErrWrongCluster, cert.Peer.Org, c.creds.Cert.Peer.Org)
 	}
-	if v := NewTrustPool(roots).verifyChain(cert); v.err != nil {
+	if v := NewTrustPool(roots).chainVerdict(cert); v.err != nil {
 		return nil, v.err
 	}
 	return &Credentials{Cert: cert, Key: r.key, Roots: roots}, nil
@@ -790,7 +790,7 @@ func (c *Client) takeRoots(rootDERs [][]byte, signingDER []byte) {
 		}
 	}
 	renew := signing != nil && !c.creds.Cert.IssuedBy(signing)
-	if NewTrustPool(roots).verifyChain(c.creds.Cert).err != nil {
+	if NewTrustPool(roots).chainVerdict(c.creds.Cert).err != nil {
 		// Our certificate would not verify under those roots: keep both
 		// sets until we hold one that does.
 		roots = unionCerts(c.creds.Roots, roots)

@@ -2,22 +2,31 @@ package ca
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/env"
 )
 
-// TrustPool is the set of roots a node trusts, and the verdicts it
-// reached on the certificates presented to it. A pool's roots never
-// change (a node replaces its pool when its roots change), so a verdict
-// on a chain holds for as long as the pool lives; only the validity
-// window is checked again, against the verifier's clock, every time.
+// TrustPool is the set of roots a node trusts. A pool's roots never
+// change (a node replaces its pool when its roots change). Whether a
+// chain leads to a set of roots is a function of the certificates' bytes
+// and nothing else, so the verdict is worked out once per certificate and
+// root set and kept on the certificate (Certificate.verdicts), where every
+// pool with the same roots finds it: as a TLS session ticket spares a
+// resumed connection the chain verification, a second look at a
+// certificate costs a comparison. Only the validity window is checked
+// again, against the verifier's clock, every time; a forged, expired or
+// foreign certificate is still refused on every message.
 type TrustPool struct {
 	roots []*x509.Certificate
 	pool  *x509.CertPool
-	cache map[*Certificate]verdict
+	// id names the root set: a digest of the roots' DER, in order.
+	id [sha256.Size]byte
 }
 
 type verdict struct {
@@ -26,15 +35,28 @@ type verdict struct {
 	from, until time.Time // the chain's validity window
 }
 
-// maxVerdicts bounds a pool's verdict cache; it is cleared when full.
-const maxVerdicts = 1 << 16
+// rootsVerdict is a verdict on a certificate under one root set.
+type rootsVerdict struct {
+	roots [sha256.Size]byte // TrustPool.id
+	v     verdict
+}
+
+// maxVerdicts bounds the verdicts a certificate keeps: one per root set
+// it was checked against (a root rotation shows it two or three).
+const maxVerdicts = 4
 
 // NewTrustPool trusts roots (nil or empty: trusts nothing).
 func NewTrustPool(roots []*x509.Certificate) *TrustPool {
-	t := &TrustPool{roots: roots, pool: x509.NewCertPool(), cache: make(map[*Certificate]verdict)}
+	t := &TrustPool{roots: roots, pool: x509.NewCertPool()}
+	h := sha256.New()
+	var n [8]byte
 	for _, r := range roots {
 		t.pool.AddCert(r)
+		binary.BigEndian.PutUint64(n[:], uint64(len(r.Raw)))
+		h.Write(n[:])
+		h.Write(r.Raw)
 	}
+	h.Sum(t.id[:0])
 	return t
 }
 
@@ -65,8 +87,8 @@ func (t *TrustPool) Trusts(root *x509.Certificate) bool {
 
 // Verify checks that c chains to one of the pool's roots and is valid at
 // now, give or take MaxClockSkew, and returns the identity its leaf
-// names. The chain is verified once per certificate; later calls only
-// compare times.
+// names. The chain is verified once per certificate and root set; later
+// calls only compare times.
 func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 	if c == nil {
 		return env.Peer{}, fmt.Errorf("%w: no certificate", ErrUnauthenticated)
@@ -74,14 +96,7 @@ func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 	if t.Empty() {
 		return env.Peer{}, fmt.Errorf("%w: no trusted root to verify %s with", ErrUnauthenticated, c.Peer.ID)
 	}
-	v, ok := t.cache[c]
-	if !ok {
-		v = t.verifyChain(c)
-		if len(t.cache) >= maxVerdicts {
-			clear(t.cache)
-		}
-		t.cache[c] = v
-	}
+	v := t.chainVerdict(c)
 	if v.err != nil {
 		return env.Peer{}, v.err
 	}
@@ -92,6 +107,22 @@ func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 		return env.Peer{}, fmt.Errorf("%w: certificate of %s expired at %s", ErrUnauthenticated, v.peer.ID, v.until.UTC().Format(time.RFC3339))
 	}
 	return v.peer, nil
+}
+
+// chainVerdict is the verdict on c's chain under t's roots: the one c
+// keeps for this root set, or a new one, which c then keeps.
+func (t *TrustPool) chainVerdict(c *Certificate) verdict {
+	for i := range c.verdicts {
+		if c.verdicts[i].roots == t.id {
+			return c.verdicts[i].v
+		}
+	}
+	v := t.verifyChain(c)
+	if len(c.verdicts) >= maxVerdicts {
+		c.verdicts = slices.Delete(c.verdicts, 0, 1) // the oldest root set
+	}
+	c.verdicts = append(c.verdicts, rootsVerdict{roots: t.id, v: v})
+	return v
 }
 
 // verifyChain builds a chain from c's leaf to a trusted root. Time is
