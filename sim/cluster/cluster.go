@@ -80,6 +80,11 @@ type Machine struct {
 	Executor *sim.Executor
 	Engine   *node.Node // nil while down
 
+	// cert is what the machine presents now: its last certificate (one
+	// that crashed keeps presenting it, as a thief of its disk would),
+	// nil until its node says which one its disk holds.
+	cert *ca.Certificate
+
 	raftID      uint64
 	bootstrap   bool   // one of the initial managers
 	joinToken   string // the token it joins with, when not the current one
@@ -113,7 +118,6 @@ func NewCluster(k *sim.Kernel, cfg ClusterConfig) *Cluster {
 		cfg:    cfg,
 		byName: make(map[string]*Machine),
 		rand:   k.NewRand("cluster"),
-		sec:    security{certs: map[env.NodeID]*ca.Certificate{}},
 	}
 }
 
