@@ -105,6 +105,12 @@ type Cluster struct {
 	cfg      ClusterConfig
 	machines []*Machine
 	byName   map[string]*Machine
+	// managers caches the machines that run a manager and are not removed,
+	// in the order added (nil: to rebuild): every boot and every Leader
+	// call wants them, and walking every machine for them made building a
+	// cluster quadratic. Whatever changes Machine.Manager or Status to or
+	// from NodeRemoved resets it.
+	managers []*Machine
 	initial  []raft.Member
 	rand     *sim.Rand
 	sec      security
@@ -164,6 +170,7 @@ func (c *Cluster) add(name string, manager bool, shape NodeShape) *Machine {
 	m.Endpoint = c.Net.Attach(kn, env.NodeID(name), nil)
 	m.Endpoint.SetIdentity(env.Peer{ID: env.NodeID(name), Role: roleOf(manager)})
 	c.machines = append(c.machines, m)
+	c.managers = nil
 	c.byName[name] = m
 	return m
 }
@@ -179,12 +186,24 @@ func roleOf(manager bool) env.Role {
 // in order.
 func (c *Cluster) managerNames() []env.NodeID {
 	var out []env.NodeID
-	for _, m := range c.machines {
-		if m.Manager && m.Status != NodeRemoved {
-			out = append(out, env.NodeID(m.Name))
-		}
+	for _, m := range c.managerMachines() {
+		out = append(out, env.NodeID(m.Name))
 	}
 	return out
+}
+
+// managerMachines are the machines that run a manager and are not
+// removed, in the order added. The slice is shared: do not modify it.
+func (c *Cluster) managerMachines() []*Machine {
+	if c.managers == nil {
+		c.managers = []*Machine{}
+		for _, m := range c.machines {
+			if m.Manager && m.Status != NodeRemoved {
+				c.managers = append(c.managers, m)
+			}
+		}
+	}
+	return c.managers
 }
 
 // boot starts the engine on a machine that is up.
@@ -249,6 +268,7 @@ func (c *Cluster) boot(m *Machine) error {
 // (promoted and joined, or removed from raft).
 func (c *Cluster) setManager(m *Machine, isManager bool) {
 	m.Manager = isManager
+	c.managers = nil
 	id := m.Endpoint.Identity()
 	id.Role = roleOf(isManager)
 	m.Endpoint.SetIdentity(id)
@@ -264,6 +284,7 @@ func (c *Cluster) Crash(name string) error {
 	c.down(m)
 	m.Disk.Crash()
 	m.Status = NodeCrashed
+	c.managers = nil
 	return nil
 }
 
@@ -280,6 +301,7 @@ func (c *Cluster) Stop(name string) error {
 	m.Disk.Flush()
 	c.down(m)
 	m.Status = NodeStopped
+	c.managers = nil
 	return nil
 }
 
@@ -311,6 +333,7 @@ func (c *Cluster) Start(name string) error {
 func (c *Cluster) up(m *Machine) error {
 	m.Kernel.Start()
 	m.Status = NodeUp
+	c.managers = nil
 	return c.boot(m)
 }
 
@@ -355,6 +378,7 @@ func (c *Cluster) Remove(name string) error {
 		c.down(m)
 	}
 	m.Status = NodeRemoved
+	c.managers = nil
 	return nil
 }
 
@@ -375,10 +399,7 @@ func (c *Cluster) machine(name string, want NodeStatus) (*Machine, error) {
 func (c *Cluster) Leader() (*Machine, bool) {
 	votes := map[env.NodeID]int{}
 	voters := 0
-	for _, m := range c.machines {
-		if !m.Manager || m.Status == NodeRemoved {
-			continue
-		}
+	for _, m := range c.managerMachines() {
 		voters++
 		if m.Engine == nil || m.Engine.Manager() == nil {
 			continue
