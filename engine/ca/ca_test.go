@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -359,5 +360,52 @@ func TestVerdictsKeptPerRootSet(t *testing.T) {
 	}
 	if _, err := a.Verify(c, t0); err != nil {
 		t.Fatalf("after eviction: %v", err)
+	}
+}
+
+// Nodes that share a Shared parse a root once and share one pool per root
+// set; a root that does not parse is refused every time and never kept,
+// and a pool shared by two nodes still refuses a stranger's leaf.
+func TestSharedRootsAndPools(t *testing.T) {
+	r := newSeeded(6)
+	root, other := mustRoot(t, r), mustRoot(t, r)
+	s := NewShared()
+	a, err := s.parseRoots([][]byte{root.Cert.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.parseRoots([][]byte{slices.Clone(root.Cert.Raw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a[0] != b[0] {
+		t.Error("the same root DER was parsed twice")
+	}
+	bad := slices.Clone(root.Cert.Raw)
+	bad[len(bad)/2] ^= 0xff
+	for range 2 {
+		if _, err := s.parseRoots([][]byte{bad}); err == nil {
+			t.Fatal("a corrupted root parsed")
+		}
+	}
+	if len(s.certs) != 1 {
+		t.Errorf("%d certificates kept, want 1", len(s.certs))
+	}
+	if s.pool(a) != s.pool(b) {
+		t.Error("two pools for one root set")
+	}
+	if s.pool(a) == s.pool([]*x509.Certificate{other.Cert}) {
+		t.Error("one pool for two root sets")
+	}
+	stranger := mustLeaf(t, other, r, "w1", env.RoleWorker, time.Hour)
+	if _, err := s.pool(b).Verify(stranger, t0); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("a shared pool took a stranger's leaf: %v", err)
+	}
+	if _, err := s.pool(a).Verify(mustLeaf(t, root, r, "w2", env.RoleWorker, time.Hour), t0); err != nil {
+		t.Errorf("a shared pool refused a good leaf: %v", err)
+	}
+	var none *Shared // a real node: no sharing, same answers
+	if p := none.pool(a); p == none.pool(a) || p.id != s.pool(a).id {
+		t.Error("without Shared, each call makes its own pool, of the same root set")
 	}
 }

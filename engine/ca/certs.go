@@ -319,9 +319,12 @@ func NewCertificate(leaf *x509.Certificate, chain []*x509.Certificate) (*Certifi
 	if err != nil {
 		return nil, err
 	}
-	c := &Certificate{Leaf: leaf, Chain: chain, Peer: p, inter: x509.NewCertPool()}
-	for _, x := range chain {
-		c.inter.AddCert(x)
+	c := &Certificate{Leaf: leaf, Chain: chain, Peer: p}
+	if len(chain) > 0 { // most leaves have none: spare them an empty pool
+		c.inter = x509.NewCertPool()
+		for _, x := range chain {
+			c.inter.AddCert(x)
+		}
 	}
 	return c, nil
 }

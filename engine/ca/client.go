@@ -53,6 +53,9 @@ type Config struct {
 	// named stream, so that certificates do not shift the draws of the
 	// node's other parts.
 	Rand env.Rand
+	// Shared, when set, is where parsed roots and trust pools are shared
+	// with the other nodes of the process (the simulator's cluster).
+	Shared *Shared
 }
 
 // Defaults.
@@ -395,7 +398,7 @@ func (c *Client) rebuildTrust() {
 	if c.trust != nil && sameCerts(roots, c.trust.Roots()) {
 		return
 	}
-	c.trust = NewTrustPool(roots)
+	c.trust = c.cfg.Shared.pool(roots)
 }
 
 func sameCerts(a, b []*x509.Certificate) bool {
@@ -576,7 +579,7 @@ func (c *Client) checkIssued(from env.Peer, r *request, m *api.IssueNodeCertific
 	if err != nil {
 		return nil, err
 	}
-	roots, err := parseDERs(m.GetRoots())
+	roots, err := c.cfg.Shared.parseRoots(m.GetRoots())
 	if err != nil {
 		return nil, err
 	}
@@ -596,19 +599,20 @@ func (c *Client) checkIssued(from env.Peer, r *request, m *api.IssueNodeCertific
 	if c.creds != nil && cert.Peer.Org != c.creds.Cert.Peer.Org {
 		return nil, fmt.Errorf("%w: certificate of cluster %s, not %s", ErrWrongCluster, cert.Peer.Org, c.creds.Cert.Peer.Org)
 	}
-	if v := NewTrustPool(roots).chainVerdict(cert); v.err != nil {
+	if v := c.cfg.Shared.pool(roots).chainVerdict(cert); v.err != nil {
 		return nil, v.err
 	}
 	return &Credentials{Cert: cert, Key: r.key, Roots: roots}, nil
 }
 
-func parseDERs(ders [][]byte) ([]*x509.Certificate, error) {
+// parseRoots parses the roots an answer carries (DER).
+func (s *Shared) parseRoots(ders [][]byte) ([]*x509.Certificate, error) {
 	if len(ders) == 0 || len(ders) > maxChain {
 		return nil, fmt.Errorf("%w: %d roots", ErrBadRequest, len(ders))
 	}
 	out := make([]*x509.Certificate, 0, len(ders))
 	for i, d := range ders {
-		x, err := x509.ParseCertificate(d)
+		x, err := s.parseRoot(d)
 		if err != nil {
 			return nil, fmt.Errorf("%w: root %d: %w", ErrBadRequest, i, err)
 		}
@@ -777,7 +781,7 @@ func (c *Client) onRotation(from env.Peer, m *api.RootRotation) {
 // long as they still verify this node's own certificate; and renews when
 // the certificate is not signed by the root that signs now.
 func (c *Client) takeRoots(rootDERs [][]byte, signingDER []byte) {
-	roots, err := parseDERs(rootDERs)
+	roots, err := c.cfg.Shared.parseRoots(rootDERs)
 	if err != nil {
 		c.stats.BadAnswers++
 		return
@@ -790,7 +794,7 @@ func (c *Client) takeRoots(rootDERs [][]byte, signingDER []byte) {
 		}
 	}
 	renew := signing != nil && !c.creds.Cert.IssuedBy(signing)
-	if NewTrustPool(roots).chainVerdict(c.creds.Cert).err != nil {
+	if c.cfg.Shared.pool(roots).chainVerdict(c.creds.Cert).err != nil {
 		// Our certificate would not verify under those roots: keep both
 		// sets until we hold one that does.
 		roots = unionCerts(c.creds.Roots, roots)

@@ -47,16 +47,89 @@ const maxVerdicts = 4
 
 // NewTrustPool trusts roots (nil or empty: trusts nothing).
 func NewTrustPool(roots []*x509.Certificate) *TrustPool {
-	t := &TrustPool{roots: roots, pool: x509.NewCertPool()}
+	return newTrustPool(roots, rootsID(roots))
+}
+
+func newTrustPool(roots []*x509.Certificate, id [sha256.Size]byte) *TrustPool {
+	t := &TrustPool{roots: roots, pool: x509.NewCertPool(), id: id}
+	for _, r := range roots {
+		t.pool.AddCert(r)
+	}
+	return t
+}
+
+// rootsID digests a root set: the roots' DER, in order.
+func rootsID(roots []*x509.Certificate) [sha256.Size]byte {
 	h := sha256.New()
 	var n [8]byte
 	for _, r := range roots {
-		t.pool.AddCert(r)
 		binary.BigEndian.PutUint64(n[:], uint64(len(r.Raw)))
 		h.Write(n[:])
 		h.Write(r.Raw)
 	}
-	h.Sum(t.id[:0])
+	var id [sha256.Size]byte
+	h.Sum(id[:0])
+	return id
+}
+
+// Shared holds what the nodes of one process may share because it is a
+// function of bytes alone: root certificates parsed from their DER, and
+// trust pools by root set (a TrustPool never changes). The simulator
+// gives one to every node of a cluster, so that a hundred thousand
+// workers hold one parsed root and one pool instead of one each; a real
+// node has none (Config.Shared nil). Like the rest of engine/, it is not
+// safe for concurrent use: the simulator runs every node on one
+// goroutine. A certificate is interned only after it parsed, so a bad one
+// is refused each time it is shown.
+type Shared struct {
+	certs map[string]*x509.Certificate // by DER
+	pools map[[sha256.Size]byte]*TrustPool
+}
+
+// maxShared bounds each of Shared's tables; a full table is cleared.
+// Roots change only with a rotation: a handful per run.
+const maxShared = 64
+
+// NewShared returns an empty Shared.
+func NewShared() *Shared {
+	return &Shared{certs: map[string]*x509.Certificate{}, pools: map[[sha256.Size]byte]*TrustPool{}}
+}
+
+// parseRoot parses a root (or cross-signed root) certificate's DER, once
+// per process when s is not nil.
+func (s *Shared) parseRoot(der []byte) (*x509.Certificate, error) {
+	if s == nil {
+		return x509.ParseCertificate(der)
+	}
+	if c := s.certs[string(der)]; c != nil {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.certs) >= maxShared {
+		clear(s.certs)
+	}
+	s.certs[string(der)] = c
+	return c, nil
+}
+
+// pool is a TrustPool of roots, the one already made for the same roots
+// when s is not nil.
+func (s *Shared) pool(roots []*x509.Certificate) *TrustPool {
+	id := rootsID(roots)
+	if s == nil {
+		return newTrustPool(roots, id)
+	}
+	if t := s.pools[id]; t != nil {
+		return t
+	}
+	t := newTrustPool(roots, id)
+	if len(s.pools) >= maxShared {
+		clear(s.pools)
+	}
+	s.pools[id] = t
 	return t
 }
 

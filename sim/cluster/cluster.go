@@ -124,6 +124,7 @@ func NewCluster(k *sim.Kernel, cfg ClusterConfig) *Cluster {
 		cfg:    cfg,
 		byName: make(map[string]*Machine),
 		rand:   k.NewRand("cluster"),
+		sec:    security{shared: ca.NewShared()},
 	}
 }
 

@@ -16,8 +16,10 @@ import (
 // would create, the certificate each node presents, and the handshake a
 // mutual-TLS transport does before a message reaches a node.
 type security struct {
-	boot  *ca.Bootstrap
-	stats SecurityStats
+	boot *ca.Bootstrap
+	// shared is the parsed roots and trust pools every node shares.
+	shared *ca.Shared
+	stats  SecurityStats
 }
 
 // SecurityStats count the simulated handshakes.
@@ -98,6 +100,7 @@ func (c *Cluster) caConfig(m *Machine) ca.Config {
 		},
 		OnDecision: c.cfg.OnDecision,
 		Rand:       m.Kernel.Rand("ca/" + strconv.Itoa(m.incarnation)),
+		Shared:     c.sec.shared,
 	}
 }
 
