@@ -150,6 +150,12 @@ type Dispatcher struct {
 	// Batched writes.
 	nodeWrites    map[string]nodeWrite
 	nodeInFlight  bool
+	// nodeBatch and statusBatch bound the actions of one node or status
+	// transaction: MaxBatch, halved whenever the store refuses one as too
+	// large for a raft entry (store.ErrProposalTooLarge). Retrying a batch
+	// raft cannot take would retry it forever: 100,000 workers
+	// registering at once queue more node writes than one entry holds.
+	nodeBatch, statusBatch int
 	status        []statusItem
 	acks          []ack
 	batchTimer    env.Timer
