@@ -348,15 +348,15 @@ func TestVerdictsKeptPerRootSet(t *testing.T) {
 			t.Fatalf("pass %d: an expired leaf got in: %v", i, err)
 		}
 	}
-	if len(c.verdicts) != 2 {
-		t.Fatalf("%d verdicts kept, want one per root set (2)", len(c.verdicts))
+	if c.verdictCount() != 2 {
+		t.Fatalf("%d verdicts kept, want one per root set (2)", c.verdictCount())
 	}
 	// Bounded: a leaf shown to many root sets keeps the latest few.
 	for range 10 {
 		NewTrustPool([]*x509.Certificate{mustRoot(t, r).Cert}).Verify(c, t0)
 	}
-	if len(c.verdicts) != maxVerdicts {
-		t.Fatalf("%d verdicts kept, want at most %d", len(c.verdicts), maxVerdicts)
+	if c.verdictCount() != maxVerdicts {
+		t.Fatalf("%d verdicts kept, want at most %d", c.verdictCount(), maxVerdicts)
 	}
 	if _, err := a.Verify(c, t0); err != nil {
 		t.Fatalf("after eviction: %v", err)

@@ -306,11 +306,15 @@ func ParseCSR(der []byte) (ed25519.PublicKey, error) {
 // each connection presents; the simulator runs every node on one
 // goroutine).
 type Certificate struct {
-	Leaf     *x509.Certificate
-	Chain    []*x509.Certificate
-	Peer     env.Peer
-	inter    *x509.CertPool
-	verdicts []rootsVerdict
+	Leaf  *x509.Certificate
+	Chain []*x509.Certificate
+	Peer  env.Peer
+	inter *x509.CertPool
+	// first and more are the verdicts reached on it, one per root set
+	// (TrustPool.chainVerdict), oldest first.
+	first    rootsVerdict
+	hasFirst bool
+	more     []rootsVerdict
 }
 
 // NewCertificate wraps a leaf and its intermediates.

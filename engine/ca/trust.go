@@ -27,6 +27,12 @@ type TrustPool struct {
 	pool  *x509.CertPool
 	// id names the root set: a digest of the roots' DER, in order.
 	id [sha256.Size]byte
+	// org is the cluster of the first root. The verdicts it reaches and
+	// the clients that use it hold this very string for the cluster of
+	// the certificates they name, so that admission, which compares two
+	// of them per inbound message, finds them equal by pointer without
+	// reading either (two cache misses).
+	org string
 }
 
 type verdict struct {
@@ -52,6 +58,9 @@ func NewTrustPool(roots []*x509.Certificate) *TrustPool {
 
 func newTrustPool(roots []*x509.Certificate, id [sha256.Size]byte) *TrustPool {
 	t := &TrustPool{roots: roots, pool: x509.NewCertPool(), id: id}
+	if len(roots) > 0 {
+		t.org = orgOf(roots[0])
+	}
 	for _, r := range roots {
 		t.pool.AddCert(r)
 	}
@@ -185,17 +194,40 @@ func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 // chainVerdict is the verdict on c's chain under t's roots: the one c
 // keeps for this root set, or a new one, which c then keeps.
 func (t *TrustPool) chainVerdict(c *Certificate) verdict {
-	for i := range c.verdicts {
-		if c.verdicts[i].roots == t.id {
-			return c.verdicts[i].v
+	// The first verdict lives in the certificate itself, which the caller
+	// has just read: most certificates only ever meet one root set, and
+	// the lookup on every message then costs no further cache miss.
+	if c.hasFirst && c.first.roots == t.id {
+		return c.first.v
+	}
+	for i := range c.more {
+		if c.more[i].roots == t.id {
+			return c.more[i].v
 		}
 	}
 	v := t.verifyChain(c)
-	if len(c.verdicts) >= maxVerdicts {
-		c.verdicts = slices.Delete(c.verdicts, 0, 1) // the oldest root set
+	if v.err == nil && v.peer.Org == t.org {
+		v.peer.Org = t.org
 	}
-	c.verdicts = append(c.verdicts, rootsVerdict{roots: t.id, v: v})
+	rv := rootsVerdict{roots: t.id, v: v}
+	switch {
+	case !c.hasFirst:
+		c.first, c.hasFirst = rv, true
+	case 1+len(c.more) < maxVerdicts:
+		c.more = append(c.more, rv)
+	default: // full: drop the oldest root set
+		c.first = c.more[0]
+		c.more = append(slices.Delete(c.more, 0, 1), rv)
+	}
 	return v
+}
+
+// verdictCount is how many root sets c keeps verdicts for.
+func (c *Certificate) verdictCount() int {
+	if !c.hasFirst {
+		return 0
+	}
+	return 1 + len(c.more)
 }
 
 // verifyChain builds a chain from c's leaf to a trusted root. Time is
