@@ -25,7 +25,7 @@ type Network struct {
 	def   LinkModel
 	eps   []*Endpoint // by node index
 	byID  map[env.NodeID]*Endpoint
-	links map[linkKey]*link
+	links map[linkKey]*link // links with their own model (SetLink)
 	cuts  []cut
 
 	methodHash map[string]uint64
@@ -37,9 +37,20 @@ type Network struct {
 type linkKey struct{ from, to int32 }
 
 type link struct {
-	model  *LinkModel // nil: the network default
-	lastAt int64      // newest delivery time scheduled, for FIFO links
+	model *LinkModel
 }
+
+// fifoLink is the newest delivery time scheduled on a FIFO link from an
+// endpoint to the node with index dst.
+type fifoLink struct {
+	dst    int32
+	lastAt int64
+}
+
+// maxFifoList is how many FIFO links an endpoint keeps in a list before it
+// keeps them in a map: a worker talks to a few managers, a manager to
+// every worker.
+const maxFifoList = 8
 
 // cut is one partition or isolation in force.
 type cut struct {
@@ -66,6 +77,39 @@ type Endpoint struct {
 	handler  env.Handler
 	identity env.Peer
 	rand     *Rand
+	// The newest delivery time per FIFO link from this endpoint: a short
+	// list, then a map. They were in one map of every link of the network,
+	// whose lookups, at 10,000 workers, missed the cache on every message.
+	fifos   []fifoLink
+	fifoMap map[int32]int64
+}
+
+// fifoAt returns when a message scheduled at at on the FIFO link to dst
+// is delivered (never before one sent earlier), and records it.
+func (ep *Endpoint) fifoAt(dst int32, at int64) int64 {
+	if ep.fifoMap != nil {
+		at = max(at, ep.fifoMap[dst])
+		ep.fifoMap[dst] = at
+		return at
+	}
+	for i := range ep.fifos {
+		if f := &ep.fifos[i]; f.dst == dst {
+			at = max(at, f.lastAt)
+			f.lastAt = at
+			return at
+		}
+	}
+	if len(ep.fifos) < maxFifoList {
+		ep.fifos = append(ep.fifos, fifoLink{dst: dst, lastAt: at})
+		return at
+	}
+	ep.fifoMap = make(map[int32]int64, 2*maxFifoList)
+	for _, f := range ep.fifos {
+		ep.fifoMap[f.dst] = f.lastAt
+	}
+	ep.fifos = nil
+	ep.fifoMap[dst] = at
+	return at
 }
 
 // Attach connects node n, known to others as id, delivering its inbound
@@ -110,10 +154,9 @@ func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 		nw.Dropped++
 		return
 	}
-	var l *link
 	model := &nw.def
 	if len(nw.links) > 0 {
-		if l = nw.links[linkKey{ep.node.idx, dst.node.idx}]; l != nil && l.model != nil {
+		if l := nw.links[linkKey{ep.node.idx, dst.node.idx}]; l != nil && l.model != nil {
 			model = l.model
 		}
 	}
@@ -132,12 +175,7 @@ func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 	for range copies {
 		at := nw.k.now + int64(model.Latency.Draw(ep.rand))
 		if !model.Reorder {
-			if l == nil {
-				l = &link{}
-				nw.links[linkKey{ep.node.idx, dst.node.idx}] = l
-			}
-			at = max(at, l.lastAt)
-			l.lastAt = at
+			at = ep.fifoAt(dst.node.idx, at)
 		}
 		dst.node.At(time.Duration(at-nw.k.now), KindDeliver, arg, func() {
 			nw.Delivered++

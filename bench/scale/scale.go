@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -22,6 +23,13 @@ const Managers = 5
 
 // DefaultVirtual is how long each run simulates.
 const DefaultVirtual = 10 * time.Minute
+
+// MemoryLimit is the Go runtime's soft memory limit during a run (unless
+// GOMEMLIMIT sets one): the target is 100k workers in less than 8 GiB,
+// and with the default GOGC the heap may grow to twice what is live
+// before a collection; near the limit the collector runs more often
+// instead. Smaller runs never come near it.
+const MemoryLimit = 7 << 30
 
 // Scenario is the file a run simulates: Managers managers and workers
 // workers with the scenario format's defaults (SwarmKit's: raft tick 1s,
@@ -109,6 +117,9 @@ func Run(workers int, virtual time.Duration, seed uint64, progress func(float64)
 	sc, err := scenarios.Parse(fmt.Sprintf("scale-%d.yaml", workers), []byte(Scenario(workers, virtual)))
 	if err != nil {
 		return res, fmt.Errorf("scale: %w", err)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(MemoryLimit))
 	}
 	runtime.GC()
 	stop := sampleHeap(&res.PeakHeap)

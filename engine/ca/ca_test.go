@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,96 @@ func TestPeerFromCertificateRefusesOddSubjects(t *testing.T) {
 		if _, err := PeerFromCertificate(&x); !errors.Is(err, ErrUnauthenticated) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// A certificate keeps the verdicts reached on it, one per root set: a
+// second pool with the same roots finds it, a pool with other roots
+// decides for itself, a leaf signed by a stranger under a known name is
+// refused every time, and the validity window is checked on every call.
+func TestVerdictsKeptPerRootSet(t *testing.T) {
+	r := newSeeded(5)
+	root, other := mustRoot(t, r), mustRoot(t, r)
+	c := mustLeaf(t, root, r, "w1", env.RoleWorker, time.Hour)
+	forged := mustLeaf(t, other, r, "w1", env.RoleWorker, time.Hour) // same name, another root
+	a := NewTrustPool([]*x509.Certificate{root.Cert})
+	b := NewTrustPool([]*x509.Certificate{root.Cert})
+	o := NewTrustPool([]*x509.Certificate{other.Cert})
+	for i := range 2 {
+		if _, err := a.Verify(c, t0); err != nil {
+			t.Fatalf("pass %d: pool a refused a good leaf: %v", i, err)
+		}
+		if _, err := b.Verify(c, t0); err != nil {
+			t.Fatalf("pass %d: pool b refused a good leaf: %v", i, err)
+		}
+		if _, err := o.Verify(c, t0); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("pass %d: a pool of another root took the leaf: %v", i, err)
+		}
+		if _, err := a.Verify(forged, t0); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("pass %d: a forged leaf got in: %v", i, err)
+		}
+		if _, err := a.Verify(c, t0.Add(2*time.Hour+MaxClockSkew)); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("pass %d: an expired leaf got in: %v", i, err)
+		}
+	}
+	if c.verdictCount() != 2 {
+		t.Fatalf("%d verdicts kept, want one per root set (2)", c.verdictCount())
+	}
+	// Bounded: a leaf shown to many root sets keeps the latest few.
+	for range 10 {
+		NewTrustPool([]*x509.Certificate{mustRoot(t, r).Cert}).Verify(c, t0)
+	}
+	if c.verdictCount() != maxVerdicts {
+		t.Fatalf("%d verdicts kept, want at most %d", c.verdictCount(), maxVerdicts)
+	}
+	if _, err := a.Verify(c, t0); err != nil {
+		t.Fatalf("after eviction: %v", err)
+	}
+}
+
+// Nodes that share a Shared parse a root once and share one pool per root
+// set; a root that does not parse is refused every time and never kept,
+// and a pool shared by two nodes still refuses a stranger's leaf.
+func TestSharedRootsAndPools(t *testing.T) {
+	r := newSeeded(6)
+	root, other := mustRoot(t, r), mustRoot(t, r)
+	s := NewShared()
+	a, err := s.parseRoots([][]byte{root.Cert.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.parseRoots([][]byte{slices.Clone(root.Cert.Raw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a[0] != b[0] {
+		t.Error("the same root DER was parsed twice")
+	}
+	bad := slices.Clone(root.Cert.Raw)
+	bad[len(bad)/2] ^= 0xff
+	for range 2 {
+		if _, err := s.parseRoots([][]byte{bad}); err == nil {
+			t.Fatal("a corrupted root parsed")
+		}
+	}
+	if len(s.certs) != 1 {
+		t.Errorf("%d certificates kept, want 1", len(s.certs))
+	}
+	if s.pool(a) != s.pool(b) {
+		t.Error("two pools for one root set")
+	}
+	if s.pool(a) == s.pool([]*x509.Certificate{other.Cert}) {
+		t.Error("one pool for two root sets")
+	}
+	stranger := mustLeaf(t, other, r, "w1", env.RoleWorker, time.Hour)
+	if _, err := s.pool(b).Verify(stranger, t0); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("a shared pool took a stranger's leaf: %v", err)
+	}
+	if _, err := s.pool(a).Verify(mustLeaf(t, root, r, "w2", env.RoleWorker, time.Hour), t0); err != nil {
+		t.Errorf("a shared pool refused a good leaf: %v", err)
+	}
+	var none *Shared // a real node: no sharing, same answers
+	if p := none.pool(a); p == none.pool(a) || p.id != s.pool(a).id {
+		t.Error("without Shared, each call makes its own pool, of the same root set")
 	}
 }

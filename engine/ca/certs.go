@@ -300,12 +300,21 @@ func ParseCSR(der []byte) (ed25519.PublicKey, error) {
 // Certificate is a node certificate as its holder presents it: the leaf,
 // the intermediates that chain it to a root (the cross-signed new root
 // during a rotation), and the identity the leaf names. It is parsed once
-// and never changed, so verifiers may cache verdicts by its pointer.
+// and never changed, so the verdicts reached on it stay true: it keeps
+// them, one per root set (TrustPool.chainVerdict). Like everything in
+// engine/, it is used from one loop at a time (a real node parses what
+// each connection presents; the simulator runs every node on one
+// goroutine).
 type Certificate struct {
 	Leaf  *x509.Certificate
 	Chain []*x509.Certificate
 	Peer  env.Peer
 	inter *x509.CertPool
+	// first and more are the verdicts reached on it, one per root set
+	// (TrustPool.chainVerdict), oldest first.
+	first    rootsVerdict
+	hasFirst bool
+	more     []rootsVerdict
 }
 
 // NewCertificate wraps a leaf and its intermediates.
@@ -314,9 +323,12 @@ func NewCertificate(leaf *x509.Certificate, chain []*x509.Certificate) (*Certifi
 	if err != nil {
 		return nil, err
 	}
-	c := &Certificate{Leaf: leaf, Chain: chain, Peer: p, inter: x509.NewCertPool()}
-	for _, x := range chain {
-		c.inter.AddCert(x)
+	c := &Certificate{Leaf: leaf, Chain: chain, Peer: p}
+	if len(chain) > 0 { // most leaves have none: spare them an empty pool
+		c.inter = x509.NewCertPool()
+		for _, x := range chain {
+			c.inter.AddCert(x)
+		}
 	}
 	return c, nil
 }

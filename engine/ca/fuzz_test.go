@@ -95,6 +95,7 @@ func FuzzCAMessages(f *testing.F) {
 		b, _ := proto.Marshal(m)
 		f.Add(b)
 	}
+	shared := NewShared()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var req api.IssueNodeCertificate
 		if proto.Unmarshal(b, &req) == nil {
@@ -107,13 +108,13 @@ func FuzzCAMessages(f *testing.F) {
 			if c, err := ParseCertificate(resp.GetCertificate(), resp.GetChain()); err == nil {
 				_ = c.IssuedBy(root.Cert)
 			}
-			if roots, err := parseDERs(resp.GetRoots()); err == nil {
+			if roots, err := shared.parseRoots(resp.GetRoots()); err == nil {
 				_, _ = rootsForToken(NewJoinToken(root.Cert, newSeeded(5)), roots, nil)
 			}
 		}
 		var rot api.RootRotation
 		if proto.Unmarshal(b, &rot) == nil {
-			_, _ = parseDERs(rot.GetRoots())
+			_, _ = (*Shared)(nil).parseRoots(rot.GetRoots())
 		}
 	})
 }

@@ -2,22 +2,37 @@ package ca
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/env"
 )
 
-// TrustPool is the set of roots a node trusts, and the verdicts it
-// reached on the certificates presented to it. A pool's roots never
-// change (a node replaces its pool when its roots change), so a verdict
-// on a chain holds for as long as the pool lives; only the validity
-// window is checked again, against the verifier's clock, every time.
+// TrustPool is the set of roots a node trusts. A pool's roots never
+// change (a node replaces its pool when its roots change). Whether a
+// chain leads to a set of roots is a function of the certificates' bytes
+// and nothing else, so the verdict is worked out once per certificate and
+// root set and kept on the certificate (Certificate.verdicts), where every
+// pool with the same roots finds it: as a TLS session ticket spares a
+// resumed connection the chain verification, a second look at a
+// certificate costs a comparison. Only the validity window is checked
+// again, against the verifier's clock, every time; a forged, expired or
+// foreign certificate is still refused on every message.
 type TrustPool struct {
 	roots []*x509.Certificate
 	pool  *x509.CertPool
-	cache map[*Certificate]verdict
+	// id names the root set: a digest of the roots' DER, in order.
+	id [sha256.Size]byte
+	// org is the cluster of the first root. The verdicts it reaches and
+	// the clients that use it hold this very string for the cluster of
+	// the certificates they name, so that admission, which compares two
+	// of them per inbound message, finds them equal by pointer without
+	// reading either (two cache misses).
+	org string
 }
 
 type verdict struct {
@@ -26,15 +41,104 @@ type verdict struct {
 	from, until time.Time // the chain's validity window
 }
 
-// maxVerdicts bounds a pool's verdict cache; it is cleared when full.
-const maxVerdicts = 1 << 16
+// rootsVerdict is a verdict on a certificate under one root set.
+type rootsVerdict struct {
+	roots [sha256.Size]byte // TrustPool.id
+	v     verdict
+}
+
+// maxVerdicts bounds the verdicts a certificate keeps: one per root set
+// it was checked against (a root rotation shows it two or three).
+const maxVerdicts = 4
 
 // NewTrustPool trusts roots (nil or empty: trusts nothing).
 func NewTrustPool(roots []*x509.Certificate) *TrustPool {
-	t := &TrustPool{roots: roots, pool: x509.NewCertPool(), cache: make(map[*Certificate]verdict)}
+	return newTrustPool(roots, rootsID(roots))
+}
+
+func newTrustPool(roots []*x509.Certificate, id [sha256.Size]byte) *TrustPool {
+	t := &TrustPool{roots: roots, pool: x509.NewCertPool(), id: id}
+	if len(roots) > 0 {
+		t.org = orgOf(roots[0])
+	}
 	for _, r := range roots {
 		t.pool.AddCert(r)
 	}
+	return t
+}
+
+// rootsID digests a root set: the roots' DER, in order.
+func rootsID(roots []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	for _, r := range roots {
+		binary.BigEndian.PutUint64(n[:], uint64(len(r.Raw)))
+		h.Write(n[:])
+		h.Write(r.Raw)
+	}
+	var id [sha256.Size]byte
+	h.Sum(id[:0])
+	return id
+}
+
+// Shared holds what the nodes of one process may share because it is a
+// function of bytes alone: root certificates parsed from their DER, and
+// trust pools by root set (a TrustPool never changes). The simulator
+// gives one to every node of a cluster, so that a hundred thousand
+// workers hold one parsed root and one pool instead of one each; a real
+// node has none (Config.Shared nil). Like the rest of engine/, it is not
+// safe for concurrent use: the simulator runs every node on one
+// goroutine. A certificate is interned only after it parsed, so a bad one
+// is refused each time it is shown.
+type Shared struct {
+	certs map[string]*x509.Certificate // by DER
+	pools map[[sha256.Size]byte]*TrustPool
+}
+
+// maxShared bounds each of Shared's tables; a full table is cleared.
+// Roots change only with a rotation: a handful per run.
+const maxShared = 64
+
+// NewShared returns an empty Shared.
+func NewShared() *Shared {
+	return &Shared{certs: map[string]*x509.Certificate{}, pools: map[[sha256.Size]byte]*TrustPool{}}
+}
+
+// parseRoot parses a root (or cross-signed root) certificate's DER, once
+// per process when s is not nil.
+func (s *Shared) parseRoot(der []byte) (*x509.Certificate, error) {
+	if s == nil {
+		return x509.ParseCertificate(der)
+	}
+	if c := s.certs[string(der)]; c != nil {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.certs) >= maxShared {
+		clear(s.certs)
+	}
+	s.certs[string(der)] = c
+	return c, nil
+}
+
+// pool is a TrustPool of roots, the one already made for the same roots
+// when s is not nil.
+func (s *Shared) pool(roots []*x509.Certificate) *TrustPool {
+	id := rootsID(roots)
+	if s == nil {
+		return newTrustPool(roots, id)
+	}
+	if t := s.pools[id]; t != nil {
+		return t
+	}
+	t := newTrustPool(roots, id)
+	if len(s.pools) >= maxShared {
+		clear(s.pools)
+	}
+	s.pools[id] = t
 	return t
 }
 
@@ -65,8 +169,8 @@ func (t *TrustPool) Trusts(root *x509.Certificate) bool {
 
 // Verify checks that c chains to one of the pool's roots and is valid at
 // now, give or take MaxClockSkew, and returns the identity its leaf
-// names. The chain is verified once per certificate; later calls only
-// compare times.
+// names. The chain is verified once per certificate and root set; later
+// calls only compare times.
 func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 	if c == nil {
 		return env.Peer{}, fmt.Errorf("%w: no certificate", ErrUnauthenticated)
@@ -74,14 +178,7 @@ func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 	if t.Empty() {
 		return env.Peer{}, fmt.Errorf("%w: no trusted root to verify %s with", ErrUnauthenticated, c.Peer.ID)
 	}
-	v, ok := t.cache[c]
-	if !ok {
-		v = t.verifyChain(c)
-		if len(t.cache) >= maxVerdicts {
-			clear(t.cache)
-		}
-		t.cache[c] = v
-	}
+	v := t.chainVerdict(c)
 	if v.err != nil {
 		return env.Peer{}, v.err
 	}
@@ -92,6 +189,45 @@ func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 		return env.Peer{}, fmt.Errorf("%w: certificate of %s expired at %s", ErrUnauthenticated, v.peer.ID, v.until.UTC().Format(time.RFC3339))
 	}
 	return v.peer, nil
+}
+
+// chainVerdict is the verdict on c's chain under t's roots: the one c
+// keeps for this root set, or a new one, which c then keeps.
+func (t *TrustPool) chainVerdict(c *Certificate) verdict {
+	// The first verdict lives in the certificate itself, which the caller
+	// has just read: most certificates only ever meet one root set, and
+	// the lookup on every message then costs no further cache miss.
+	if c.hasFirst && c.first.roots == t.id {
+		return c.first.v
+	}
+	for i := range c.more {
+		if c.more[i].roots == t.id {
+			return c.more[i].v
+		}
+	}
+	v := t.verifyChain(c)
+	if v.err == nil && v.peer.Org == t.org {
+		v.peer.Org = t.org
+	}
+	rv := rootsVerdict{roots: t.id, v: v}
+	switch {
+	case !c.hasFirst:
+		c.first, c.hasFirst = rv, true
+	case 1+len(c.more) < maxVerdicts:
+		c.more = append(c.more, rv)
+	default: // full: drop the oldest root set
+		c.first = c.more[0]
+		c.more = append(slices.Delete(c.more, 0, 1), rv)
+	}
+	return v
+}
+
+// verdictCount is how many root sets c keeps verdicts for.
+func (c *Certificate) verdictCount() int {
+	if !c.hasFirst {
+		return 0
+	}
+	return 1 + len(c.more)
 }
 
 // verifyChain builds a chain from c's leaf to a trusted root. Time is

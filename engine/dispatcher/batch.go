@@ -76,10 +76,11 @@ func (d *Dispatcher) flushStatus() {
 		return
 	}
 	gen := d.gen
-	left := (len(items) + d.cfg.MaxBatch - 1) / d.cfg.MaxBatch
+	size := batchLimit(&d.statusBatch, d.cfg.MaxBatch)
+	left := (len(items) + size - 1) / size
 	failed := false
-	for start := 0; start < len(items); start += d.cfg.MaxBatch {
-		chunk := items[start:min(start+d.cfg.MaxBatch, len(items))]
+	for start := 0; start < len(items); start += size {
+		chunk := items[start:min(start+size, len(items))]
 		d.stats.StatusBatches++
 		d.st.Update(func(tx *store.Tx) error {
 			for _, it := range chunk {
@@ -92,6 +93,9 @@ func (d *Dispatcher) flushStatus() {
 			}
 			if err != nil {
 				// Not acknowledged: the agents resend.
+				if errors.Is(err, store.ErrProposalTooLarge) {
+					halveBatch(&d.statusBatch, len(chunk))
+				}
 				d.stats.StatusBatchFailures++
 				d.log.Warn("status batch failed", "updates", len(chunk), "err", err)
 				failed = true
@@ -151,7 +155,7 @@ func (d *Dispatcher) flushNodes() {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	ids = ids[:min(len(ids), d.cfg.MaxBatch)]
+	ids = ids[:min(len(ids), batchLimit(&d.nodeBatch, d.cfg.MaxBatch))]
 	batch := make([]nodeWrite, len(ids))
 	for i, id := range ids {
 		batch[i] = d.nodeWrites[id]
@@ -176,6 +180,9 @@ func (d *Dispatcher) flushNodes() {
 			// Someone changed one of the nodes meanwhile: try again with
 			// what the store says now, unless a newer write replaced ours.
 			d.stats.NodeWriteFailures++
+			if errors.Is(err, store.ErrProposalTooLarge) {
+				halveBatch(&d.nodeBatch, len(ids))
+			}
 			d.log.Warn("node batch failed; retrying", "nodes", len(ids), "err", err)
 			for i, id := range ids {
 				if _, newer := d.nodeWrites[id]; !newer {
@@ -189,6 +196,21 @@ func (d *Dispatcher) flushNodes() {
 			d.armBatch()
 		}
 	})
+}
+
+// batchLimit is the size a batch may have now: *b, or max until a batch
+// was refused as too large.
+func batchLimit(b *int, limit int) int {
+	if *b <= 0 || *b > limit {
+		*b = limit
+	}
+	return *b
+}
+
+// halveBatch shrinks the limit below a batch of n the store refused as
+// too large, down to one action.
+func halveBatch(b *int, n int) {
+	*b = max(1, min(*b, n)/2)
 }
 
 // recordNode records one node write, if the store does not already say it.

@@ -148,12 +148,18 @@ type Dispatcher struct {
 	managers    managerSet
 
 	// Batched writes.
-	nodeWrites    map[string]nodeWrite
-	nodeInFlight  bool
-	status        []statusItem
-	acks          []ack
-	batchTimer    env.Timer
-	batchDeadline int64
+	nodeWrites   map[string]nodeWrite
+	nodeInFlight bool
+	// nodeBatch and statusBatch bound the actions of one node or status
+	// transaction: MaxBatch, halved whenever the store refuses one as too
+	// large for a raft entry (store.ErrProposalTooLarge). Retrying a batch
+	// raft cannot take would retry it forever: 100,000 workers
+	// registering at once queue more node writes than one entry holds.
+	nodeBatch, statusBatch int
+	status                 []statusItem
+	acks                   []ack
+	batchTimer             env.Timer
+	batchDeadline          int64
 
 	stats Stats
 }

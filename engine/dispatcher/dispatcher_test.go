@@ -671,3 +671,21 @@ func TestFaultSweep(t *testing.T) {
 		restore()
 	}
 }
+
+// A batch of node writes too large for one raft entry is split, not
+// retried as it was forever: 100,000 workers registering at once queue
+// more than an entry holds. Here the store takes 4 KiB per proposal and
+// 200 workers register together.
+func TestOversizedNodeBatchIsSplit(t *testing.T) {
+	c := newCluster(t, clusterOpts{seed: 3, workers: 200})
+	c.st.SetMaxProposalBytes(4 << 10)
+	defer c.k.Activate()()
+	c.run(10 * time.Second)
+	if n := c.readyNodes(); n != 200 {
+		t.Fatalf("%d of 200 nodes ready", n)
+	}
+	st := c.disp["m1"].Stats()
+	if st.NodeWriteFailures == 0 {
+		t.Fatalf("no batch was refused, so nothing was split: %+v", st)
+	}
+}

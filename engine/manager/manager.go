@@ -58,6 +58,9 @@ type Config struct {
 // orchestrator, dispatcher), started when this manager becomes leader and
 // stopped when it stops being leader. See the package documentation.
 type Manager struct {
+	// memberIDs is managerIDs' last answer.
+	memberIDs []env.NodeID
+
 	env   env.Env
 	cfg   Config
 	log   *slog.Logger
@@ -334,12 +337,27 @@ func (m *Manager) ensureCluster() {
 }
 
 // managerIDs lists the raft members' node IDs, for agents' reconnections.
+// The dispatcher asks on every heartbeat: the list is kept while the
+// members' IDs stay the same. Callers must not modify it.
 func (m *Manager) managerIDs() []env.NodeID {
 	members := m.raft.Members()
+	if len(members) == len(m.memberIDs) {
+		same := true
+		for i, mb := range members {
+			if mb.NodeID != m.memberIDs[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return m.memberIDs
+		}
+	}
 	out := make([]env.NodeID, 0, len(members))
 	for _, mb := range members {
 		out = append(out, mb.NodeID)
 	}
+	m.memberIDs = out
 	return out
 }
 

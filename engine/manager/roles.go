@@ -33,9 +33,29 @@ type roles struct {
 	// removing holds the raft IDs whose removal is in flight.
 	removing map[uint64]bool
 	writing  bool
+	// mismatched holds the IDs of the nodes whose role and desired role
+	// disagree (mismatched), kept from the store's change feed so that a
+	// pass looks at those few and not at every node: a registration or
+	// status write per worker would otherwise cost a pass over all of
+	// them, quadratic while a large cluster joins. rescan asks the next
+	// pass to rebuild it from the whole store (at start, after a restore).
+	mismatched map[string]bool
+	rescan     bool
 }
 
-func newRoles(m *Manager) *roles { return &roles{m: m, removing: map[uint64]bool{}} }
+func newRoles(m *Manager) *roles {
+	return &roles{m: m, removing: map[uint64]bool{}, mismatched: map[string]bool{}}
+}
+
+// mismatched reports whether a pass has anything to do about n: a node
+// that should be a manager and is not recorded as one, or the reverse.
+func mismatched(n *api.Node) bool {
+	if n == nil || n.GetRemoved() {
+		return false
+	}
+	desired, role := n.GetSpec().GetDesiredRole(), n.GetRole()
+	return (desired == api.NodeRole_NODE_ROLE_MANAGER) != (role == api.NodeRole_NODE_ROLE_MANAGER)
+}
 
 func (r *roles) Start() {
 	if r.running {
@@ -43,12 +63,26 @@ func (r *roles) Start() {
 	}
 	r.running = true
 	r.epoch++
+	r.rescan = true
 	r.cancel = r.m.store.Watch(func(evs []store.Event) {
+		kick := false
 		for _, ev := range evs {
-			if ev.Kind == store.KindNode || ev.Kind == store.KindNone {
-				r.kick()
-				return
+			switch ev.Kind {
+			case store.KindNone:
+				r.rescan, kick = true, true
+			case store.KindNode:
+				// Any node change kicks, as a raft membership change
+				// waits for one (or the retry) to be looked at again.
+				kick = true
+				if n, _ := ev.New.(*api.Node); mismatched(n) {
+					r.mismatched[ev.ID] = true
+				} else {
+					delete(r.mismatched, ev.ID)
+				}
 			}
+		}
+		if kick {
+			r.kick()
 		}
 	})
 	r.kick()
@@ -67,6 +101,7 @@ func (r *roles) Stop() {
 	}
 	r.posted, r.writing = false, false
 	clear(r.removing)
+	clear(r.mismatched)
 }
 
 func (r *roles) kick() {
@@ -96,12 +131,26 @@ func (r *roles) later() {
 	})
 }
 
-// pass compares every node's role with its desired role and the raft
-// membership, and acts on the differences.
+// pass compares the role of every node whose role and desired role
+// disagree with the raft membership, and acts on the differences.
 func (r *roles) pass() {
 	if r.writing {
 		return // the answer of the write in flight kicks again
 	}
+	if r.rescan {
+		r.rescan = false
+		clear(r.mismatched)
+		for n := range r.m.store.EachNode() {
+			if mismatched(n) {
+				r.mismatched[n.GetId()] = true
+			}
+		}
+	}
+	ids := make([]string, 0, len(r.mismatched))
+	for id := range r.mismatched {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // the store's order, which the writes follow
 	members := r.m.raft.Members()
 	voter := func(id env.NodeID) (raft.Member, bool) {
 		i := slices.IndexFunc(members, func(mb raft.Member) bool { return mb.NodeID == id })
@@ -112,8 +161,10 @@ func (r *roles) pass() {
 	}
 	var toManager, toWorker []string
 	waiting := false
-	for n := range r.m.store.EachNode() {
-		if n.GetRemoved() {
+	for _, id := range ids {
+		n := r.m.store.Node(id)
+		if !mismatched(n) {
+			delete(r.mismatched, id)
 			continue
 		}
 		desired, role := n.GetSpec().GetDesiredRole(), n.GetRole()

@@ -61,7 +61,13 @@ type selfRemoval struct {
 }
 
 // Members returns the members (voters and learners), sorted by raft ID.
+//
+// The slice is shared until the membership changes: callers must not
+// modify it (the dispatcher asks on every heartbeat).
 func (n *Node) Members() []Member {
+	if n.membersView != nil {
+		return n.membersView
+	}
 	out := make([]Member, 0, len(n.members))
 	learners := n.confState.GetLearners()
 	for _, m := range n.members {
@@ -69,7 +75,14 @@ func (n *Node) Members() []Member {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b Member) int { return cmpU64(a.RaftID, b.RaftID) })
+	n.membersView = out
 	return out
+}
+
+// setConfState records a new configuration; members change with it.
+func (n *Node) setConfState(cs *pb.ConfState) {
+	n.confState = cs
+	n.membersView = nil
 }
 
 // MemberByNode finds the member running on node id.
@@ -335,7 +348,7 @@ func (n *Node) applyConfChange(e *pb.Entry) {
 	ch := v2.GetChanges()[0]
 	id := ch.GetNodeId()
 	prev, known := n.members[id]
-	n.confState = n.rn.ApplyConfChange(v2)
+	n.setConfState(n.rn.ApplyConfChange(v2))
 	switch ch.GetType() {
 	case pb.ConfChangeAddNode, pb.ConfChangeAddLearnerNode:
 		n.members[id] = Member{RaftID: id, NodeID: ctx.member.NodeID, Addr: ctx.member.Addr}

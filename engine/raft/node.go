@@ -69,15 +69,17 @@ type Node struct {
 	props props
 	reads reads
 
-	members    map[uint64]Member
-	removed    map[uint64]bool
-	learned    map[uint64]env.NodeID // senders not (yet) in the member list
-	lastHeard  map[uint64]uint64     // raft ID -> tick of its last message
-	ccQueue    []*ccOp
-	ccInflight *ccOp
-	addWaiters map[uint64]*memberWait
-	selfRemove *selfRemoval
-	snapSent   map[uint64]uint64 // raft ID -> tick by which it must have acked
+	members map[uint64]Member
+	// membersView is Members(), kept until the configuration changes.
+	membersView []Member
+	removed     map[uint64]bool
+	learned     map[uint64]env.NodeID // senders not (yet) in the member list
+	lastHeard   map[uint64]uint64     // raft ID -> tick of its last message
+	ccQueue     []*ccOp
+	ccInflight  *ccOp
+	addWaiters  map[uint64]*memberWait
+	selfRemove  *selfRemoval
+	snapSent    map[uint64]uint64 // raft ID -> tick by which it must have acked
 
 	onLeader []func(isLeader bool, term uint64)
 	onStop   []func(error)
@@ -187,7 +189,7 @@ func (n *Node) restoreDisk(d env.DiskState) error {
 		if err := n.ms.ApplySnapshot(ps); err != nil {
 			return fmt.Errorf("raft: snapshot on disk at %d: %w", s.Index, err)
 		}
-		n.confState = ps.GetMetadata().GetConfState()
+		n.setConfState(ps.GetMetadata().GetConfState())
 		n.applied, n.appliedTerm, n.snapIndex = s.Index, s.Term, s.Index
 		if n.obs != nil {
 			n.obs.SnapshotRestored(n.env.ID, s.Index, s.Term)

@@ -65,6 +65,7 @@ func (n *Node) image(state []byte) snapshotImage {
 
 func (n *Node) installImage(img snapshotImage) {
 	clear(n.members)
+	n.membersView = nil
 	clear(n.removed)
 	for _, m := range img.members {
 		m.Learner = false
@@ -88,7 +89,7 @@ func (n *Node) restoreSnapshot(s *pb.Snapshot) error {
 		return fmt.Errorf("raft: restore snapshot at %d: %w", md.GetIndex(), err)
 	}
 	n.installImage(img)
-	n.confState = cloneConfState(md.GetConfState())
+	n.setConfState(cloneConfState(md.GetConfState()))
 	n.applied, n.appliedTerm, n.snapIndex = md.GetIndex(), md.GetTerm(), md.GetIndex()
 	n.stats.AppliedIndex = n.applied
 	if n.obs != nil {

@@ -80,6 +80,11 @@ type Machine struct {
 	Executor *sim.Executor
 	Engine   *node.Node // nil while down
 
+	// cert is what the machine presents now: its last certificate (one
+	// that crashed keeps presenting it, as a thief of its disk would),
+	// nil until its node says which one its disk holds.
+	cert *ca.Certificate
+
 	raftID      uint64
 	bootstrap   bool   // one of the initial managers
 	joinToken   string // the token it joins with, when not the current one
@@ -100,6 +105,12 @@ type Cluster struct {
 	cfg      ClusterConfig
 	machines []*Machine
 	byName   map[string]*Machine
+	// managers caches the machines that run a manager and are not removed,
+	// in the order added (nil: to rebuild): every boot and every Leader
+	// call wants them, and walking every machine for them made building a
+	// cluster quadratic. Whatever changes Machine.Manager or Status to or
+	// from NodeRemoved resets it.
+	managers []*Machine
 	initial  []raft.Member
 	rand     *sim.Rand
 	sec      security
@@ -113,7 +124,7 @@ func NewCluster(k *sim.Kernel, cfg ClusterConfig) *Cluster {
 		cfg:    cfg,
 		byName: make(map[string]*Machine),
 		rand:   k.NewRand("cluster"),
-		sec:    security{certs: map[env.NodeID]*ca.Certificate{}},
+		sec:    security{shared: ca.NewShared()},
 	}
 }
 
@@ -160,6 +171,7 @@ func (c *Cluster) add(name string, manager bool, shape NodeShape) *Machine {
 	m.Endpoint = c.Net.Attach(kn, env.NodeID(name), nil)
 	m.Endpoint.SetIdentity(env.Peer{ID: env.NodeID(name), Role: roleOf(manager)})
 	c.machines = append(c.machines, m)
+	c.managers = nil
 	c.byName[name] = m
 	return m
 }
@@ -175,12 +187,24 @@ func roleOf(manager bool) env.Role {
 // in order.
 func (c *Cluster) managerNames() []env.NodeID {
 	var out []env.NodeID
-	for _, m := range c.machines {
-		if m.Manager && m.Status != NodeRemoved {
-			out = append(out, env.NodeID(m.Name))
-		}
+	for _, m := range c.managerMachines() {
+		out = append(out, env.NodeID(m.Name))
 	}
 	return out
+}
+
+// managerMachines are the machines that run a manager and are not
+// removed, in the order added. The slice is shared: do not modify it.
+func (c *Cluster) managerMachines() []*Machine {
+	if c.managers == nil {
+		c.managers = []*Machine{}
+		for _, m := range c.machines {
+			if m.Manager && m.Status != NodeRemoved {
+				c.managers = append(c.managers, m)
+			}
+		}
+	}
+	return c.managers
 }
 
 // boot starts the engine on a machine that is up.
@@ -246,6 +270,7 @@ func (c *Cluster) boot(m *Machine) error {
 // (promoted and joined, or removed from raft).
 func (c *Cluster) setManager(m *Machine, isManager bool) {
 	m.Manager = isManager
+	c.managers = nil
 	id := m.Endpoint.Identity()
 	id.Role = roleOf(isManager)
 	m.Endpoint.SetIdentity(id)
@@ -261,6 +286,7 @@ func (c *Cluster) Crash(name string) error {
 	c.down(m)
 	m.Disk.Crash()
 	m.Status = NodeCrashed
+	c.managers = nil
 	return nil
 }
 
@@ -277,6 +303,7 @@ func (c *Cluster) Stop(name string) error {
 	m.Disk.Flush()
 	c.down(m)
 	m.Status = NodeStopped
+	c.managers = nil
 	return nil
 }
 
@@ -308,6 +335,7 @@ func (c *Cluster) Start(name string) error {
 func (c *Cluster) up(m *Machine) error {
 	m.Kernel.Start()
 	m.Status = NodeUp
+	c.managers = nil
 	return c.boot(m)
 }
 
@@ -352,6 +380,7 @@ func (c *Cluster) Remove(name string) error {
 		c.down(m)
 	}
 	m.Status = NodeRemoved
+	c.managers = nil
 	return nil
 }
 
@@ -372,10 +401,7 @@ func (c *Cluster) machine(name string, want NodeStatus) (*Machine, error) {
 func (c *Cluster) Leader() (*Machine, bool) {
 	votes := map[env.NodeID]int{}
 	voters := 0
-	for _, m := range c.machines {
-		if !m.Manager || m.Status == NodeRemoved {
-			continue
-		}
+	for _, m := range c.managerMachines() {
 		voters++
 		if m.Engine == nil || m.Engine.Manager() == nil {
 			continue

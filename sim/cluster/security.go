@@ -17,10 +17,9 @@ import (
 // mutual-TLS transport does before a message reaches a node.
 type security struct {
 	boot *ca.Bootstrap
-	// certs is what each node presents now (its last certificate: a node
-	// that crashed keeps presenting it, as a thief of its disk would).
-	certs map[env.NodeID]*ca.Certificate
-	stats SecurityStats
+	// shared is the parsed roots and trust pools every node shares.
+	shared *ca.Shared
+	stats  SecurityStats
 }
 
 // SecurityStats count the simulated handshakes.
@@ -82,8 +81,7 @@ func (c *Cluster) JoinTokens() *api.JoinTokens {
 // caConfig is a machine's CA client settings, for a boot: until the node
 // says which certificate its disk holds, it presents none.
 func (c *Cluster) caConfig(m *Machine) ca.Config {
-	id := env.NodeID(m.Name)
-	delete(c.sec.certs, id)
+	m.cert = nil
 	token := m.joinToken
 	if token == "" {
 		if t := c.JoinTokens(); m.Manager {
@@ -97,17 +95,23 @@ func (c *Cluster) caConfig(m *Machine) ca.Config {
 		Name:      m.Name,
 		Managers:  c.managerNames(),
 		OnCertificate: func(cr *ca.Credentials) {
-			c.sec.certs[id] = cr.Cert
+			m.cert = cr.Cert
 			m.Endpoint.SetIdentity(cr.Cert.Peer)
 		},
 		OnDecision: c.cfg.OnDecision,
 		Rand:       m.Kernel.Rand("ca/" + strconv.Itoa(m.incarnation)),
+		Shared:     c.sec.shared,
 	}
 }
 
 // Certificate is what the node called name presents now, nil before it
 // has one.
-func (c *Cluster) Certificate(name string) *ca.Certificate { return c.sec.certs[env.NodeID(name)] }
+func (c *Cluster) Certificate(name string) *ca.Certificate {
+	if m := c.byName[name]; m != nil {
+		return m.cert
+	}
+	return nil
+}
 
 // SecurityStats returns the handshake counters.
 func (c *Cluster) SecurityStats() SecurityStats { return c.sec.stats }
@@ -123,13 +127,20 @@ func (c *Cluster) deliverTo(m *Machine, eng *node.Node) env.Handler {
 		if eng.Locked() {
 			return // waiting for its unlock key, it runs nothing, not even TLS
 		}
-		peer, err := eng.CA().VerifyPeer(from.ID, c.sec.certs[from.ID])
+		// One lookup finds the sender's machine: the certificate it
+		// presents and the engine that checks ours.
+		s := c.byName[string(from.ID)]
+		var cert *ca.Certificate
+		if s != nil {
+			cert = s.cert
+		}
+		peer, err := eng.CA().VerifyPeer(from.ID, cert)
 		if err == nil {
-			if s := c.byName[string(from.ID)]; s != nil && s.Engine != nil {
+			if s != nil && s.Engine != nil {
 				if s.Engine.Locked() {
 					return // sent before its machine restarted locked: that connection is gone
 				}
-				_, err = s.Engine.CA().VerifyPeer(self, c.sec.certs[self])
+				_, err = s.Engine.CA().VerifyPeer(self, m.cert)
 				if err != nil {
 					c.refused(s.Name, err)
 					return
