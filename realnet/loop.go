@@ -175,6 +175,13 @@ func (l *Loop) Backlog() int64 { return l.backlog.Load() }
 // Now is the wall clock.
 func (l *Loop) Now() time.Time { return time.Now() }
 
+// monoStart anchors Monotonic: time.Since measures with the monotonic
+// reading time.Now took here, whatever the wall clock does since.
+var monoStart = time.Now()
+
+// Monotonic is the time since the process started, on the monotonic clock.
+func (l *Loop) Monotonic() time.Duration { return time.Since(monoStart) }
+
 // AfterFunc runs f on the loop once d has passed.
 func (l *Loop) AfterFunc(d time.Duration, f func()) env.Timer {
 	t := &loopTimer{}

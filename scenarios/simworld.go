@@ -584,6 +584,8 @@ type kernelClock struct{ k *sim.Kernel }
 
 func (c kernelClock) Now() time.Time { return sim.Epoch.Add(c.k.Now()) }
 
+func (c kernelClock) Monotonic() time.Duration { return c.k.Now() }
+
 func (c kernelClock) AfterFunc(d time.Duration, f func()) env.Timer {
 	return kernelTimer{c.k, c.k.Schedule(d, sim.KindTimer, f)}
 }

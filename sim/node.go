@@ -78,6 +78,9 @@ func (n *Node) Now() time.Time {
 	return Epoch.Add(time.Duration(n.k.now) + n.skew)
 }
 
+// Monotonic is virtual time: the node's skew moves Now, not this.
+func (n *Node) Monotonic() time.Duration { return time.Duration(n.k.now) }
+
 // AfterFunc runs f on the node's loop after d.
 func (n *Node) AfterFunc(d time.Duration, f func()) env.Timer {
 	return &timer{k: n.k, id: n.At(d, KindTimer, 0, f)}

@@ -105,6 +105,10 @@ func (l *Loop) Drain() {
 type wallClock struct{ timers *int }
 
 func (c wallClock) Now() time.Time { return time.Now() }
+
+var wallStart = time.Now()
+
+func (c wallClock) Monotonic() time.Duration { return time.Since(wallStart) }
 func (c wallClock) AfterFunc(time.Duration, func()) env.Timer {
 	*c.timers++
 	return stoppedTimer{}

@@ -313,6 +313,10 @@ func (a *Agent) Handle(from env.Peer, m env.Message) {
 
 func (a *Agent) now() int64 { return a.clock.Now().UnixNano() }
 
+// mono is the monotonic clock in nanoseconds, for timeouts: a step of the
+// wall clock must not make a live session look dead, or a dead one live.
+func (a *Agent) mono() int64 { return int64(a.clock.Monotonic()) }
+
 // SetRoleHandler sets who hears the role the cluster wants this node to
 // have. It is told on every session and heartbeat answer that carries one,
 // so that a node that missed a change (or restarted) catches up.
@@ -462,7 +466,7 @@ func (a *Agent) onSessionResponse(from env.Peer, m *api.SessionResponse) {
 	}
 	a.updateManagers(m.Managers)
 	a.noteRole(m.DesiredRole)
-	a.lastAnswer = a.now()
+	a.lastAnswer = a.mono()
 	a.stats.SessionsOpened++
 	a.log.Debug("session opened", "manager", string(a.target), "session", a.sessionID)
 	a.scheduleHeartbeat()
@@ -501,7 +505,7 @@ func (a *Agent) heartbeat() {
 	if a.state != connected {
 		return
 	}
-	if a.now()-a.lastAnswer > int64(a.period)*int64(a.cfg.DownAfter) {
+	if a.mono()-a.lastAnswer > int64(a.period)*int64(a.cfg.DownAfter) {
 		a.sessionLost("no heartbeat answer", "")
 		return
 	}
@@ -518,7 +522,7 @@ func (a *Agent) onHeartbeatResponse(from env.Peer, m *api.HeartbeatResponse) {
 		a.sessionLost("heartbeat refused: "+m.Error.String(), a.nextHint(m.Error, m.Leader))
 		return
 	}
-	a.lastAnswer = a.now()
+	a.lastAnswer = a.mono()
 	if p := time.Duration(m.HeartbeatPeriod); p > 0 {
 		a.period = p
 	}
@@ -534,7 +538,7 @@ func (a *Agent) onHeartbeatResponse(from env.Peer, m *api.HeartbeatResponse) {
 // requestResync asks for the whole set, at most once per round trip's
 // worth of time (a tenth of the period).
 func (a *Agent) requestResync() {
-	now := a.now()
+	now := a.mono()
 	if a.lastResync != 0 && now-a.lastResync < int64(a.period)/10 {
 		return
 	}

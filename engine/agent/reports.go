@@ -9,7 +9,7 @@ import (
 // pendingReport is the newest status of a task not yet acknowledged.
 type pendingReport struct {
 	status *api.TaskStatus
-	sentAt int64 // clock ns of the last send; 0: never sent
+	sentAt int64 // monotonic ns of the last send; 0: never sent
 }
 
 // sentStatus remembers which status a report carried, so that its ack
@@ -59,7 +59,7 @@ func (a *Agent) sendReports(all bool) {
 	if a.state != connected || len(a.reports) == 0 {
 		return
 	}
-	now := a.now()
+	now := a.mono()
 	retry := int64(a.cfg.ReportRetry)
 	var ids []string
 	for id, p := range a.reports {

@@ -308,7 +308,10 @@ func (d *Dispatcher) Handle(from env.Peer, m env.Message) {
 	}
 }
 
-func (d *Dispatcher) now() int64 { return d.clock.Now().UnixNano() }
+// now is the monotonic clock, in nanoseconds: every use is a timeout or a
+// grace period, which a step of the manager's wall clock must not stretch
+// (a clock set back 3 minutes kept dead nodes READY for 3 minutes).
+func (d *Dispatcher) now() int64 { return int64(d.clock.Monotonic()) }
 
 func (d *Dispatcher) leader() string {
 	if d.leaderID == nil {

@@ -96,6 +96,29 @@ func TestCrashedWorkerGoesDownAndReturns(t *testing.T) {
 	}
 }
 
+// The grace is measured on the monotonic clock: a manager whose wall clock
+// is set back 3 minutes still calls a crashed worker DOWN after its grace,
+// and one set forward does not call the live ones DOWN.
+func TestGraceIgnoresWallClockSteps(t *testing.T) {
+	for _, step := range []time.Duration{-3 * time.Minute, 3 * time.Minute} {
+		c := newCluster(t, clusterOpts{seed: 3, workers: 3})
+		restore := c.k.Activate()
+		c.run(10 * time.Second)
+		c.m.SetSkew(step)
+		w := c.workers[1]
+		c.crash(w)
+		if !c.runUntil(20*time.Second, func() bool { return c.nodeState(w.id) == down }) {
+			t.Errorf("clock stepped by %v: crashed worker still %v 20s later", step, c.nodeState(w.id))
+		}
+		for _, o := range []*worker{c.workers[0], c.workers[2]} {
+			if c.nodeState(o.id) != ready {
+				t.Errorf("clock stepped by %v: live %s is %v", step, o.id, c.nodeState(o.id))
+			}
+		}
+		restore()
+	}
+}
+
 // A partitioned worker is DOWN after its grace; its agent calls the
 // session dead, keeps its tasks running, and once the partition heals
 // opens a new session: READY again.

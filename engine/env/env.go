@@ -24,7 +24,13 @@ type Timer interface {
 // Clock is a node's view of time. In the simulator it is virtual time (and
 // may be skewed per node); in real mode it is the wall clock.
 type Clock interface {
+	// Now is the node's wall clock: for timestamps other nodes read, and
+	// certificate validity. It may be skewed, and may step.
 	Now() time.Time
+	// Monotonic is how long the node's clock has run, from a source that
+	// a step of the wall clock (NTP, a skewed machine in the simulator)
+	// does not move: timeouts and grace periods measure with it.
+	Monotonic() time.Duration
 	// AfterFunc runs f on the node's loop once d has passed.
 	AfterFunc(d time.Duration, f func()) Timer
 }

@@ -23,6 +23,7 @@ type tb interface {
 type fakeClock struct{ now time.Time }
 
 func (c *fakeClock) Now() time.Time                            { return c.now }
+func (c *fakeClock) Monotonic() time.Duration                  { return c.now.Sub(time.Time{}) }
 func (c *fakeClock) AfterFunc(time.Duration, func()) env.Timer { panic("store never sets timers") }
 func (c *fakeClock) advance(d time.Duration)                   { c.now = c.now.Add(d) }
 
