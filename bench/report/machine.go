@@ -121,7 +121,7 @@ func Commit(dir string) string {
 	if !ok || head == "" {
 		return "unknown"
 	}
-	if st, ok := run("status", "--porcelain", "--untracked-files=no"); ok && st != "" {
+	if st, ok := run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports"); ok && st != "" {
 		head += "-dirty"
 	} else if gofiles, ok := run("ls-files", "--others", "--exclude-standard", "--", "*.go"); ok && gofiles != "" {
 		head += "-dirty"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,5 +115,42 @@ func TestProgressPlain(t *testing.T) {
 func TestCommitWithoutGit(t *testing.T) {
 	if c := Commit(t.TempDir()); c != "unknown" {
 		t.Fatalf("a directory outside any repository: %q", c)
+	}
+}
+
+// A report being rewritten does not make the source dirty; a changed
+// source file does.
+func TestCommitIgnoresReports(t *testing.T) {
+	dir := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Skipf("git %v: %v: %s", args, err, out)
+		}
+	}
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git("init", "-q")
+	write("main.go", "package main\n")
+	write("reports/raft.md", "old\n")
+	git("add", ".")
+	git("commit", "-q", "-m", "x")
+	write("reports/raft.md", "new\n")
+	if c := Commit(dir); strings.HasSuffix(c, "-dirty") || c == "unknown" {
+		t.Fatalf("only a report changed: %q", c)
+	}
+	write("main.go", "package main // changed\n")
+	if c := Commit(dir); !strings.HasSuffix(c, "-dirty") {
+		t.Fatalf("a source file changed: %q", c)
 	}
 }
