@@ -310,18 +310,25 @@ func (s *Scheduler) fill(g *group, idx []int32, k int) int {
 	return s.fillLevels(g, idx, k)
 }
 
+// withSlots lists, in the turn's reusable buffer, the candidates of idx
+// that can take another task.
+func (sc *turnScratch) withSlots(idx []int32) []int32 {
+	out := sc.heap[:0]
+	for _, i := range idx {
+		if sc.cands[i].slots > 0 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // fillHeap is fill by the book: a heap of the candidates in candLess
 // order hands each task to its least candidate, which then holds one
 // more task of the service and one more in all.
 func (s *Scheduler) fillHeap(g *group, idx []int32, k int) int {
 	sc := &s.turnBuf
 	cs := sc.cands
-	h := sc.heap[:0]
-	for _, i := range idx {
-		if cs[i].slots > 0 {
-			h = append(h, i)
-		}
-	}
+	h := sc.withSlots(idx)
 	less := func(i, j int) bool { return candLess(&cs[h[i]], &cs[h[j]]) }
 	down := func(i int) {
 		for {
@@ -383,12 +390,7 @@ func (s *Scheduler) fillHeap(g *group, idx []int32, k int) int {
 func (s *Scheduler) fillLevels(g *group, idx []int32, k int) int {
 	sc := &s.turnBuf
 	cs := sc.cands
-	order := sc.heap[:0]
-	for _, i := range idx {
-		if cs[i].slots > 0 {
-			order = append(order, i)
-		}
-	}
+	order := sc.withSlots(idx)
 	diff := func(c *cand) int32 { return c.total - c.svc }
 	slices.SortFunc(order, func(a, b int32) int {
 		ca, cb := &cs[a], &cs[b]
