@@ -30,7 +30,7 @@ func TestAddressBookChanged(t *testing.T) {
 		t.Fatal("a fresh Changed channel is already closed")
 	}
 	b.Learn("m1", "m1:4242", true, AddrGossip) // nothing new, and a worse source
-	b.SetManagers([]env.NodeID{"m1"})           // already a manager
+	b.SetManagers([]env.NodeID{"m1"})          // already a manager
 	if closed(c) {
 		t.Fatal("a change that changed nothing signalled")
 	}
