@@ -65,6 +65,9 @@ type content struct {
 	// the admission check of every inbound message skips its lookup while
 	// there are none.
 	removedNodes int
+	// nodeWrites counts the writes to node objects; Restore starts the new
+	// content past the old one's count, so it never goes back.
+	nodeWrites uint64
 }
 
 func newContent() *content {
@@ -82,6 +85,7 @@ func newContent() *content {
 	}
 	c.tasks.onChange = c.taskIdx.change
 	c.nodes.onChange = func(r *rec[*api.Node], old, new *api.Node) {
+		c.nodeWrites++
 		if old.GetRemoved() {
 			c.removedNodes--
 		}
@@ -217,6 +221,11 @@ func (s *Store) Get(k Kind, id string) Object {
 }
 
 func (s *Store) Node(id string) *api.Node { return s.c.nodes.lookup(id) }
+
+// NodeWrites changes whenever a node object is created, updated or
+// deleted, or the store restored: what was read of nodes at one count
+// still holds while the count is the same.
+func (s *Store) NodeWrites() uint64 { return s.c.nodeWrites }
 
 // NodeRemoved reports whether the node with the given ID is stored and
 // marked removed; while no node is, it answers without a lookup.
