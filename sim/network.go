@@ -71,12 +71,16 @@ func NewNetwork(k *Kernel, def LinkModel) *Network {
 
 // Endpoint is one node's attachment to the network: its env.Transport.
 type Endpoint struct {
-	net      *Network
-	node     *Node
-	id       env.NodeID
-	handler  env.Handler
-	identity env.Peer
-	rand     *Rand
+	net     *Network
+	node    *Node
+	id      env.NodeID
+	handler env.Handler
+	// handlerFrom, when set, is handler's form that is also told which
+	// node sent the message, so the receiver finds the sender without a
+	// lookup by name.
+	handlerFrom func(src int, from env.Peer, m env.Message)
+	identity    env.Peer
+	rand        *Rand
 	// The newest delivery time per FIFO link from this endpoint: a short
 	// list, then a map. They were in one map of every link of the network,
 	// whose lookups, at 10,000 workers, missed the cache on every message.
@@ -136,7 +140,14 @@ func (nw *Network) Endpoint(id env.NodeID) *Endpoint { return nw.byID[id] }
 
 // SetHandler sets where the endpoint's inbound messages go; nil drops
 // them (a machine that is down).
-func (ep *Endpoint) SetHandler(h env.Handler) { ep.handler = h }
+func (ep *Endpoint) SetHandler(h env.Handler) { ep.handler, ep.handlerFrom = h, nil }
+
+// SetHandlerFrom is SetHandler for a handler that is also given the index
+// (Node.Index) of the node whose endpoint sent the message; nil drops
+// messages.
+func (ep *Endpoint) SetHandlerFrom(h func(src int, from env.Peer, m env.Message)) {
+	ep.handler, ep.handlerFrom = nil, h
+}
 
 // SetIdentity sets who the endpoint's messages say they come from (what
 // its certificate proves).
@@ -178,11 +189,14 @@ func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 			at = ep.fifoAt(dst.node.idx, at)
 		}
 		dst.node.At(time.Duration(at-nw.k.now), KindDeliver, arg, func() {
+			nw := ep.net
 			nw.Delivered++
 			if nw.k.trace != nil {
 				nw.k.Note("%s -> %s %s", from.ID, dst.id, describe(m))
 			}
-			if dst.handler != nil {
+			if dst.handlerFrom != nil {
+				dst.handlerFrom(int(ep.node.idx), from, m)
+			} else if dst.handler != nil {
 				dst.handler(from, m)
 			}
 		})

@@ -22,6 +22,12 @@ type NodeReader interface {
 	Node(id string) *api.Node
 }
 
+// removedReader is what a NodeReader may also offer: whether a node is
+// marked removed, answered without a lookup when none is (the store).
+type removedReader interface {
+	NodeRemoved(id string) bool
+}
+
 // Admit decides whether an inbound message from an authenticated peer
 // (VerifyPeer in the simulator, the TLS handshake in real mode) reaches
 // the node: the authorization table, the cluster the peer's certificate
@@ -53,7 +59,13 @@ func (c *Client) admit(from env.Peer, m env.Message, nodes NodeReader) error {
 		return fmt.Errorf("%w: %s belongs to %q", ErrWrongCluster, from.ID, from.Org)
 	}
 	if nodes != nil {
-		if n := nodes.Node(string(from.ID)); n != nil && n.GetRemoved() {
+		var removed bool
+		if rr, ok := nodes.(removedReader); ok {
+			removed = rr.NodeRemoved(string(from.ID))
+		} else if n := nodes.Node(string(from.ID)); n != nil && n.GetRemoved() {
+			removed = true
+		}
+		if removed {
 			return fmt.Errorf("%w: %s", ErrNodeRemoved, from.ID)
 		}
 	}

@@ -406,6 +406,23 @@ func (d *Dispatcher) desiredRole(node env.NodeID) *api.NodeRole {
 	return &r
 }
 
+// sessionDesiredRole is desiredRole of the session's node, read from the
+// store once per change of its nodes rather than on every heartbeat.
+func (d *Dispatcher) sessionDesiredRole(s *session) *api.NodeRole {
+	if w := d.st.NodeWrites(); !s.roleKnown || s.roleWrites != w {
+		s.roleKnown, s.roleWrites = true, w
+		s.roleFound, s.desiredRole = false, 0
+		if n := d.st.Node(s.node); n != nil {
+			s.roleFound, s.desiredRole = true, n.GetSpec().GetDesiredRole()
+		}
+	}
+	if !s.roleFound {
+		return nil
+	}
+	r := s.desiredRole
+	return &r
+}
+
 // closeSession forgets a session that a newer one replaced or that expired.
 // Its expiry bucket entry is skipped when the sweep reaches it.
 func (d *Dispatcher) closeSession(s *session) {
@@ -457,7 +474,7 @@ func (d *Dispatcher) handleHeartbeat(from env.Peer, m *api.Heartbeat) {
 		HeartbeatPeriod: int64(d.cfg.HeartbeatPeriod),
 		AssignmentsSeq:  s.seq,
 		Managers:        d.managerList(),
-		DesiredRole:     d.desiredRole(from.ID),
+		DesiredRole:     d.sessionDesiredRole(s),
 	})
 }
 

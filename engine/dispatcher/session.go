@@ -24,6 +24,13 @@ type session struct {
 	placeholder bool
 	closed      bool
 
+	// The desired role of the node as the store said it at roleWrites
+	// (Store.NodeWrites), when roleKnown; roleFound is false when the
+	// store had no such node.
+	roleKnown, roleFound bool
+	roleWrites           uint64
+	desiredRole          api.NodeRole
+
 	// seq is the sequence number of the last Assignments sent.
 	seq uint64
 	// needFull: the next message is the whole set.

@@ -149,6 +149,7 @@ func (s *Store) Restore(data []byte) error {
 		return fmt.Errorf("store: restore: %w", err)
 	}
 	c.taskIdx.specs.sweep()
+	c.nodeWrites += s.c.nodeWrites + 1
 	s.c = c
 	s.applied = maxVersion
 	s.stats.Restores++

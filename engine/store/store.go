@@ -61,6 +61,13 @@ type content struct {
 	tables    [NumKinds]anyTable // indexed by Kind; tables[KindNone] is nil
 	taskIdx   *taskIndex
 	nodeNames nodeNameIndex
+	// removedNodes is how many node objects are marked removed, so that
+	// the admission check of every inbound message skips its lookup while
+	// there are none.
+	removedNodes int
+	// nodeWrites counts the writes to node objects; Restore starts the new
+	// content past the old one's count, so it never goes back.
+	nodeWrites uint64
 }
 
 func newContent() *content {
@@ -77,7 +84,16 @@ func newContent() *content {
 		nodeNames: make(nodeNameIndex),
 	}
 	c.tasks.onChange = c.taskIdx.change
-	c.nodes.onChange = c.nodeNames.change
+	c.nodes.onChange = func(r *rec[*api.Node], old, new *api.Node) {
+		c.nodeWrites++
+		if old.GetRemoved() {
+			c.removedNodes--
+		}
+		if new.GetRemoved() {
+			c.removedNodes++
+		}
+		c.nodeNames.change(r, old, new)
+	}
 	c.tables = [NumKinds]anyTable{
 		KindNode:    c.nodes,
 		KindService: c.services,
@@ -204,7 +220,21 @@ func (s *Store) Get(k Kind, id string) Object {
 	return s.c.tables[k].get(id)
 }
 
-func (s *Store) Node(id string) *api.Node       { return s.c.nodes.lookup(id) }
+func (s *Store) Node(id string) *api.Node { return s.c.nodes.lookup(id) }
+
+// NodeWrites changes whenever a node object is created, updated or
+// deleted, or the store restored: what was read of nodes at one count
+// still holds while the count is the same.
+func (s *Store) NodeWrites() uint64 { return s.c.nodeWrites }
+
+// NodeRemoved reports whether the node with the given ID is stored and
+// marked removed; while no node is, it answers without a lookup.
+func (s *Store) NodeRemoved(id string) bool {
+	if s.c.removedNodes == 0 {
+		return false
+	}
+	return s.c.nodes.lookup(id).GetRemoved()
+}
 func (s *Store) Service(id string) *api.Service { return s.c.services.lookup(id) }
 func (s *Store) Task(id string) *api.Task       { return s.c.tasks.lookup(id) }
 func (s *Store) Network(id string) *api.Network { return s.c.networks.lookup(id) }

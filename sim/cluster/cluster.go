@@ -105,6 +105,7 @@ type Cluster struct {
 	cfg      ClusterConfig
 	machines []*Machine
 	byName   map[string]*Machine
+	byNode   []*Machine // by sim node index (Node.Index)
 	// managers caches the machines that run a manager and are not removed,
 	// in the order added (nil: to rebuild): every boot and every Leader
 	// call wants them, and walking every machine for them made building a
@@ -173,6 +174,10 @@ func (c *Cluster) add(name string, manager bool, shape NodeShape) *Machine {
 	c.machines = append(c.machines, m)
 	c.managers = nil
 	c.byName[name] = m
+	for kn.Index() >= len(c.byNode) {
+		c.byNode = append(c.byNode, nil)
+	}
+	c.byNode[kn.Index()] = m
 	return m
 }
 
@@ -262,7 +267,7 @@ func (c *Cluster) boot(m *Machine) error {
 		return fmt.Errorf("start %s: %w", m.Name, err)
 	}
 	m.Engine = eng
-	m.Endpoint.SetHandler(c.deliverTo(m, eng))
+	m.Endpoint.SetHandlerFrom(c.deliverTo(m, eng))
 	return nil
 }
 

@@ -121,15 +121,23 @@ func (c *Cluster) SecurityStats() SecurityStats { return c.sec.stats }
 // presents, with its own roots and its own clock; a message reaches the
 // node only if both accept, and the identity it carries is the one the
 // sender's certificate names, whatever the sender's endpoint claims.
-func (c *Cluster) deliverTo(m *Machine, eng *node.Node) env.Handler {
+func (c *Cluster) deliverTo(m *Machine, eng *node.Node) func(int, env.Peer, env.Message) {
 	self := env.NodeID(m.Name)
-	return func(from env.Peer, msg env.Message) {
+	return func(src int, from env.Peer, msg env.Message) {
 		if eng.Locked() {
 			return // waiting for its unlock key, it runs nothing, not even TLS
 		}
-		// One lookup finds the sender's machine: the certificate it
-		// presents and the engine that checks ours.
-		s := c.byName[string(from.ID)]
+		// The sender's machine: the certificate it presents and the engine
+		// that checks ours. It is the machine called from.ID, found by the
+		// sending node's index when that machine goes by that name (a slice
+		// read, where a lookup by name missed the cache on most messages).
+		var s *Machine
+		if src < len(c.byNode) {
+			s = c.byNode[src]
+		}
+		if s == nil || s.Name != string(from.ID) {
+			s = c.byName[string(from.ID)]
+		}
 		var cert *ca.Certificate
 		if s != nil {
 			cert = s.cert
