@@ -115,7 +115,9 @@ func TestProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	shares, err := s.Profile(3000)
+	// Enough writes for a few dozen samples at the profiler's 100 Hz (a
+	// write costs a few µs): 3,000 took 10ms, and a run could hold none.
+	shares, err := s.Profile(60000)
 	if err != nil {
 		t.Fatal(err)
 	}

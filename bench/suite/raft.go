@@ -24,7 +24,7 @@ type raftSizes struct {
 
 func (o *Options) raftSizes() raftSizes {
 	if o.Quick {
-		return raftSizes{[]int{3}, []time.Duration{time.Millisecond}, 100, 500, 200, 2000, 20000, 150000}
+		return raftSizes{[]int{3}, []time.Duration{time.Millisecond}, 100, 500, 200, 2000, 50000, 150000}
 	}
 	return raftSizes{
 		managers:  []int{3, 5},
