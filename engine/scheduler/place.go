@@ -322,6 +322,19 @@ func (sc *turnScratch) withSlots(idx []int32) []int32 {
 	return out
 }
 
+// giveOne places the group's next task on candidate c, which then holds
+// one more task of the service and one more in all, and returns how many
+// more c can take.
+func (s *Scheduler) giveOne(g *group, c *cand) int32 {
+	s.emitFree(g.tasks[g.next], c.n)
+	g.next++
+	c.svc++
+	c.total++
+	c.placed++
+	c.slots--
+	return c.slots
+}
+
 // fillHeap is fill by the book: a heap of the candidates in candLess
 // order hands each task to its least candidate, which then holds one
 // more task of the service and one more in all.
@@ -352,14 +365,8 @@ func (s *Scheduler) fillHeap(g *group, idx []int32, k int) int {
 	}
 	placed := 0
 	for placed < k && len(h) > 0 {
-		c := &cs[h[0]]
-		s.emitFree(g.tasks[g.next], c.n)
-		g.next++
 		placed++
-		c.svc++
-		c.total++
-		c.placed++
-		if c.slots--; c.slots == 0 {
+		if s.giveOne(g, &cs[h[0]]) == 0 {
 			last := len(h) - 1
 			h[0] = h[last]
 			h = h[:last]
@@ -455,14 +462,8 @@ func (s *Scheduler) fillLevels(g *group, idx []int32, k int) int {
 				if placed == k {
 					break
 				}
-				c := &cs[i]
-				s.emitFree(g.tasks[g.next], c.n)
-				g.next++
 				placed++
-				c.svc++
-				c.total++
-				c.placed++
-				if c.slots--; c.slots > 0 {
+				if s.giveOne(g, &cs[i]) > 0 {
 					act[w] = i
 					w++
 				}
