@@ -50,7 +50,8 @@ type Scheduler struct {
 	// The view.
 	nodes      map[string]*nodeInfo
 	order      []*nodeInfo // nodes that may take tasks, in ID order
-	orderDirty bool
+	orderDirty bool        // order must be rebuilt: a node left or was removed
+	orderAdded []*nodeInfo // nodes that became candidates since order was built
 	freeIdx    []int32
 	nextIdx    int32
 	gen        uint64
@@ -183,7 +184,7 @@ func (s *Scheduler) Stats() Stats {
 	st.Waiting = s.nWaiting
 	st.InFlight = s.inflight
 	st.Nodes = len(s.order)
-	if s.orderDirty {
+	if s.orderDirty || len(s.orderAdded) > 0 {
 		st.Nodes = 0
 		for _, n := range s.nodes {
 			if n.availability() != filterGone {
@@ -206,6 +207,7 @@ func (s *Scheduler) reset() {
 	s.nodes = make(map[string]*nodeInfo)
 	s.order = nil
 	s.orderDirty = false
+	s.orderAdded = nil
 	s.freeIdx = nil
 	s.nextIdx = 0
 	s.services = make(map[string]*serviceInfo)
@@ -451,7 +453,13 @@ func (s *Scheduler) onNode(id string, old, nw *api.Node) {
 	changed := prev == nil || prev.Removed != nw.Removed ||
 		ni.cpuCap != res.GetNanoCpus() || ni.memCap != res.GetMemoryBytes()
 	ni.cpuCap, ni.memCap = res.GetNanoCpus(), res.GetMemoryBytes()
-	if prev == nil || prev.Removed != nw.Removed {
+	switch {
+	case prev == nil && !nw.Removed, prev != nil && prev.Removed && !nw.Removed:
+		// Joins come thousands at a time when a cluster starts: merging
+		// them in keeps each turn linear, where a full sort per turn
+		// made the start quadratic.
+		s.orderAdded = append(s.orderAdded, ni)
+	case prev != nil && !prev.Removed && nw.Removed:
 		s.orderDirty = true
 	}
 	if prev == nil || !constraintInputsEqual(prev, nw) {
@@ -702,19 +710,43 @@ func (s *Scheduler) turn() {
 }
 
 // sortNodes brings the candidate list up to date after nodes joined or
-// left.
+// left: a full rebuild after one left, a merge when they only joined.
 func (s *Scheduler) sortNodes() {
-	if !s.orderDirty {
+	byID := func(a, b *nodeInfo) int { return strings.Compare(a.id, b.id) }
+	if s.orderDirty {
+		s.orderDirty = false
+		clear(s.orderAdded)
+		s.orderAdded = s.orderAdded[:0]
+		s.order = s.order[:0]
+		for _, n := range s.nodes {
+			if n.n != nil && !n.n.Removed {
+				s.order = append(s.order, n)
+			}
+		}
+		slices.SortFunc(s.order, byID)
 		return
 	}
-	s.orderDirty = false
-	s.order = s.order[:0]
-	for _, n := range s.nodes {
-		if n.n != nil && !n.n.Removed {
-			s.order = append(s.order, n)
+	if len(s.orderAdded) == 0 {
+		return
+	}
+	add := s.orderAdded
+	slices.SortFunc(add, byID)
+	// Merge from the back, in place: order grows by len(add), and each
+	// step moves the larger of the two tails' last elements.
+	old := len(s.order)
+	s.order = slices.Grow(s.order, len(add))[:old+len(add)]
+	i, j := old-1, len(add)-1
+	for k := len(s.order) - 1; j >= 0; k-- {
+		if i >= 0 && s.order[i].id > add[j].id {
+			s.order[k] = s.order[i]
+			i--
+		} else {
+			s.order[k] = add[j]
+			j--
 		}
 	}
-	slices.SortFunc(s.order, func(a, b *nodeInfo) int { return strings.Compare(a.id, b.id) })
+	clear(add)
+	s.orderAdded = add[:0]
 }
 
 // commit proposes the turn's decisions: assignments first, in compact
