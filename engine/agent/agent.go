@@ -164,8 +164,13 @@ type Agent struct {
 	period      time.Duration
 	lastAnswer  int64 // clock ns of the last heartbeat answer
 	hbTimer     env.Timer
-	appliedSeq  uint64
-	lastResync  int64
+	// hbFire runs the heartbeat armed under generation hbGen; made once,
+	// so arming the heartbeat, the agent's most frequent timer, allocates
+	// no closure.
+	hbFire     func()
+	hbGen      uint64
+	appliedSeq uint64
+	lastResync int64
 
 	// Tasks.
 	tasks    map[string]*task
@@ -197,7 +202,7 @@ func New(d Deps) *Agent {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{
+	a := &Agent{
 		id:       d.ID,
 		loop:     d.Loop,
 		clock:    d.Clock,
@@ -212,6 +217,12 @@ func New(d Deps) *Agent {
 		reports:  make(map[string]*pendingReport),
 		inflight: make(map[uint64][]sentStatus),
 	}
+	a.hbFire = func() {
+		if a.hbGen == a.gen && a.running {
+			a.heartbeat()
+		}
+	}
+	return a
 }
 
 // Handles reports whether m is a dispatcher's answer that an agent takes.
@@ -497,7 +508,8 @@ func (a *Agent) updateManagers(ids []string) {
 // periods, or one lost beat too many marks a live node DOWN.
 func (a *Agent) scheduleHeartbeat() {
 	a.stopTimer(&a.hbTimer)
-	a.hbTimer = a.after(a.jitter(a.period, 0.75, 1), a.heartbeat)
+	a.hbGen = a.gen
+	a.hbTimer = a.clock.AfterFunc(a.jitter(a.period, 0.75, 1), a.hbFire)
 }
 
 func (a *Agent) heartbeat() {

@@ -411,16 +411,19 @@ func (d *Dispatcher) desiredRole(node env.NodeID) *api.NodeRole {
 func (d *Dispatcher) sessionDesiredRole(s *session) *api.NodeRole {
 	if w := d.st.NodeWrites(); !s.roleKnown || s.roleWrites != w {
 		s.roleKnown, s.roleWrites = true, w
-		s.roleFound, s.desiredRole = false, 0
+		s.roleFound = false
 		if n := d.st.Node(s.node); n != nil {
-			s.roleFound, s.desiredRole = true, n.GetSpec().GetDesiredRole()
+			r := n.GetSpec().GetDesiredRole()
+			if s.desiredRole == nil || *s.desiredRole != r {
+				s.desiredRole = &r
+			}
+			s.roleFound = true
 		}
 	}
 	if !s.roleFound {
 		return nil
 	}
-	r := s.desiredRole
-	return &r
+	return s.desiredRole
 }
 
 // closeSession forgets a session that a newer one replaced or that expired.

@@ -27,9 +27,11 @@ type session struct {
 	// The desired role of the node as the store said it at roleWrites
 	// (Store.NodeWrites), when roleKnown; roleFound is false when the
 	// store had no such node.
+	// desiredRole points at the role sent in heartbeat answers; it is
+	// replaced, never changed, since answers already sent share it.
 	roleKnown, roleFound bool
 	roleWrites           uint64
-	desiredRole          api.NodeRole
+	desiredRole          *api.NodeRole
 
 	// seq is the sequence number of the last Assignments sent.
 	seq uint64
