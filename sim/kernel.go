@@ -80,8 +80,12 @@ type Kernel struct {
 	seq   uint64
 	heap  []heapItem
 	slots []slot
-	free  []int32
-	live  int // queued events not cancelled
+	// dlv holds the message of each delivery event, by slot: a delivery
+	// carries its message here instead of in a closure, one allocation
+	// fewer per message, and the other events' slots stay small.
+	dlv  []delivery
+	free []int32
+	live int // queued events not cancelled
 
 	nodes []*Node
 	seed  uint64
@@ -159,6 +163,26 @@ func (k *Kernel) Schedule(d time.Duration, kind Kind, fn func()) TimerID {
 }
 
 func (k *Kernel) schedule(at int64, node int32, epoch uint32, kind Kind, arg uint64, fn func()) TimerID {
+	i := k.newSlot()
+	s := &k.slots[i]
+	s.fn, s.arg, s.node, s.epoch, s.kind = fn, arg, node, epoch, kind
+	return k.enqueue(at, i)
+}
+
+// scheduleDelivery is schedule for a message: at its time the kernel
+// hands d to its destination (Endpoint.deliver), on node's loop.
+func (k *Kernel) scheduleDelivery(at int64, node int32, epoch uint32, arg uint64, d delivery) {
+	i := k.newSlot()
+	s := &k.slots[i]
+	s.fn, s.arg, s.node, s.epoch, s.kind = nil, arg, node, epoch, KindDeliver
+	for int(i) >= len(k.dlv) {
+		k.dlv = append(k.dlv, delivery{})
+	}
+	k.dlv[i] = d
+	k.enqueue(at, i)
+}
+
+func (k *Kernel) newSlot() int32 {
 	var i int32
 	if n := len(k.free); n > 0 {
 		i = k.free[n-1]
@@ -170,8 +194,11 @@ func (k *Kernel) schedule(at int64, node int32, epoch uint32, kind Kind, arg uin
 		k.slots = append(k.slots, slot{})
 		i = int32(len(k.slots) - 1)
 	}
+	return i
+}
+
+func (k *Kernel) enqueue(at int64, i int32) TimerID {
 	s := &k.slots[i]
-	s.fn, s.arg, s.node, s.epoch, s.kind = fn, arg, node, epoch, kind
 	s.queued, s.cancelled = true, false
 	k.seq++
 	k.heap = append(k.heap, heapItem{at: at, key: k.seq<<slotBits | uint64(i)})
@@ -199,6 +226,9 @@ func (k *Kernel) Cancel(id TimerID) bool {
 
 func (k *Kernel) release(i int32) {
 	s := &k.slots[i]
+	if s.fn == nil && s.kind == KindDeliver && int(i) < len(k.dlv) {
+		k.dlv[i] = delivery{} // let the message go
+	}
 	s.fn = nil
 	s.queued = false
 	s.gen++
@@ -223,6 +253,10 @@ func (k *Kernel) Step() bool {
 		}
 		k.live--
 		fn, node, epoch, kind, arg := s.fn, s.node, s.epoch, s.kind, s.arg
+		var d delivery
+		if fn == nil {
+			d = k.dlv[i]
+		}
 		k.release(i)
 		k.now = top.at
 		var n *Node
@@ -245,7 +279,11 @@ func (k *Kernel) Step() bool {
 		}
 		k.current = n
 		k.rand.use(n)
-		fn()
+		if fn != nil {
+			fn()
+		} else {
+			d.src.deliver(d)
+		}
 		k.current = nil
 		return true
 	}

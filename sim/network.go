@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"time"
-
 	"github.com/swarmsim/swarmsim/engine/env"
 )
 
@@ -79,8 +77,10 @@ type Endpoint struct {
 	// node sent the message, so the receiver finds the sender without a
 	// lookup by name.
 	handlerFrom func(src int, from env.Peer, m env.Message)
-	identity    env.Peer
-	rand        *Rand
+	// identity is what the endpoint's messages say they come from; it is
+	// replaced, never changed, since messages in flight point at it.
+	identity *env.Peer
+	rand     *Rand
 	// The newest delivery time per FIFO link from this endpoint: a short
 	// list, then a map. They were in one map of every link of the network,
 	// whose lookups, at 10,000 workers, missed the cache on every message.
@@ -129,8 +129,8 @@ func (nw *Network) Attach(n *Node, id env.NodeID, h env.Handler) *Endpoint {
 		nw.byID[id] = ep
 	}
 	ep.handler = h
-	if ep.identity.ID == "" {
-		ep.identity = env.Peer{ID: id}
+	if ep.identity == nil || ep.identity.ID == "" {
+		ep.identity = &env.Peer{ID: id}
 	}
 	return ep
 }
@@ -151,10 +151,15 @@ func (ep *Endpoint) SetHandlerFrom(h func(src int, from env.Peer, m env.Message)
 
 // SetIdentity sets who the endpoint's messages say they come from (what
 // its certificate proves).
-func (ep *Endpoint) SetIdentity(p env.Peer) { ep.identity = p }
+func (ep *Endpoint) SetIdentity(p env.Peer) { ep.identity = &p }
 
 // Identity is what the endpoint's messages say they come from.
-func (ep *Endpoint) Identity() env.Peer { return ep.identity }
+func (ep *Endpoint) Identity() env.Peer {
+	if ep.identity == nil {
+		return env.Peer{}
+	}
+	return *ep.identity
+}
 
 // Send queues m for delivery to the node called to. It never blocks.
 func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
@@ -188,18 +193,29 @@ func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 		if !model.Reorder {
 			at = ep.fifoAt(dst.node.idx, at)
 		}
-		dst.node.At(time.Duration(at-nw.k.now), KindDeliver, arg, func() {
-			nw := ep.net
-			nw.Delivered++
-			if nw.k.trace != nil {
-				nw.k.Note("%s -> %s %s", from.ID, dst.id, describe(m))
-			}
-			if dst.handlerFrom != nil {
-				dst.handlerFrom(int(ep.node.idx), from, m)
-			} else if dst.handler != nil {
-				dst.handler(from, m)
-			}
-		})
+		nw.k.scheduleDelivery(max(at, nw.k.now), dst.node.idx, dst.node.epoch, arg, delivery{src: ep, dst: dst, from: from, msg: m})
+	}
+}
+
+// delivery is a message on its way: the kernel keeps it with the event
+// and hands it to deliver when its time comes.
+type delivery struct {
+	src, dst *Endpoint
+	from     *env.Peer
+	msg      env.Message
+}
+
+// deliver hands a message that arrived to its destination's handler.
+func (ep *Endpoint) deliver(d delivery) {
+	nw := ep.net
+	nw.Delivered++
+	if nw.k.trace != nil {
+		nw.k.Note("%s -> %s %s", d.from.ID, d.dst.id, describe(d.msg))
+	}
+	if d.dst.handlerFrom != nil {
+		d.dst.handlerFrom(int(ep.node.idx), *d.from, d.msg)
+	} else if d.dst.handler != nil {
+		d.dst.handler(*d.from, d.msg)
 	}
 }
 
