@@ -19,12 +19,15 @@ type LinkModel struct {
 // sender's own stream, so one node's traffic does not shift another's
 // draws.
 type Network struct {
-	k     *Kernel
-	def   LinkModel
-	eps   []*Endpoint // by node index
-	byID  map[env.NodeID]*Endpoint
-	links map[linkKey]*link // links with their own model (SetLink)
-	cuts  []cut
+	k    *Kernel
+	def  LinkModel
+	eps  []*Endpoint // by node index
+	byID map[env.NodeID]*Endpoint
+	// byIDGen changes whenever byID does, which voids the endpoints'
+	// cached destinations.
+	byIDGen uint64
+	links   map[linkKey]*link // links with their own model (SetLink)
+	cuts    []cut
 
 	methodHash map[string]uint64
 
@@ -46,8 +49,8 @@ type fifoLink struct {
 }
 
 // maxFifoList is how many FIFO links an endpoint keeps in a list before it
-// keeps them in a map: a worker talks to a few managers, a manager to
-// every worker.
+// keeps them in a slice by node index: a worker talks to a few managers, a
+// manager to every worker.
 const maxFifoList = 8
 
 // cut is one partition or isolation in force.
@@ -82,18 +85,28 @@ type Endpoint struct {
 	identity *env.Peer
 	rand     *Rand
 	// The newest delivery time per FIFO link from this endpoint: a short
-	// list, then a map. They were in one map of every link of the network,
-	// whose lookups, at 10,000 workers, missed the cache on every message.
+	// list, then a slice by destination node index. They were in one map
+	// of every link of the network, whose lookups, at 10,000 workers,
+	// missed the cache on every message.
 	fifos   []fifoLink
-	fifoMap map[int32]int64
+	fifoAll []int64
+	// The destination of the last send, valid while the network's byIDGen
+	// is lastGen: a worker sends nearly everything to one manager, which
+	// then costs no lookup by name.
+	lastTo  env.NodeID
+	lastDst *Endpoint
+	lastGen uint64
 }
 
 // fifoAt returns when a message scheduled at at on the FIFO link to dst
 // is delivered (never before one sent earlier), and records it.
 func (ep *Endpoint) fifoAt(dst int32, at int64) int64 {
-	if ep.fifoMap != nil {
-		at = max(at, ep.fifoMap[dst])
-		ep.fifoMap[dst] = at
+	if ep.fifoAll != nil {
+		for int(dst) >= len(ep.fifoAll) {
+			ep.fifoAll = append(ep.fifoAll, 0)
+		}
+		at = max(at, ep.fifoAll[dst])
+		ep.fifoAll[dst] = at
 		return at
 	}
 	for i := range ep.fifos {
@@ -107,13 +120,12 @@ func (ep *Endpoint) fifoAt(dst int32, at int64) int64 {
 		ep.fifos = append(ep.fifos, fifoLink{dst: dst, lastAt: at})
 		return at
 	}
-	ep.fifoMap = make(map[int32]int64, 2*maxFifoList)
+	ep.fifoAll = make([]int64, len(ep.net.eps))
 	for _, f := range ep.fifos {
-		ep.fifoMap[f.dst] = f.lastAt
+		ep.fifoAll[f.dst] = f.lastAt
 	}
 	ep.fifos = nil
-	ep.fifoMap[dst] = at
-	return at
+	return ep.fifoAt(dst, at)
 }
 
 // Attach connects node n, known to others as id, delivering its inbound
@@ -127,6 +139,7 @@ func (nw *Network) Attach(n *Node, id env.NodeID, h env.Handler) *Endpoint {
 		ep = &Endpoint{net: nw, node: n, id: id, rand: n.Rand("net")}
 		nw.eps[n.idx] = ep
 		nw.byID[id] = ep
+		nw.byIDGen++
 	}
 	ep.handler = h
 	if ep.identity == nil || ep.identity.ID == "" {
@@ -165,7 +178,11 @@ func (ep *Endpoint) Identity() env.Peer {
 func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 	nw := ep.net
 	nw.Sent++
-	dst := nw.byID[to]
+	dst := ep.lastDst
+	if to != ep.lastTo || ep.lastGen != nw.byIDGen || dst == nil {
+		dst = nw.byID[to]
+		ep.lastTo, ep.lastDst, ep.lastGen = to, dst, nw.byIDGen
+	}
 	if dst == nil || nw.isCut(ep.node.idx, dst.node.idx) {
 		nw.Dropped++
 		return
