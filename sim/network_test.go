@@ -14,8 +14,8 @@ func (seqMsg) Method() string { return "/test/Seq" }
 
 // A FIFO link delivers in the order sent, whatever the latency drawn,
 // for an endpoint that talks to a few nodes (kept in a list) and for one
-// that talks to many (a map, as a manager to every worker); a link that
-// may reorder does reorder.
+// that talks to many (a slice by node index, as a manager to every
+// worker); a link that may reorder does reorder.
 func TestFIFOLinksKeepOrder(t *testing.T) {
 	for _, peers := range []int{3, 3 * maxFifoList} {
 		t.Run(fmt.Sprint(peers, " peers"), func(t *testing.T) {
@@ -66,4 +66,66 @@ func TestFIFOLinksKeepOrder(t *testing.T) {
 		}
 	}
 	t.Fatalf("a reordering link kept the order: %v", got)
+}
+
+// A message carries the identity its sender had when it was sent, is
+// dropped when its destination crashed meanwhile, and goes to whoever
+// holds the destination's name when it is sent, also after the name moved
+// to another node (the sender's cached destination is voided).
+func TestDeliveryKeepsWhatItWasSentWith(t *testing.T) {
+	k := NewKernel(3)
+	nw := NewNetwork(k, LinkModel{Latency: Fixed(time.Millisecond)})
+	src := nw.Attach(k.AddNode("src"), "src", nil)
+	var got []string
+	recv := func(tag string) env.Handler {
+		return func(from env.Peer, m env.Message) {
+			got = append(got, fmt.Sprintf("%s:%s:%d", tag, from.ID, m.(seqMsg).seq))
+		}
+	}
+	dstNode := k.AddNode("dst")
+	nw.Attach(dstNode, "dst", recv("a"))
+	src.SetIdentity(env.Peer{ID: "old"})
+	src.Send("dst", seqMsg{1})
+	src.SetIdentity(env.Peer{ID: "new"})
+	src.Send("dst", seqMsg{2})
+	for k.Step() {
+	}
+	src.Send("dst", seqMsg{3})
+	dstNode.Crash()
+	for k.Step() {
+	}
+	dstNode.Start()
+	// The name dst now belongs to another node.
+	nw.Attach(k.AddNode("dst2"), "dst", recv("b"))
+	src.Send("dst", seqMsg{4})
+	for k.Step() {
+	}
+	want := "[a:old:1 a:new:2 b:new:4]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("delivered %v, want %s", got, want)
+	}
+}
+
+// Sending and delivering a message allocates nothing once the links are
+// known: the message rides in its event.
+func TestDeliveryAllocatesNothing(t *testing.T) {
+	k := NewKernel(3)
+	nw := NewNetwork(k, LinkModel{Latency: Fixed(time.Millisecond)})
+	src := nw.Attach(k.AddNode("src"), "src", nil)
+	n := 0
+	nw.Attach(k.AddNode("dst"), "dst", func(env.Peer, env.Message) { n++ })
+	msg := env.Message(seqMsg{1})
+	round := func() {
+		src.Send("dst", msg)
+		k.Step()
+	}
+	for range 100 {
+		round()
+	}
+	if a := testing.AllocsPerRun(1000, round); a != 0 {
+		t.Fatalf("%v allocations per message", a)
+	}
+	if n != 1100+1 {
+		t.Fatalf("delivered %d", n)
+	}
 }
