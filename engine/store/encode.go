@@ -32,6 +32,13 @@ var cachedSize = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
 // through proto, whose reflection costs more than the write itself for
 // objects this small.
 func encodeProposal(ts int64, actions []*api.StoreAction) ([]byte, error) {
+	return appendProposal(nil, ts, actions)
+}
+
+// appendProposal is encodeProposal writing into buf when the proposal
+// fits in its capacity (buf's length is ignored), into a new buffer of
+// the exact size otherwise.
+func appendProposal(buf []byte, ts int64, actions []*api.StoreAction) ([]byte, error) {
 	size := 0
 	if ts != 0 {
 		size += protowire.SizeTag(fieldProposalTimestamp) + protowire.SizeVarint(uint64(ts))
@@ -54,7 +61,12 @@ func encodeProposal(ts int64, actions []*api.StoreAction) ([]byte, error) {
 		}
 		size += protowire.SizeTag(fieldProposalActions) + protowire.SizeBytes(n)
 	}
-	b := make([]byte, 0, size)
+	var b []byte
+	if cap(buf) >= size {
+		b = buf[:0:size]
+	} else {
+		b = make([]byte, 0, size)
+	}
 	if ts != 0 {
 		b = protowire.AppendTag(b, fieldProposalTimestamp, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(ts))
