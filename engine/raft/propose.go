@@ -8,7 +8,9 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
-// proposal is one Propose call from queueing until its done runs.
+// proposal is one Propose call from queueing until its done runs. It is
+// held by value, in the queue and then among the waiting ones, so that a
+// proposal costs no allocation of its own; done is nil once it ran.
 type proposal struct {
 	seq      uint64
 	data     []byte
@@ -20,54 +22,49 @@ type proposal struct {
 }
 
 type props struct {
-	queued []*proposal // this turn's proposals, not yet stepped
+	queued []proposal // this turn's proposals, not yet stepped
 	// waiting holds the proposals stepped into raft and not yet answered,
 	// in stepping order: by increasing seq, with deadlines growing along
 	// it. Their entries apply in that order too, so the one applied is
 	// almost always at the front: no map insert and delete per proposal.
-	// An answered proposal leaves its slot (p nil) until the front passes
-	// it.
-	waiting []waiter
+	// An answered proposal leaves its slot (done nil) until the front
+	// passes it.
+	waiting []proposal
 	head    int // waiting[:head] are answered
 	live    int // slots of waiting[head:] still waiting
-}
-
-type waiter struct {
-	seq uint64
-	p   *proposal // nil once answered
 }
 
 // add appends a proposal just stepped, whose seq is above every waiting
 // one's.
 func (ps *props) add(p *proposal) {
-	ps.waiting = append(ps.waiting, waiter{seq: p.seq, p: p})
+	ps.waiting = append(ps.waiting, *p)
 	ps.live++
 }
 
-// take removes the proposal of seq from the waiting ones and returns it,
-// or nil if none waits under seq.
-func (ps *props) take(seq uint64) *proposal {
+// take removes the proposal of seq from the waiting ones and returns its
+// done, or nil if none waits under seq.
+func (ps *props) take(seq uint64) func(any, error) {
 	w := ps.waiting[ps.head:]
 	i := 0
 	if len(w) == 0 || w[0].seq != seq {
 		var found bool
-		if i, found = slices.BinarySearchFunc(w, seq, func(e waiter, seq uint64) int { return cmp.Compare(e.seq, seq) }); !found {
+		if i, found = slices.BinarySearchFunc(w, seq, func(e proposal, seq uint64) int { return cmp.Compare(e.seq, seq) }); !found {
 			return nil
 		}
 	}
-	p := w[i].p
-	if p == nil {
+	done := w[i].done
+	if done == nil {
 		return nil
 	}
-	w[i].p = nil
+	w[i] = proposal{seq: seq}
 	ps.live--
 	ps.trim()
-	return p
+	return done
 }
 
 // trim moves the front past answered slots, and gives their room back.
 func (ps *props) trim() {
-	for ps.head < len(ps.waiting) && ps.waiting[ps.head].p == nil {
+	for ps.head < len(ps.waiting) && ps.waiting[ps.head].done == nil {
 		ps.head++
 	}
 	switch {
@@ -109,7 +106,7 @@ func (n *Node) Propose(data []byte, done func(result any, err error)) {
 		return
 	}
 	n.seq++
-	n.props.queued = append(n.props.queued, &proposal{seq: n.seq, data: data, done: done})
+	n.props.queued = append(n.props.queued, proposal{seq: n.seq, data: data, done: done})
 	n.stats.Proposals++
 	n.kick()
 }
@@ -139,14 +136,21 @@ func (n *Node) flushProposals() {
 		return
 	}
 	deadline := n.ticks + n.cfg.ticks(n.cfg.ProposalTimeout)
-	for _, p := range q {
+	for i := range q {
+		p := &q[i]
 		p.deadline, p.term, p.lead = deadline, st.GetTerm(), st.Lead
 		n.props.add(p)
+	}
+	// No callback ran since q was taken, so nothing queued meanwhile: the
+	// next turn's proposals reuse q's room (its entries were copied).
+	if n.props.queued == nil {
+		clear(q)
+		n.props.queued = q[:0]
 	}
 }
 
 // buildEntries turns proposals into raft entries: one each, or packed.
-func (n *Node) buildEntries(q []*proposal) []*pb.Entry {
+func (n *Node) buildEntries(q []proposal) []*pb.Entry {
 	if !n.cfg.PackProposals {
 		// Raft clones what it is stepped (raft.appendEntry), so the
 		// entries and their data share one allocation each, whatever
@@ -188,33 +192,34 @@ func (n *Node) buildEntries(q []*proposal) []*pb.Entry {
 
 // applied hands a proposal made here its result.
 func (ps *props) applied(n *Node, seq uint64, res any) {
-	p := ps.take(seq)
-	if p == nil {
+	done := ps.take(seq)
+	if done == nil {
 		return
 	}
 	n.stats.ProposalsApplied++
-	p.done(res, nil)
+	done(res, nil)
 }
 
-func (ps *props) fail(n *Node, q []*proposal, err error) {
-	for _, p := range q {
+func (ps *props) fail(n *Node, q []proposal, err error) {
+	for i := range q {
 		n.stats.ProposalsFailed++
-		p.done(nil, err)
+		q[i].done(nil, err)
 	}
 }
 
 // failWhere fails the waiting proposals that match, in stepping order.
 func (ps *props) failWhere(n *Node, match func(*proposal) bool, err error) {
 	kept := ps.waiting[:0]
-	var failed []*proposal
-	for _, w := range ps.waiting[ps.head:] {
+	var failed []proposal
+	for i := ps.head; i < len(ps.waiting); i++ {
+		w := &ps.waiting[i]
 		switch {
-		case w.p == nil:
-		case match(w.p):
+		case w.done == nil:
+		case match(w):
 			ps.live--
-			failed = append(failed, w.p)
+			failed = append(failed, *w)
 		default:
-			kept = append(kept, w)
+			kept = append(kept, *w)
 		}
 	}
 	clear(ps.waiting[len(kept):])
@@ -243,17 +248,17 @@ func (n *Node) failStaleProposals() {
 
 func (n *Node) expireProposals() {
 	ps := &n.props
-	var expired []*proposal
+	var expired []proposal
 	for ps.head < len(ps.waiting) {
 		w := &ps.waiting[ps.head]
-		if w.p != nil && w.p.deadline > n.ticks {
+		if w.done != nil && w.deadline > n.ticks {
 			break
 		}
 		ps.head++
-		if w.p != nil {
+		if w.done != nil {
 			ps.live--
-			expired = append(expired, w.p)
-			w.p = nil
+			expired = append(expired, *w)
+			*w = proposal{seq: w.seq}
 		}
 	}
 	ps.trim()
