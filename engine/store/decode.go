@@ -69,11 +69,46 @@ type kvWithMeta struct {
 }
 
 // kvInlineValue is the largest value allocated with its KV and meta.
+// The block takes the smallest of three sizes that holds the value: a KV
+// and its meta fill 152 bytes, so 8, 16 and 32 bytes of value land in the
+// 160, 176 and 192-byte size classes (every manager allocates one per
+// write; bytes allocated are what the garbage collector's cost follows).
 const kvInlineValue = 32
 
-type kvWithValue struct {
-	kvWithMeta
-	value [kvInlineValue]byte
+type (
+	kvWithValue8 struct {
+		kvWithMeta
+		value [8]byte
+	}
+	kvWithValue16 struct {
+		kvWithMeta
+		value [16]byte
+	}
+	kvWithValue32 struct {
+		kvWithMeta
+		value [kvInlineValue]byte
+	}
+)
+
+// newKVWithValue allocates a KV and its meta with room for value (at most
+// kvInlineValue bytes), and copies value in.
+func newKVWithValue(value []byte) *kvWithMeta {
+	var blk *kvWithMeta
+	var room []byte
+	switch n := len(value); {
+	case n <= 8:
+		b := new(kvWithValue8)
+		blk, room = &b.kvWithMeta, b.value[:n:n]
+	case n <= 16:
+		b := new(kvWithValue16)
+		blk, room = &b.kvWithMeta, b.value[:n:n]
+	default:
+		b := new(kvWithValue32)
+		blk, room = &b.kvWithMeta, b.value[:n:n]
+	}
+	copy(room, value)
+	blk.kv.Value = room
+	return blk
 }
 
 // decodeProposal decodes an api.Proposal into ops (reusing its storage).
@@ -233,10 +268,7 @@ func (c *content) decodeKV(payload []byte, kind uint64, o *op) bool {
 	case n == 0:
 		blk = new(kvWithMeta)
 	case n <= kvInlineValue:
-		b := new(kvWithValue)
-		blk = &b.kvWithMeta
-		blk.kv.Value = b.value[:n:n]
-		copy(blk.kv.Value, value)
+		blk = newKVWithValue(value)
 	default:
 		blk = new(kvWithMeta)
 		blk.kv.Value = append([]byte(nil), value...)
