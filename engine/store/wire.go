@@ -72,3 +72,17 @@ func validUTF8(v []byte) bool {
 	}
 	return true
 }
+
+// appendVarint is protowire.AppendVarint, small enough to inline (varints
+// have one encoding: TestAppendVarint compares).
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// tag1 is the one-byte tag of field num (below 16) of wire type typ, as
+// protowire.AppendTag writes it.
+func tag1(num protowire.Number, typ protowire.Type) byte { return byte(num)<<3 | byte(typ) }

@@ -73,3 +73,24 @@ func FuzzWire(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkWire(t, b) })
 }
+
+// TestAppendVarint: appendVarint writes what protowire writes, at every
+// length boundary; tag1 does for every field the encoder writes.
+func TestAppendVarint(t *testing.T) {
+	vals := []uint64{0, 1, 0x7f, 0x80, 0xff, 1<<63 - 1, 1 << 63, ^uint64(0)}
+	for k := range 64 {
+		vals = append(vals, 1<<k-1, 1<<k, 1<<k+1)
+	}
+	for _, v := range vals {
+		if got, want := appendVarint([]byte{9}, v), protowire.AppendVarint([]byte{9}, v); !bytes.Equal(got, want) {
+			t.Fatalf("appendVarint(%d) = %x, protowire %x", v, got, want)
+		}
+	}
+	for num := protowire.Number(1); num < 16; num++ {
+		for _, typ := range []protowire.Type{protowire.VarintType, protowire.BytesType} {
+			if got, want := []byte{tag1(num, typ)}, protowire.AppendTag(nil, num, typ); !bytes.Equal(got, want) {
+				t.Fatalf("tag1(%d, %d) = %x, protowire %x", num, typ, got, want)
+			}
+		}
+	}
+}
