@@ -71,9 +71,10 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 }
 
 // inlineProposalBytes is the room an update has for its encoded proposal:
-// a KV write of a short key and a value of a few dozen bytes fits (the
-// raft benchmark's take 49), and the update fills a 288-byte size class.
-const inlineProposalBytes = 72
+// a KV write of a short key and a value of a dozen bytes or so fits (the
+// raft benchmark's take 49), and the update fills a 256-byte size class
+// (TestPendingUpdateSize).
+const inlineProposalBytes = 64
 
 // pendingUpdate is one Update call: its transaction, which holds the first KV
 // action it records, and room for a small encoded proposal. A write of
@@ -116,21 +117,21 @@ type Tx struct {
 	// oneAction holds the actions of a transaction of one write, most of
 	// them, without an allocation of its own; kvAction holds its first KV
 	// action (see newAction).
-	oneAction    [1]*api.StoreAction
-	kvAction     kvAction
-	kvActionUsed bool
+	oneAction [1]*api.StoreAction
+	kvAction  kvAction
 	// over holds the objects this transaction wrote, nil for deleted.
 	// Compact actions store the task as it will look once applied (but
 	// with its old meta). Most transactions write one object: the first
 	// write waits in first, and moves to over (spills) only when a second
 	// object is written or a list is read.
-	over    *[NumKinds]map[string]Object // allocated when it spills
-	first   txEntry
-	spilled bool
+	over  *[NumKinds]map[string]Object // allocated when it spills
+	first txEntry
 	// names records unique-name changes: name -> ID now holding it, "" when
 	// freed.
-	names  *[NumKinds]map[string]string // allocated at the first change
-	closed bool
+	names *[NumKinds]map[string]string // allocated at the first change
+	// The flags sit together (and txEntry's kind beside its set) so that
+	// a pendingUpdate fits a 256-byte size class.
+	kvActionUsed, spilled, closed bool
 }
 
 // Timestamp is the proposal's timestamp (Unix nanoseconds): the time Apply
@@ -342,9 +343,9 @@ func isNil(o Object) bool {
 // txEntry is one object a Tx wrote (nil: deleted).
 type txEntry struct {
 	kind Kind
+	set  bool
 	id   string
 	obj  Object
-	set  bool
 }
 
 // write makes the Tx's view show o (nil: deleted) in place of old.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
@@ -418,5 +419,13 @@ func TestUpdateProposalBytes(t *testing.T) {
 		if !bytes.Equal(p.props[i], want[i]) {
 			t.Fatalf("proposal %d:\n got %x\nwant %x", i, p.props[i], want[i])
 		}
+	}
+}
+
+// A pendingUpdate, allocated by every Update, fills the 256-byte size
+// class exactly: one field more and it takes 288.
+func TestPendingUpdateSize(t *testing.T) {
+	if n := unsafe.Sizeof(pendingUpdate{}); n > 256 {
+		t.Fatalf("pendingUpdate is %d bytes, over the 256-byte size class", n)
 	}
 }
