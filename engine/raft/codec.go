@@ -65,7 +65,7 @@ func appendSingle(dst []byte, inc, seq uint64, data []byte) []byte {
 	return append(dst, data...)
 }
 
-func packedSize(ps []*proposal) int {
+func packedSize(ps []proposal) int {
 	n := 1 + 8 + binary.MaxVarintLen64
 	for _, p := range ps {
 		n += 2*binary.MaxVarintLen64 + len(p.data)
@@ -73,7 +73,7 @@ func packedSize(ps []*proposal) int {
 	return n
 }
 
-func appendPacked(dst []byte, inc uint64, ps []*proposal) []byte {
+func appendPacked(dst []byte, inc uint64, ps []proposal) []byte {
 	dst = append(dst, entryPacked)
 	dst = binary.LittleEndian.AppendUint64(dst, inc)
 	dst = binary.AppendUvarint(dst, uint64(len(ps)))

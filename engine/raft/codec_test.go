@@ -10,7 +10,7 @@ import (
 )
 
 func TestEntryRoundTrip(t *testing.T) {
-	ps := []*proposal{{seq: 1, data: []byte("a=1")}, {seq: 2, data: nil}, {seq: 300, data: bytes.Repeat([]byte("x"), 1000)}}
+	ps := []proposal{{seq: 1, data: []byte("a=1")}, {seq: 2, data: nil}, {seq: 300, data: bytes.Repeat([]byte("x"), 1000)}}
 	packed := appendPacked(nil, 0xfeed, ps)
 	inc, refs, err := decodeEntry(packed, nil)
 	if err != nil || inc != 0xfeed || len(refs) != 3 {
@@ -32,7 +32,7 @@ func TestEntryRoundTrip(t *testing.T) {
 }
 
 func TestEntryProposals(t *testing.T) {
-	ps := []*proposal{{seq: 1, data: []byte("a")}, {seq: 2, data: []byte("bc")}}
+	ps := []proposal{{seq: 1, data: []byte("a")}, {seq: 2, data: []byte("bc")}}
 	got, err := EntryProposals(appendPacked(nil, 9, ps))
 	if err != nil || len(got) != 2 || string(got[0]) != "a" || string(got[1]) != "bc" {
 		t.Fatalf("packed: %q %v", got, err)
@@ -52,7 +52,7 @@ func TestEntryDecodeRejects(t *testing.T) {
 		"no seq":         append([]byte{entrySingle}, make([]byte, 8)...),
 		"count too big":  append(append([]byte{entryPacked}, make([]byte, 8)...), 0xff, 0x01),
 		"length too big": append(append([]byte{entryPacked}, make([]byte, 8)...), 1, 1, 50, 'x'),
-		"trailing":       append(appendPacked(nil, 1, []*proposal{{seq: 1}, {seq: 2}}), 0),
+		"trailing":       append(appendPacked(nil, 1, []proposal{{seq: 1}, {seq: 2}}), 0),
 	} {
 		if _, _, err := decodeEntry(b, nil); !errors.Is(err, ErrCorruptEntry) {
 			t.Errorf("%s: err %v, want ErrCorruptEntry", name, err)
@@ -115,7 +115,7 @@ func TestRaftIDFor(t *testing.T) {
 // what they accept must re-encode to an equivalent value.
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add(appendSingle(nil, 1, 2, []byte("k=v")))
-	f.Add(appendPacked(nil, 3, []*proposal{{seq: 1, data: []byte("a")}, {seq: 2, data: []byte("bb")}}))
+	f.Add(appendPacked(nil, 3, []proposal{{seq: 1, data: []byte("a")}, {seq: 2, data: []byte("bb")}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		inc, refs, err := decodeEntry(b, nil)
@@ -126,9 +126,9 @@ func FuzzDecodeEntry(f *testing.F) {
 		if b[0] == entrySingle {
 			again = appendSingle(nil, inc, refs[0].seq, refs[0].data)
 		} else {
-			ps := make([]*proposal, len(refs))
+			ps := make([]proposal, len(refs))
 			for i, r := range refs {
-				ps[i] = &proposal{seq: r.seq, data: r.data}
+				ps[i] = proposal{seq: r.seq, data: r.data}
 			}
 			again = appendPacked(nil, inc, ps)
 		}

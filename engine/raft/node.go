@@ -117,7 +117,6 @@ func New(e env.Env, cfg Config, sm StateMachine) (*Node, error) {
 		addWaiters: make(map[uint64]*memberWait),
 		snapSent:   make(map[uint64]uint64),
 	}
-	n.props.waiters = make(map[uint64]*proposal)
 	n.incarnation = newIncarnation(e)
 
 	disk, err := e.Storage.Load()

@@ -1,12 +1,16 @@
 package raft
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
-// proposal is one Propose call from queueing until its done runs.
+// proposal is one Propose call from queueing until its done runs. It is
+// held by value, in the queue and then among the waiting ones, so that a
+// proposal costs no allocation of its own; done is nil once it ran.
 type proposal struct {
 	seq      uint64
 	data     []byte
@@ -18,9 +22,59 @@ type proposal struct {
 }
 
 type props struct {
-	queued  []*proposal          // this turn's proposals, not yet stepped
-	waiters map[uint64]*proposal // by seq
-	order   []uint64             // seqs in stepping order; deadlines grow along it
+	queued []proposal // this turn's proposals, not yet stepped
+	// waiting holds the proposals stepped into raft and not yet answered,
+	// in stepping order: by increasing seq, with deadlines growing along
+	// it. Their entries apply in that order too, so the one applied is
+	// almost always at the front: no map insert and delete per proposal.
+	// An answered proposal leaves its slot (done nil) until the front
+	// passes it.
+	waiting []proposal
+	head    int // waiting[:head] are answered
+	live    int // slots of waiting[head:] still waiting
+}
+
+// add appends a proposal just stepped, whose seq is above every waiting
+// one's.
+func (ps *props) add(p *proposal) {
+	ps.waiting = append(ps.waiting, *p)
+	ps.live++
+}
+
+// take removes the proposal of seq from the waiting ones and returns its
+// done, or nil if none waits under seq.
+func (ps *props) take(seq uint64) func(any, error) {
+	w := ps.waiting[ps.head:]
+	i := 0
+	if len(w) == 0 || w[0].seq != seq {
+		var found bool
+		if i, found = slices.BinarySearchFunc(w, seq, func(e proposal, seq uint64) int { return cmp.Compare(e.seq, seq) }); !found {
+			return nil
+		}
+	}
+	done := w[i].done
+	if done == nil {
+		return nil
+	}
+	w[i] = proposal{seq: seq}
+	ps.live--
+	ps.trim()
+	return done
+}
+
+// trim moves the front past answered slots, and gives their room back.
+func (ps *props) trim() {
+	for ps.head < len(ps.waiting) && ps.waiting[ps.head].done == nil {
+		ps.head++
+	}
+	switch {
+	case ps.head == len(ps.waiting):
+		ps.waiting, ps.head = ps.waiting[:0], 0
+	case ps.head >= 256 && 2*ps.head >= len(ps.waiting):
+		n := copy(ps.waiting, ps.waiting[ps.head:])
+		clear(ps.waiting[n:])
+		ps.waiting, ps.head = ps.waiting[:n], 0
+	}
 }
 
 // Propose proposes data for the log. done is called exactly once, on the
@@ -43,8 +97,8 @@ func (n *Node) Propose(data []byte, done func(result any, err error)) {
 		err = n.stoppedErr()
 	case len(data) > n.cfg.MaxProposalBytes:
 		err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), n.cfg.MaxProposalBytes)
-	case len(n.props.waiters)+len(n.props.queued) >= n.cfg.MaxInflightProposals:
-		err = fmt.Errorf("%w: %d waiting", ErrOverloaded, len(n.props.waiters)+len(n.props.queued))
+	case n.props.live+len(n.props.queued) >= n.cfg.MaxInflightProposals:
+		err = fmt.Errorf("%w: %d waiting", ErrOverloaded, n.props.live+len(n.props.queued))
 	}
 	if err != nil {
 		n.stats.ProposalsFailed++
@@ -52,7 +106,7 @@ func (n *Node) Propose(data []byte, done func(result any, err error)) {
 		return
 	}
 	n.seq++
-	n.props.queued = append(n.props.queued, &proposal{seq: n.seq, data: data, done: done})
+	n.props.queued = append(n.props.queued, proposal{seq: n.seq, data: data, done: done})
 	n.stats.Proposals++
 	n.kick()
 }
@@ -82,15 +136,21 @@ func (n *Node) flushProposals() {
 		return
 	}
 	deadline := n.ticks + n.cfg.ticks(n.cfg.ProposalTimeout)
-	for _, p := range q {
+	for i := range q {
+		p := &q[i]
 		p.deadline, p.term, p.lead = deadline, st.GetTerm(), st.Lead
-		n.props.waiters[p.seq] = p
-		n.props.order = append(n.props.order, p.seq)
+		n.props.add(p)
+	}
+	// No callback ran since q was taken, so nothing queued meanwhile: the
+	// next turn's proposals reuse q's room (its entries were copied).
+	if n.props.queued == nil {
+		clear(q)
+		n.props.queued = q[:0]
 	}
 }
 
 // buildEntries turns proposals into raft entries: one each, or packed.
-func (n *Node) buildEntries(q []*proposal) []*pb.Entry {
+func (n *Node) buildEntries(q []proposal) []*pb.Entry {
 	if !n.cfg.PackProposals {
 		// Raft clones what it is stepped (raft.appendEntry), so the
 		// entries and their data share one allocation each, whatever
@@ -132,39 +192,38 @@ func (n *Node) buildEntries(q []*proposal) []*pb.Entry {
 
 // applied hands a proposal made here its result.
 func (ps *props) applied(n *Node, seq uint64, res any) {
-	p := ps.waiters[seq]
-	if p == nil {
+	done := ps.take(seq)
+	if done == nil {
 		return
 	}
-	delete(ps.waiters, seq)
 	n.stats.ProposalsApplied++
-	p.done(res, nil)
+	done(res, nil)
 }
 
-func (ps *props) fail(n *Node, q []*proposal, err error) {
-	for _, p := range q {
+func (ps *props) fail(n *Node, q []proposal, err error) {
+	for i := range q {
 		n.stats.ProposalsFailed++
-		p.done(nil, err)
+		q[i].done(nil, err)
 	}
 }
 
 // failWhere fails the waiting proposals that match, in stepping order.
 func (ps *props) failWhere(n *Node, match func(*proposal) bool, err error) {
-	kept := ps.order[:0]
-	var failed []*proposal
-	for _, seq := range ps.order {
-		p := ps.waiters[seq]
-		if p == nil {
-			continue
+	kept := ps.waiting[:0]
+	var failed []proposal
+	for i := ps.head; i < len(ps.waiting); i++ {
+		w := &ps.waiting[i]
+		switch {
+		case w.done == nil:
+		case match(w):
+			ps.live--
+			failed = append(failed, *w)
+		default:
+			kept = append(kept, *w)
 		}
-		if match(p) {
-			delete(ps.waiters, seq)
-			failed = append(failed, p)
-			continue
-		}
-		kept = append(kept, seq)
 	}
-	ps.order = kept
+	clear(ps.waiting[len(kept):])
+	ps.waiting, ps.head = kept, 0
 	ps.fail(n, failed, err)
 }
 
@@ -179,7 +238,7 @@ func (ps *props) failAll(n *Node, err error) {
 // than raft's current ones: the entry may have been lost or may still
 // commit, and nobody can tell which until it applies.
 func (n *Node) failStaleProposals() {
-	if len(n.props.waiters) == 0 {
+	if n.props.live == 0 {
 		return
 	}
 	term, lead := n.term, n.lead
@@ -189,19 +248,20 @@ func (n *Node) failStaleProposals() {
 
 func (n *Node) expireProposals() {
 	ps := &n.props
-	var expired []*proposal
-	for len(ps.order) > 0 {
-		seq := ps.order[0]
-		p := ps.waiters[seq]
-		if p != nil && p.deadline > n.ticks {
+	var expired []proposal
+	for ps.head < len(ps.waiting) {
+		w := &ps.waiting[ps.head]
+		if w.done != nil && w.deadline > n.ticks {
 			break
 		}
-		ps.order = ps.order[1:]
-		if p != nil {
-			delete(ps.waiters, seq)
-			expired = append(expired, p)
+		ps.head++
+		if w.done != nil {
+			ps.live--
+			expired = append(expired, *w)
+			*w = proposal{seq: w.seq}
 		}
 	}
+	ps.trim()
 	if len(expired) > 0 {
 		ps.fail(n, expired, fmt.Errorf("%w: proposal not applied within %v", ErrTimeout, n.cfg.ProposalTimeout))
 	}

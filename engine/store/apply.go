@@ -94,13 +94,21 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 	var akind api.StoreAction_Kind
 	var meta *api.Meta      // the new meta's storage, when the decoder gave one
 	var kvRec *rec[*api.KV] // the stored KV's record, for a KV action
+	// newVersion, curVersion and curCreated are obj's version and cur's
+	// version and creation time, read without an interface call for a KV
+	// action (the hot small write) and through metaVersion otherwise.
+	var newVersion, curVersion uint64
+	var curCreated int64
 	if o.kind == opKV {
 		kv := &o.kv.kv
 		obj, akind, meta = kv, o.akind, &o.kv.meta
+		newVersion = kv.GetMeta().GetVersion()
 		// One lookup finds the stored KV, the key to share with it, and
 		// the record to update.
 		if kvRec = s.c.kvs.recBytes(o.taskID); kvRec != nil {
 			kv.Key, cur = kvRec.id, kvRec.obj
+			m := kvRec.obj.GetMeta()
+			curVersion, curCreated = m.GetVersion(), m.GetCreatedAt()
 		} else {
 			kv.Key = string(o.taskID)
 		}
@@ -117,6 +125,11 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		obj, akind = actionObject(a), a.GetKind()
 		if obj != nil {
 			cur = s.c.tables[KindOf(obj)].get(ID(obj))
+			newVersion = metaVersion(obj)
+		}
+		if cur != nil {
+			m := cur.GetMeta()
+			curVersion, curCreated = m.GetVersion(), m.GetCreatedAt()
 		}
 	}
 	if obj == nil {
@@ -145,7 +158,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		if cur == nil {
 			return false, objectError(k, id, ErrNotExist)
 		}
-		if v, want := metaVersion(obj), s.baseVersion(index, k, id, cur); v != want {
+		if v, want := newVersion, s.baseVersion(index, k, id, curVersion); v != want {
 			return false, objectError(k, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
 		}
 		if err := checkName(k, id, obj, tbl.nameHolder); err != nil {
@@ -158,7 +171,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 			}
 			s.c.intern(t)
 		}
-		setMeta(obj, fillMeta(meta, index, cur.GetMeta().GetCreatedAt(), ts))
+		setMeta(obj, fillMeta(meta, index, curCreated, ts))
 		s.record(ActionUpdate, k, id, cur, obj)
 		if kvRec != nil {
 			s.c.kvs.replace(kvRec, obj.(*api.KV))
@@ -169,7 +182,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		if cur == nil {
 			return false, objectError(k, id, ErrNotExist)
 		}
-		if v, want := metaVersion(obj), s.baseVersion(index, k, id, cur); v != 0 && v != want {
+		if v, want := newVersion, s.baseVersion(index, k, id, curVersion); v != 0 && v != want {
 			return false, objectError(k, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
 		}
 		s.record(ActionDelete, k, id, cur, nil)
@@ -231,7 +244,7 @@ func (s *Store) applyStatus(index uint64, ts int64, taskID []byte, st *api.TaskS
 
 func (s *Store) applyAssignment(index uint64, ts int64, taskID, nodeID []byte, expectedVersion uint64) bool {
 	r := s.c.tasks.recBytes(taskID)
-	if r == nil || s.baseVersion(index, KindTask, r.id, r.obj) != expectedVersion {
+	if r == nil || s.baseVersion(index, KindTask, r.id, r.obj.GetMeta().GetVersion()) != expectedVersion {
 		return false
 	}
 	cur := r.obj
@@ -318,11 +331,11 @@ func checkName(k Kind, id string, o Object, holder func(string) string) error {
 	return nil
 }
 
-// baseVersion is the version an action on (k, id) must name: cur's version,
-// or, when an earlier action of this proposal already changed the object
-// (its version is now index), the version it had before the proposal.
-func (s *Store) baseVersion(index uint64, k Kind, id string, cur Object) uint64 {
-	v := metaVersion(cur)
+// baseVersion is the version an action on (k, id) must name: v, the
+// stored object's version, or, when an earlier action of this proposal
+// already changed the object (its version is now index), the version it
+// had before the proposal.
+func (s *Store) baseVersion(index uint64, k Kind, id string, v uint64) uint64 {
 	if v != index {
 		return v
 	}

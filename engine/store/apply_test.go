@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -454,5 +455,24 @@ func TestApplySharesTaskSpecs(t *testing.T) {
 	mustApply(t, s, 600, aDelete(KindTask, "x1", 0), aDelete(KindTask, "x2", 0), aDelete(KindTask, "x3", 0), aDelete(KindTask, "y1", 0))
 	if got := specs.len(); got != base {
 		t.Fatalf("%d specs registered once their tasks are gone, want %d", got, base)
+	}
+}
+
+// A KV's value survives decoding at every length around the inline sizes,
+// and an inline value's capacity ends with it, so that appending to a
+// read value cannot write into the block it shares with its KV.
+func TestKVValueSizes(t *testing.T) {
+	s, _ := newSyncStore()
+	for n := range 41 {
+		key := fmt.Sprintf("k%02d", n)
+		value := bytes.Repeat([]byte{byte('a' + n%26)}, n)
+		mustApply(t, s, 1, aCreate(&api.KV{Key: key, Value: value}))
+		got := s.KV(key).GetValue()
+		if !bytes.Equal(got, value) {
+			t.Fatalf("%d bytes: value %q, want %q", n, got, value)
+		}
+		if n <= kvInlineValue && cap(got) != len(got) {
+			t.Fatalf("%d bytes: capacity %d", n, cap(got))
+		}
 	}
 }

@@ -321,3 +321,71 @@ func BenchmarkApplyCreateTasks(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/task")
 }
+
+// BenchmarkApplyKV decodes and applies proposals of one KV update each, as
+// every manager does for the raft benchmark's writes: 256 keys of 16-byte
+// values, each written again and again, with one watcher (the managers
+// always have some).
+func BenchmarkApplyKV(b *testing.B) {
+	const keys = 256
+	s, _ := newSyncStore()
+	s.Watch(func([]Event) {})
+	value := []byte("abcdefghijklmnop")
+	for i := range keys {
+		mustApply(b, s, 1, aCreate(&api.KV{Key: fmt.Sprintf("key-%04d", i), Value: value}))
+	}
+	// Pre-encode the updates: key i%keys, based on the version its last
+	// write got (the index of that proposal).
+	data := make([][]byte, b.N)
+	next := s.AppliedIndex() + 1
+	version := make([]uint64, keys)
+	for i := range keys {
+		version[i] = s.KV(fmt.Sprintf("key-%04d", i)).Meta.Version
+	}
+	for i := range b.N {
+		k := i % keys
+		data[i] = enc(b, 1000+int64(i), aUpdate(&api.KV{Key: fmt.Sprintf("key-%04d", k), Value: value,
+			Meta: &api.Meta{Version: version[k]}}))
+		version[k] = next + uint64(i)
+	}
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if res, err := s.Apply(next+uint64(i), data[i]); err != nil || res != nil {
+			b.Fatal(res, err)
+		}
+	}
+}
+
+// BenchmarkUpdateKV is the leader's whole store path of one KV write:
+// Update reads the key, records the write, encodes and proposes it, and a
+// synchronous loopback applies it.
+func BenchmarkUpdateKV(b *testing.B) {
+	const keys = 256
+	s, _ := newSyncStore()
+	s.Watch(func([]Event) {})
+	names := make([]string, keys)
+	for i := range names {
+		names[i] = fmt.Sprintf("key-%04d", i)
+	}
+	const value = "abcdefghijklmnop"
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		key := names[i%keys]
+		s.Update(func(tx *Tx) error {
+			kv := &api.KV{Key: key, Value: []byte(value)}
+			cur := tx.KV(key)
+			if cur == nil {
+				return tx.Create(kv)
+			}
+			kv.Meta = &api.Meta{Version: cur.Meta.Version}
+			return tx.Update(kv)
+		}, func(err error) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -70,11 +69,46 @@ type kvWithMeta struct {
 }
 
 // kvInlineValue is the largest value allocated with its KV and meta.
+// The block takes the smallest of three sizes that holds the value: a KV
+// and its meta fill 152 bytes, so 8, 16 and 32 bytes of value land in the
+// 160, 176 and 192-byte size classes (every manager allocates one per
+// write; bytes allocated are what the garbage collector's cost follows).
 const kvInlineValue = 32
 
-type kvWithValue struct {
-	kvWithMeta
-	value [kvInlineValue]byte
+type (
+	kvWithValue8 struct {
+		kvWithMeta
+		value [8]byte
+	}
+	kvWithValue16 struct {
+		kvWithMeta
+		value [16]byte
+	}
+	kvWithValue32 struct {
+		kvWithMeta
+		value [kvInlineValue]byte
+	}
+)
+
+// newKVWithValue allocates a KV and its meta with room for value (at most
+// kvInlineValue bytes), and copies value in.
+func newKVWithValue(value []byte) *kvWithMeta {
+	var blk *kvWithMeta
+	var room []byte
+	switch n := len(value); {
+	case n <= 8:
+		b := new(kvWithValue8)
+		blk, room = &b.kvWithMeta, b.value[:n:n]
+	case n <= 16:
+		b := new(kvWithValue16)
+		blk, room = &b.kvWithMeta, b.value[:n:n]
+	default:
+		b := new(kvWithValue32)
+		blk, room = &b.kvWithMeta, b.value[:n:n]
+	}
+	copy(room, value)
+	blk.kv.Value = room
+	return blk
 }
 
 // decodeProposal decodes an api.Proposal into ops (reusing its storage).
@@ -101,11 +135,11 @@ func (c *content) decodeProposal(data []byte, ops []op) (int64, []op, error) {
 		switch {
 		case num == fieldProposalTimestamp && typ == protowire.VarintType:
 			var v uint64
-			v, n = protowire.ConsumeVarint(b)
+			v, n = consumeVarint(b)
 			ts = int64(v)
 		case num == fieldProposalActions && typ == protowire.BytesType:
 			var v []byte
-			v, n = protowire.ConsumeBytes(b)
+			v, n = consumeBytes(b)
 			if n >= 0 {
 				ops = append(ops, op{})
 				if err := c.decodeAction(v, &ops[len(ops)-1]); err != nil {
@@ -200,7 +234,7 @@ func (c *content) decodeKV(payload []byte, kind uint64, o *op) bool {
 		if num == fieldKVKey {
 			v, n = consumeString(b)
 		} else {
-			v, n = protowire.ConsumeBytes(b)
+			v, n = consumeBytes(b)
 		}
 		if n < 0 {
 			return false
@@ -224,7 +258,7 @@ func (c *content) decodeKV(payload []byte, kind uint64, o *op) bool {
 		}
 		seenMeta[num] = true
 		b = b[n:]
-		if m[num], n = protowire.ConsumeVarint(b); n < 0 {
+		if m[num], n = consumeVarint(b); n < 0 {
 			return false
 		}
 		b = b[n:]
@@ -234,10 +268,7 @@ func (c *content) decodeKV(payload []byte, kind uint64, o *op) bool {
 	case n == 0:
 		blk = new(kvWithMeta)
 	case n <= kvInlineValue:
-		b := new(kvWithValue)
-		blk = &b.kvWithMeta
-		blk.kv.Value = b.value[:n:n]
-		copy(blk.kv.Value, value)
+		blk = newKVWithValue(value)
 	default:
 		blk = new(kvWithMeta)
 		blk.kv.Value = append([]byte(nil), value...)
@@ -269,7 +300,7 @@ func decodeAssignment(b []byte, o *op) bool {
 		case num == fieldAssignNodeID && typ == protowire.BytesType:
 			o.nodeID, n = consumeString(b)
 		case num == fieldAssignVersion && typ == protowire.VarintType:
-			o.version, n = protowire.ConsumeVarint(b)
+			o.version, n = consumeVarint(b)
 		default:
 			return fail(o)
 		}
@@ -296,7 +327,7 @@ func decodeStatusUpdate(b []byte, o *op) bool {
 			o.taskID, n = consumeString(b)
 		case num == fieldStatusStatus && typ == protowire.BytesType:
 			var v []byte
-			v, n = protowire.ConsumeBytes(b)
+			v, n = consumeBytes(b)
 			if n >= 0 {
 				o.status = &api.TaskStatus{}
 				if proto.Unmarshal(v, o.status) != nil {
@@ -312,16 +343,6 @@ func decodeStatusUpdate(b []byte, o *op) bool {
 		b = b[n:]
 	}
 	return true
-}
-
-// consumeString is protowire.ConsumeBytes for a proto3 string: invalid
-// UTF-8 fails, as proto.Unmarshal fails on it.
-func consumeString(b []byte) ([]byte, int) {
-	v, n := protowire.ConsumeBytes(b)
-	if n >= 0 && !utf8.Valid(v) {
-		return nil, -1
-	}
-	return v, n
 }
 
 // action rebuilds the StoreAction an op stands for, but for the kind of a
@@ -343,16 +364,6 @@ func (o *op) action() *api.StoreAction {
 	return o.full
 }
 
-// consumeTag is protowire.ConsumeTag, failing as proto.Unmarshal does on a
-// field number above the valid range.
-func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n >= 0 && num > protowire.MaxValidNumber {
-		return 0, 0, -1
-	}
-	return num, typ, n
-}
-
 // actionShape returns the kind, the target's field number and the target's
 // payload of a StoreAction holding only a kind and one target among task,
 // KV, status update and assignment, each at most once and with the right
@@ -369,11 +380,11 @@ func actionShape(b []byte) (kind uint64, num protowire.Number, payload []byte, o
 		switch {
 		case n == fieldActionKind && typ == protowire.VarintType && !seenKind:
 			seenKind = true
-			kind, l = protowire.ConsumeVarint(b)
+			kind, l = consumeVarint(b)
 		case (n == fieldActionTask || n == fieldActionKV || n == fieldActionTaskStatus || n == fieldActionAssignment) &&
 			typ == protowire.BytesType && payload == nil:
 			num = n
-			payload, l = protowire.ConsumeBytes(b)
+			payload, l = consumeBytes(b)
 			if payload == nil {
 				payload = []byte{}
 			}
@@ -464,7 +475,7 @@ func (c *content) decodeSnapshot(data []byte) (*api.StoreSnapshot, error) {
 			b = b[n:]
 			continue
 		}
-		v, n := protowire.ConsumeBytes(b)
+		v, n := consumeBytes(b)
 		if n < 0 {
 			return nil, protowire.ParseError(n)
 		}

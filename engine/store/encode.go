@@ -32,6 +32,13 @@ var cachedSize = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
 // through proto, whose reflection costs more than the write itself for
 // objects this small.
 func encodeProposal(ts int64, actions []*api.StoreAction) ([]byte, error) {
+	return appendProposal(nil, ts, actions)
+}
+
+// appendProposal is encodeProposal writing into buf when the proposal
+// fits in its capacity (buf's length is ignored), into a new buffer of
+// the exact size otherwise.
+func appendProposal(buf []byte, ts int64, actions []*api.StoreAction) ([]byte, error) {
 	size := 0
 	if ts != 0 {
 		size += protowire.SizeTag(fieldProposalTimestamp) + protowire.SizeVarint(uint64(ts))
@@ -54,15 +61,20 @@ func encodeProposal(ts int64, actions []*api.StoreAction) ([]byte, error) {
 		}
 		size += protowire.SizeTag(fieldProposalActions) + protowire.SizeBytes(n)
 	}
-	b := make([]byte, 0, size)
+	var b []byte
+	if cap(buf) >= size {
+		b = buf[:0:size]
+	} else {
+		b = make([]byte, 0, size)
+	}
 	if ts != 0 {
-		b = protowire.AppendTag(b, fieldProposalTimestamp, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(ts))
+		b = append(b, tag1(fieldProposalTimestamp, protowire.VarintType))
+		b = appendVarint(b, uint64(ts))
 	}
 	for i, a := range actions {
 		n := sizes[i]
-		b = protowire.AppendTag(b, fieldProposalActions, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(max(n, -n)))
+		b = append(b, tag1(fieldProposalActions, protowire.BytesType))
+		b = appendVarint(b, uint64(max(n, -n)))
 		start := len(b)
 		if n < 0 { // a KV action: never empty, it holds its target
 			b = appendKVAction(b, a)
@@ -145,34 +157,36 @@ func metaSize(m *api.Meta) int {
 func appendKVAction(b []byte, a *api.StoreAction) []byte {
 	kv := a.GetKv()
 	if k := a.Kind; k != 0 {
-		b = protowire.AppendTag(b, fieldActionKind, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(int64(k)))
+		b = append(b, tag1(fieldActionKind, protowire.VarintType))
+		b = appendVarint(b, uint64(int64(k)))
 	}
-	b = protowire.AppendTag(b, fieldActionKV, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(kvSize(kv)))
+	b = append(b, tag1(fieldActionKV, protowire.BytesType))
+	b = appendVarint(b, uint64(kvSize(kv)))
 	if kv.Key != "" {
-		b = protowire.AppendTag(b, fieldKVKey, protowire.BytesType)
-		b = protowire.AppendString(b, kv.Key)
+		b = append(b, tag1(fieldKVKey, protowire.BytesType))
+		b = appendVarint(b, uint64(len(kv.Key)))
+		b = append(b, kv.Key...)
 	}
 	if m := kv.Meta; m != nil {
-		b = protowire.AppendTag(b, fieldKVMeta, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(metaSize(m)))
+		b = append(b, tag1(fieldKVMeta, protowire.BytesType))
+		b = appendVarint(b, uint64(metaSize(m)))
 		if m.Version != 0 {
-			b = protowire.AppendTag(b, fieldMetaVersion, protowire.VarintType)
-			b = protowire.AppendVarint(b, m.Version)
+			b = append(b, tag1(fieldMetaVersion, protowire.VarintType))
+			b = appendVarint(b, m.Version)
 		}
 		if m.CreatedAt != 0 {
-			b = protowire.AppendTag(b, fieldMetaCreatedAt, protowire.VarintType)
-			b = protowire.AppendVarint(b, uint64(m.CreatedAt))
+			b = append(b, tag1(fieldMetaCreatedAt, protowire.VarintType))
+			b = appendVarint(b, uint64(m.CreatedAt))
 		}
 		if m.UpdatedAt != 0 {
-			b = protowire.AppendTag(b, fieldMetaUpdatedAt, protowire.VarintType)
-			b = protowire.AppendVarint(b, uint64(m.UpdatedAt))
+			b = append(b, tag1(fieldMetaUpdatedAt, protowire.VarintType))
+			b = appendVarint(b, uint64(m.UpdatedAt))
 		}
 	}
 	if len(kv.Value) > 0 {
-		b = protowire.AppendTag(b, fieldKVValue, protowire.BytesType)
-		b = protowire.AppendBytes(b, kv.Value)
+		b = append(b, tag1(fieldKVValue, protowire.BytesType))
+		b = appendVarint(b, uint64(len(kv.Value)))
+		b = append(b, kv.Value...)
 	}
 	return b
 }

@@ -168,17 +168,25 @@ func tombstone(k Kind, id string, ver uint64) Object {
 	return nil
 }
 
+// kvAction is a StoreAction of a KV with its target wrapper, allocated
+// together.
+type kvAction struct {
+	a api.StoreAction
+	t api.StoreAction_Kv
+}
+
+// wrap makes b the action of kind on v and returns it.
+func (b *kvAction) wrap(kind api.StoreAction_Kind, v *api.KV) *api.StoreAction {
+	b.a.Kind, b.t.Kv = kind, v
+	b.a.Target = &b.t
+	return &b.a
+}
+
 // newAction wraps o in a StoreAction.
 func newAction(kind api.StoreAction_Kind, o Object) *api.StoreAction {
 	if v, ok := o.(*api.KV); ok {
 		// KV writes are the small, frequent ones: one allocation.
-		b := new(struct {
-			a api.StoreAction
-			t api.StoreAction_Kv
-		})
-		b.a.Kind, b.t.Kv = kind, v
-		b.a.Target = &b.t
-		return &b.a
+		return new(kvAction).wrap(kind, v)
 	}
 	a := &api.StoreAction{Kind: kind}
 	switch v := o.(type) {

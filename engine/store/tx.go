@@ -39,7 +39,8 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 		done(ErrNoProposer)
 		return
 	}
-	tx := &Tx{s: s, ts: s.clock.Now().UnixNano()}
+	u := &pendingUpdate{tx: Tx{s: s, ts: s.clock.Now().UnixNano()}, done: done}
+	tx := &u.tx
 	tx.actions = tx.oneAction[:0]
 	err := fn(tx)
 	tx.closed = true
@@ -51,7 +52,7 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 		done(nil)
 		return
 	}
-	data, err := encodeProposal(tx.ts, tx.actions)
+	data, err := appendProposal(u.buf[:0], tx.ts, tx.actions)
 	if err != nil {
 		done(fmt.Errorf("store: encode proposal: %w", err))
 		return
@@ -61,20 +62,48 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 			len(tx.actions), len(data), s.maxProposalBytes, ErrProposalTooLarge))
 		return
 	}
-	s.proposer.Propose(data, func(result any, err error) {
-		switch {
-		case err != nil:
-			done(err)
-		case result != nil:
-			if e, ok := result.(error); ok {
-				done(e)
-				return
-			}
-			done(nil)
-		default:
-			done(nil)
+	// The transaction is over: drop what it referenced (a batch's actions
+	// and overlay can be large), so that the proposal waiting in raft keeps
+	// only done and the encoded bytes. A Tx kept past its function (which
+	// it must not be) still refuses writes and reads the store.
+	u.tx = Tx{s: s, closed: true}
+	s.proposer.Propose(data, u.proposed)
+}
+
+// inlineProposalBytes is the room an update has for its encoded proposal:
+// a KV write of a short key and a value of a dozen bytes or so fits (the
+// raft benchmark's take 49), and the update fills a 256-byte size class
+// (TestPendingUpdateSize).
+const inlineProposalBytes = 64
+
+// pendingUpdate is one Update call: its transaction, which holds the first KV
+// action it records, and room for a small encoded proposal. A write of
+// one small KV (the scenario clients' and the raft benchmark's writes)
+// thus allocates the update and the proposer's callback, instead of a
+// Tx, an action, a buffer and a callback. The buffer is handed to the
+// proposer, which must not change it (Propose's contract) and may keep it:
+// it keeps the update alive, nothing more.
+type pendingUpdate struct {
+	tx   Tx
+	done func(error)
+	buf  [inlineProposalBytes]byte
+}
+
+// proposed hands the proposer's answer to done: nil once the proposal
+// applied, the rejection Apply returned, or the proposer's error.
+func (u *pendingUpdate) proposed(result any, err error) {
+	switch {
+	case err != nil:
+		u.done(err)
+	case result != nil:
+		if e, ok := result.(error); ok {
+			u.done(e)
+			return
 		}
-	})
+		u.done(nil)
+	default:
+		u.done(nil)
+	}
 }
 
 // Tx records the writes of one transaction. It is valid only while the
@@ -86,20 +115,23 @@ type Tx struct {
 	ts      int64
 	actions []*api.StoreAction
 	// oneAction holds the actions of a transaction of one write, most of
-	// them, without an allocation of its own.
+	// them, without an allocation of its own; kvAction holds its first KV
+	// action (see newAction).
 	oneAction [1]*api.StoreAction
+	kvAction  kvAction
 	// over holds the objects this transaction wrote, nil for deleted.
 	// Compact actions store the task as it will look once applied (but
 	// with its old meta). Most transactions write one object: the first
 	// write waits in first, and moves to over (spills) only when a second
 	// object is written or a list is read.
-	over    *[NumKinds]map[string]Object // allocated when it spills
-	first   txEntry
-	spilled bool
+	over  *[NumKinds]map[string]Object // allocated when it spills
+	first txEntry
 	// names records unique-name changes: name -> ID now holding it, "" when
 	// freed.
-	names  *[NumKinds]map[string]string // allocated at the first change
-	closed bool
+	names *[NumKinds]map[string]string // allocated at the first change
+	// The flags sit together (and txEntry's kind beside its set) so that
+	// a pendingUpdate fits a 256-byte size class.
+	kvActionUsed, spilled, closed bool
 }
 
 // Timestamp is the proposal's timestamp (Unix nanoseconds): the time Apply
@@ -126,7 +158,7 @@ func (tx *Tx) Create(o Object) error {
 		return err
 	}
 	tx.write(k, id, nil, o)
-	tx.actions = append(tx.actions, newAction(api.StoreAction_CREATE, o))
+	tx.actions = append(tx.actions, tx.newAction(api.StoreAction_CREATE, o))
 	return nil
 }
 
@@ -159,7 +191,7 @@ func (tx *Tx) Update(o Object) error {
 		}
 	}
 	tx.write(k, id, cur, o)
-	tx.actions = append(tx.actions, newAction(api.StoreAction_UPDATE, o))
+	tx.actions = append(tx.actions, tx.newAction(api.StoreAction_UPDATE, o))
 	return nil
 }
 
@@ -258,6 +290,16 @@ func (tx *Tx) AssignTask(taskID, nodeID string, expectedVersion uint64) error {
 	return nil
 }
 
+// newAction is the package's newAction, building the transaction's first
+// KV action in the Tx itself.
+func (tx *Tx) newAction(kind api.StoreAction_Kind, o Object) *api.StoreAction {
+	if v, ok := o.(*api.KV); ok && !tx.kvActionUsed {
+		tx.kvActionUsed = true
+		return tx.kvAction.wrap(kind, v)
+	}
+	return newAction(kind, o)
+}
+
 // target checks that o can be written and returns its kind and ID.
 func (tx *Tx) target(o Object) (Kind, string, error) {
 	if tx.closed {
@@ -301,9 +343,9 @@ func isNil(o Object) bool {
 // txEntry is one object a Tx wrote (nil: deleted).
 type txEntry struct {
 	kind Kind
+	set  bool
 	id   string
 	obj  Object
-	set  bool
 }
 
 // write makes the Tx's view show o (nil: deleted) in place of old.

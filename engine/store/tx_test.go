@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
@@ -357,5 +359,73 @@ func TestCompactActionsAreSmall(t *testing.T) {
 	compactSize := proto.Size(aAssign(tk.Id, "n1", tk.Meta.Version))
 	if compactSize*2 > fullSize {
 		t.Fatalf("assignment takes %d bytes, full update %d", compactSize, fullSize)
+	}
+}
+
+// A Tx kept after a transaction that wrote refuses writes too, and reads
+// the store without panicking (Update drops the transaction's state once
+// it is encoded).
+func TestTxClosedAfterWrite(t *testing.T) {
+	s, _ := newSyncStore()
+	var kept *Tx
+	mustUpdate(t, s, func(tx *Tx) error {
+		kept = tx
+		return tx.Create(&api.KV{Key: "k", Value: []byte("v")})
+	})
+	wantErr(t, kept.Create(&api.KV{Key: "j"}), ErrTxClosed)
+	wantErr(t, kept.Update(&api.KV{Key: "k"}), ErrTxClosed)
+	if got := kept.KV("k").GetValue(); string(got) != "v" {
+		t.Fatalf("read %q through a closed Tx", got)
+	}
+}
+
+// The proposals Update hands over are what proto.Marshal gives for the
+// recorded actions, whether they fit the update's inline buffer (one small
+// KV write) or not (a large value, several writes, other kinds), and each
+// keeps its bytes while later updates run.
+func TestUpdateProposalBytes(t *testing.T) {
+	s, clk := newSyncStore()
+	p := &recordingProposer{}
+	s.SetProposer(p)
+	ts := clk.Now().UnixNano()
+	big := bytes.Repeat([]byte("x"), 200)
+	cases := [][]*api.StoreAction{
+		{aCreate(&api.KV{Key: "k", Value: []byte("small")})},
+		{aCreate(&api.KV{Key: "k", Value: big})},
+		{aCreate(&api.KV{Key: "a", Value: []byte("1")}), aCreate(&api.KV{Key: "b", Value: []byte("2")})},
+		{aCreate(node("n1", "one"))},
+		{aCreate(&api.KV{Key: "k"}), aCreate(node("n2", "two"))},
+	}
+	var want [][]byte
+	for _, actions := range cases {
+		want = append(want, enc(t, ts, actions...))
+		s.Update(func(tx *Tx) error {
+			for _, a := range actions {
+				if err := tx.Create(actionObject(a)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, func(err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if len(p.props) != len(cases) {
+		t.Fatalf("%d proposals, want %d", len(p.props), len(cases))
+	}
+	for i := range cases {
+		if !bytes.Equal(p.props[i], want[i]) {
+			t.Fatalf("proposal %d:\n got %x\nwant %x", i, p.props[i], want[i])
+		}
+	}
+}
+
+// A pendingUpdate, allocated by every Update, fills the 256-byte size
+// class exactly: one field more and it takes 288.
+func TestPendingUpdateSize(t *testing.T) {
+	if n := unsafe.Sizeof(pendingUpdate{}); n > 256 {
+		t.Fatalf("pendingUpdate is %d bytes, over the 256-byte size class", n)
 	}
 }
