@@ -599,6 +599,10 @@ func (c *Client) checkIssued(from env.Peer, r *request, m *api.IssueNodeCertific
 	if cert.Peer.ID != c.id {
 		return nil, fmt.Errorf("%w: certificate names %s", ErrBadRequest, cert.Peer.ID)
 	}
+	// The same name in the node's own string: every peer check against
+	// this certificate compares it with the name the sender goes by,
+	// which is then two pointers instead of two strings' bytes.
+	cert.Peer.ID = c.id
 	if !bytes.Equal(cert.PublicKey(), r.key.Public().(ed25519.PublicKey)) {
 		return nil, fmt.Errorf("%w: certificate is not for the key requested", ErrBadRequest)
 	}
