@@ -96,6 +96,13 @@ type Endpoint struct {
 	lastTo  env.NodeID
 	lastDst *Endpoint
 	lastGen uint64
+	// The endpoint the last message delivered here came from, valid while
+	// byIDGen is replyGen: a manager answers most messages at once, to
+	// one of thousands of workers, which then costs no lookup either.
+	replyTo  *Endpoint
+	replyGen uint64
+	// superseded: another endpoint took this one's name since.
+	superseded bool
 }
 
 // fifoAt returns when a message scheduled at at on the FIFO link to dst
@@ -138,6 +145,9 @@ func (nw *Network) Attach(n *Node, id env.NodeID, h env.Handler) *Endpoint {
 	if ep == nil {
 		ep = &Endpoint{net: nw, node: n, id: id, rand: n.Rand("net")}
 		nw.eps[n.idx] = ep
+		if old := nw.byID[id]; old != nil {
+			old.superseded = true
+		}
 		nw.byID[id] = ep
 		nw.byIDGen++
 	}
@@ -178,8 +188,13 @@ func (ep *Endpoint) Identity() env.Peer {
 func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 	nw := ep.net
 	nw.Sent++
-	dst := ep.lastDst
-	if to != ep.lastTo || ep.lastGen != nw.byIDGen || dst == nil {
+	var dst *Endpoint
+	switch {
+	case ep.replyTo != nil && ep.replyGen == nw.byIDGen && to == ep.replyTo.id:
+		dst = ep.replyTo
+	case ep.lastDst != nil && ep.lastGen == nw.byIDGen && to == ep.lastTo:
+		dst = ep.lastDst
+	default:
 		dst = nw.byID[to]
 		ep.lastTo, ep.lastDst, ep.lastGen = to, dst, nw.byIDGen
 	}
@@ -226,6 +241,9 @@ type delivery struct {
 func (ep *Endpoint) deliver(d delivery) {
 	nw := ep.net
 	nw.Delivered++
+	if !ep.superseded {
+		d.dst.replyTo, d.dst.replyGen = ep, nw.byIDGen
+	}
 	if nw.k.trace != nil {
 		nw.k.Note("%s -> %s %s", d.from.ID, d.dst.id, describe(d.msg))
 	}

@@ -129,3 +129,34 @@ func TestDeliveryAllocatesNothing(t *testing.T) {
 		t.Fatalf("delivered %d", n)
 	}
 }
+
+// An answer goes to whoever holds the name it is addressed to: the
+// sender of the message being answered while it still holds its name,
+// the node that took the name over once one did, also when the old
+// holder is the one being answered.
+func TestAnswersFollowTheName(t *testing.T) {
+	k := NewKernel(5)
+	nw := NewNetwork(k, LinkModel{Latency: Fixed(time.Millisecond)})
+	var got []string
+	var srv *Endpoint
+	srv = nw.Attach(k.AddNode("srv"), "srv", func(from env.Peer, m env.Message) {
+		srv.Send(from.ID, m) // answer by name, as the dispatcher does
+	})
+	recv := func(tag string) env.Handler {
+		return func(_ env.Peer, m env.Message) { got = append(got, fmt.Sprintf("%s:%d", tag, m.(seqMsg).seq)) }
+	}
+	a := nw.Attach(k.AddNode("a"), "a", recv("a"))
+	a.Send("srv", seqMsg{1})
+	for k.Step() {
+	}
+	a2 := nw.Attach(k.AddNode("a2"), "a", recv("a2"))
+	a.Send("srv", seqMsg{2}) // the old holder asks; the answer goes to the name
+	for k.Step() {
+	}
+	a2.Send("srv", seqMsg{3})
+	for k.Step() {
+	}
+	if want := "[a:1 a2:2 a2:3]"; fmt.Sprint(got) != want {
+		t.Fatalf("answers %v, want %s", got, want)
+	}
+}
