@@ -167,8 +167,10 @@ func serve(cfg config, stdout io.Writer) int {
 
 	signals := make(chan os.Signal, 1)
 	if cfg.ignoreTerm {
-		// As PID 1 a process without a handler ignores TERM anyway; saying
-		// so makes it behave the same outside a container.
+		// Until this line a TERM meets the Go runtime's own handler, which
+		// exits (with code 2 as PID 1, where re-raising the signal does
+		// nothing): a caller that must know TERM is ignored waits for the
+		// "running" line below.
 		signal.Ignore(syscall.SIGTERM)
 		signal.Notify(signals, syscall.SIGINT)
 	} else {

@@ -150,6 +150,8 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	n.waitState(task, env.ContainerPrepared)
 	n.do(func(ex *Executor) { ex.Start(task) })
 	n.waitState(task, env.ContainerRunning)
+	// Running is when the process started, not when it ignores TERM.
+	n.waitLog(task, "workload: running until signalled")
 	n.do(func(ex *Executor) { ex.Stop(task, time.Second) })
 	if ev := n.waitState(task, env.ContainerExited); ev.ExitCode != 137 {
 		t.Errorf("exit code = %d, want 137 (SIGKILL)", ev.ExitCode)
@@ -206,6 +208,7 @@ func TestRestartAdoption(t *testing.T) {
 	}
 	old.do(func(ex *Executor) { ex.Start("t-a-running") })
 	old.waitState("t-a-running", env.ContainerRunning)
+	old.waitLog("t-a-running", "workload: running until signalled") // TERM stops it with 0 from here on
 	if err := old.ex.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -217,6 +218,37 @@ func (n *node) list() []env.ContainerStatus {
 	case <-time.After(waitLimit):
 		n.t.Fatalf("List did not answer within %v", waitLimit)
 		return nil
+	}
+}
+
+// waitLog waits until the output of the node's container for task holds
+// text:
+// the workload prints a line once its signal handlers are in place, and a
+// signal sent before that meets the Go runtime's default instead (as PID 1,
+// an exit with code 2).
+func (n *node) waitLog(task, text string) {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	for {
+		res, err := n.cli.ContainerList(ctx, client.ContainerListOptions{
+			All:     true,
+			Filters: client.Filters{}.Add("label", LabelNodeID+"="+string(n.id)).Add("label", LabelTaskID+"="+task),
+		})
+		if err == nil && len(res.Items) == 1 {
+			if rc, err := n.cli.ContainerLogs(ctx, res.Items[0].ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true}); err == nil {
+				out, _ := io.ReadAll(rc)
+				rc.Close()
+				if strings.Contains(string(out), text) {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			n.t.Fatalf("the container of %s on %s did not print %q within %v", task, n.id, text, waitLimit)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
