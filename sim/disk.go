@@ -194,11 +194,17 @@ func (im *image) apply(op *diskOp) {
 				break
 			}
 		}
-		if keep >= 0 {
-			im.entries = slices.Clone(im.entries[keep:])
-		} else {
-			im.entries = nil
+		if keep < 0 {
+			keep = len(im.entries)
 		}
+		// Compact in place: the log grows back to about the same length
+		// before the next snapshot, and a fresh array per snapshot made
+		// every manager regrow it by doubling (a fifth of the store
+		// path's allocations). Load hands out copies, so nothing else
+		// shares the array; the tail is cleared so its data can go.
+		n := copy(im.entries, im.entries[keep:])
+		clear(im.entries[n:])
+		im.entries = im.entries[:n]
 		im.snap = op.snap
 	case opMeta:
 		if op.val == nil {
