@@ -2,6 +2,7 @@ package suite
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -155,6 +156,7 @@ func runRaft(o *Options) (*report.Report, error) {
 			if _, err := rc.Write(s.rawWarmup); err != nil {
 				return nil, err
 			}
+			runtime.GC() // see storeRun
 			m, err := rc.Write(s.rawWrites)
 			if err != nil {
 				return nil, err
@@ -395,6 +397,11 @@ func storeRun(cfg raftbench.Config, warmup, writes int) (raftbench.Measurement, 
 	if _, err := s.Write(warmup); err != nil {
 		return raftbench.Measurement{}, err
 	}
+	// Every measurement, store or raw, starts from a collected heap, as Go
+	// benchmarks do: otherwise one pays, in GC assists on its own thread,
+	// for marking what the runs before it left behind, and the ratio of
+	// the two moved by a third between runs of one build.
+	runtime.GC()
 	return s.Write(writes)
 }
 
