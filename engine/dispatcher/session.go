@@ -26,9 +26,8 @@ type session struct {
 
 	// The desired role of the node as the store said it at roleWrites
 	// (Store.NodeWrites), when roleKnown; roleFound is false when the
-	// store had no such node.
-	// desiredRole points at the role sent in heartbeat answers; it is
-	// replaced, never changed, since answers already sent share it.
+	// store had no such node. Heartbeat answers carry desiredRole itself,
+	// so it is replaced when the role changes, never written through.
 	roleKnown, roleFound bool
 	roleWrites           uint64
 	desiredRole          *api.NodeRole
