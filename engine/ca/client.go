@@ -201,11 +201,18 @@ func NewClient(d Deps) (*Client, error) {
 		if creds.Cert.Peer.ID != c.id {
 			return nil, fmt.Errorf("ca: the certificate on disk is %s's, not %s's", creds.Cert.Peer.ID, c.id)
 		}
+		c.shareName(creds.Cert)
 		c.creds = creds
 		c.rebuildTrust()
 	}
 	return c, nil
 }
+
+// shareName makes cert, which names this node, hold the node's own string
+// for that name: every peer check against the certificate compares it with
+// the name the sender goes by (the node's, in the simulator), which is then
+// two pointers instead of two strings' bytes.
+func (c *Client) shareName(cert *Certificate) { cert.Peer.ID = c.id }
 
 // credentialsFromMeta reads credentials from disk meta; nil when there
 // are none.
@@ -599,10 +606,7 @@ func (c *Client) checkIssued(from env.Peer, r *request, m *api.IssueNodeCertific
 	if cert.Peer.ID != c.id {
 		return nil, fmt.Errorf("%w: certificate names %s", ErrBadRequest, cert.Peer.ID)
 	}
-	// The same name in the node's own string: every peer check against
-	// this certificate compares it with the name the sender goes by,
-	// which is then two pointers instead of two strings' bytes.
-	cert.Peer.ID = c.id
+	c.shareName(cert)
 	if !bytes.Equal(cert.PublicKey(), r.key.Public().(ed25519.PublicKey)) {
 		return nil, fmt.Errorf("%w: certificate is not for the key requested", ErrBadRequest)
 	}

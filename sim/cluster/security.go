@@ -96,14 +96,7 @@ func (c *Cluster) caConfig(m *Machine) ca.Config {
 		Managers:  c.managerNames(),
 		OnCertificate: func(cr *ca.Credentials) {
 			m.cert = cr.Cert
-			id := cr.Cert.Peer
-			if string(id.ID) == m.Name {
-				// The same string as the machine's name, so the check
-				// on every delivery that the sender is that machine
-				// compares two pointers, not two strings' bytes.
-				id.ID = env.NodeID(m.Name)
-			}
-			m.Endpoint.SetIdentity(id)
+			m.Endpoint.SetIdentity(cr.Cert.Peer) // its name is the machine's own string (ca.Client.shareName)
 		},
 		OnDecision: c.cfg.OnDecision,
 		Rand:       m.Kernel.Rand("ca/" + strconv.Itoa(m.incarnation)),
