@@ -71,29 +71,17 @@ func NewNetwork(k *Kernel, def LinkModel) *Network {
 }
 
 // Endpoint is one node's attachment to the network: its env.Transport.
+//
+// At 10,000 workers nearly every endpoint a message touches is out of the
+// cache, so the fields of Send and deliver come first and hold their data
+// in place (the random stream, the identity, the first FIFO links): each
+// pointer followed to a separate object was one more miss per message.
 type Endpoint struct {
-	net     *Network
-	node    *Node
-	id      env.NodeID
-	handler env.Handler
-	// handlerFrom, when set, is handler's form that is also told which
-	// node sent the message, so the receiver finds the sender without a
-	// lookup by name.
-	handlerFrom func(src int, from env.Peer, m env.Message)
-	// identity is what the endpoint's messages say they come from; it is
-	// replaced, never changed, since messages in flight point at it.
-	identity *env.Peer
-	rand     *Rand
-	// The newest delivery time per FIFO link from this endpoint: a short
-	// list, then a slice by destination node index. They were in one map
-	// of every link of the network, whose lookups, at 10,000 workers,
-	// missed the cache on every message.
-	fifos   []fifoLink
-	fifoAll []int64
+	net  *Network
+	node *Node
 	// The destination of the last send, valid while the network's byIDGen
 	// is lastGen: a worker sends nearly everything to one manager, which
 	// then costs no lookup by name.
-	lastTo  env.NodeID
 	lastDst *Endpoint
 	lastGen uint64
 	// The endpoint the last message delivered here came from, valid while
@@ -101,8 +89,27 @@ type Endpoint struct {
 	// one of thousands of workers, which then costs no lookup either.
 	replyTo  *Endpoint
 	replyGen uint64
+	// handlerFrom, when set, is handler's form that is also told which
+	// node sent the message, so the receiver finds the sender without a
+	// lookup by name.
+	handlerFrom func(src int, from env.Peer, m env.Message)
+	lastTo      env.NodeID
+	// identity is what the endpoint's messages say they come from; each
+	// message carries a copy.
+	identity env.Peer
 	// superseded: another endpoint took this one's name since.
 	superseded bool
+	rand       Rand
+	// The newest delivery time per FIFO link from this endpoint: a short
+	// list (in fifoBuf while it fits), then a slice by destination node
+	// index. They were in one map of every link of the network, whose
+	// lookups, at 10,000 workers, missed the cache on every message.
+	fifos   []fifoLink
+	fifoBuf [2]fifoLink
+	fifoAll []int64
+
+	id      env.NodeID
+	handler env.Handler
 }
 
 // fifoAt returns when a message scheduled at at on the FIFO link to dst
@@ -143,7 +150,9 @@ func (nw *Network) Attach(n *Node, id env.NodeID, h env.Handler) *Endpoint {
 	}
 	ep := nw.eps[n.idx]
 	if ep == nil {
-		ep = &Endpoint{net: nw, node: n, id: id, rand: n.Rand("net")}
+		ep = &Endpoint{net: nw, node: n, id: id}
+		n.k.initRand(&ep.rand, n.randName("net"))
+		ep.fifos = ep.fifoBuf[:0]
 		nw.eps[n.idx] = ep
 		if old := nw.byID[id]; old != nil {
 			old.superseded = true
@@ -152,8 +161,8 @@ func (nw *Network) Attach(n *Node, id env.NodeID, h env.Handler) *Endpoint {
 		nw.byIDGen++
 	}
 	ep.handler = h
-	if ep.identity == nil || ep.identity.ID == "" {
-		ep.identity = &env.Peer{ID: id}
+	if ep.identity.ID == "" {
+		ep.identity = env.Peer{ID: id}
 	}
 	return ep
 }
@@ -174,15 +183,10 @@ func (ep *Endpoint) SetHandlerFrom(h func(src int, from env.Peer, m env.Message)
 
 // SetIdentity sets who the endpoint's messages say they come from (what
 // its certificate proves).
-func (ep *Endpoint) SetIdentity(p env.Peer) { ep.identity = &p }
+func (ep *Endpoint) SetIdentity(p env.Peer) { ep.identity = p }
 
 // Identity is what the endpoint's messages say they come from.
-func (ep *Endpoint) Identity() env.Peer {
-	if ep.identity == nil {
-		return env.Peer{}
-	}
-	return *ep.identity
-}
+func (ep *Endpoint) Identity() env.Peer { return ep.identity }
 
 // Send queues m for delivery to the node called to. It never blocks.
 func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
@@ -221,7 +225,7 @@ func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 	arg := uint64(ep.node.idx)<<32 | uint64(uint32(dst.node.idx))
 	arg ^= nw.hashMethod(m.Method())
 	for range copies {
-		at := nw.k.now + int64(model.Latency.Draw(ep.rand))
+		at := nw.k.now + int64(model.Latency.Draw(&ep.rand))
 		if !model.Reorder {
 			at = ep.fifoAt(dst.node.idx, at)
 		}
@@ -233,7 +237,7 @@ func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 // and hands it to deliver when its time comes.
 type delivery struct {
 	src, dst *Endpoint
-	from     *env.Peer
+	from     env.Peer
 	msg      env.Message
 }
 
@@ -248,9 +252,9 @@ func (ep *Endpoint) deliver(d delivery) {
 		nw.k.Note("%s -> %s %s", d.from.ID, d.dst.id, describe(d.msg))
 	}
 	if d.dst.handlerFrom != nil {
-		d.dst.handlerFrom(int(ep.node.idx), *d.from, d.msg)
+		d.dst.handlerFrom(int(ep.node.idx), d.from, d.msg)
 	} else if d.dst.handler != nil {
-		d.dst.handler(*d.from, d.msg)
+		d.dst.handler(d.from, d.msg)
 	}
 }
 

@@ -59,8 +59,10 @@ func (n *Node) SetSkew(d time.Duration) { n.skew = d }
 
 // Rand returns the node's stream for one purpose ("raft", "dispatcher").
 func (n *Node) Rand(purpose string) *Rand {
-	return n.k.NewRand("node/" + n.name + "/" + purpose)
+	return n.k.NewRand(n.randName(purpose))
 }
+
+func (n *Node) randName(purpose string) string { return "node/" + n.name + "/" + purpose }
 
 // Post runs f on the node's loop, after every event already due now.
 func (n *Node) Post(f func()) {

@@ -24,11 +24,19 @@ type Rand struct {
 
 // NewRand returns the stream called name under the kernel's seed.
 func (k *Kernel) NewRand(name string) *Rand {
+	r := new(Rand)
+	k.initRand(r, name)
+	return r
+}
+
+// initRand makes *r the stream called name, in place: a Rand held by
+// value inside a hot object costs no pointer to follow. r must not be
+// copied afterwards (r.r points at r.pcg).
+func (k *Kernel) initRand(r *Rand, name string) {
 	a := splitmix(k.seed ^ HashString(name))
 	b := splitmix(a ^ 0x9e3779b97f4a7c15)
-	r := &Rand{pcg: *rand.NewPCG(a, b)}
+	r.pcg = *rand.NewPCG(a, b)
 	r.r = rand.New(&r.pcg)
-	return r
 }
 
 // Int63n returns a uniform value in [0, n).
