@@ -38,12 +38,12 @@ type removedReader interface {
 func (c *Client) Admit(from env.Peer, m env.Message, nodes NodeReader) error {
 	err := c.admit(from, m, nodes)
 	if err != nil {
-		c.stats.MessagesRefused++
+		c.refusedMsgs++
 	} else {
-		c.stats.MessagesAdmitted++
+		c.admitted++
 	}
-	if c.cfg.OnDecision != nil {
-		c.cfg.OnDecision(Decision{To: c.id, From: from, Method: m.Method(), Msg: m, Err: err})
+	if c.onDecision != nil {
+		c.onDecision(Decision{To: c.id, From: from, Method: m.Method(), Msg: m, Err: err})
 	}
 	return err
 }

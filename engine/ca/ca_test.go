@@ -122,22 +122,28 @@ func TestVerifyToleratesSkew(t *testing.T) {
 	root := mustRoot(t, r)
 	c := mustLeaf(t, root, r, "w1", env.RoleWorker, time.Hour)
 	pool := NewTrustPool([]*x509.Certificate{root.Cert})
+	// A refusal names the certificate's own bound, not the widened one.
+	expired := "expired at " + c.Leaf.NotAfter.UTC().Format(time.RFC3339)
+	early := "not valid before " + c.Leaf.NotBefore.UTC().Format(time.RFC3339)
 	for _, tc := range []struct {
-		at time.Time
-		ok bool
+		at   time.Time
+		want string // "" for accepted
 	}{
-		{t0, true},
-		{t0.Add(time.Hour + MaxClockSkew - time.Second), true},
-		{t0.Add(time.Hour + MaxClockSkew + time.Second), false},
-		{t0.Add(-Backdate - MaxClockSkew + time.Second), true},
-		{t0.Add(-Backdate - MaxClockSkew - time.Second), false},
+		{t0, ""},
+		{t0.Add(time.Hour + MaxClockSkew - time.Second), ""},
+		{t0.Add(time.Hour + MaxClockSkew + time.Second), expired},
+		{t0.Add(-Backdate - MaxClockSkew + time.Second), ""},
+		{t0.Add(-Backdate - MaxClockSkew - time.Second), early},
 	} {
 		_, err := pool.Verify(c, tc.at)
-		if (err == nil) != tc.ok {
-			t.Errorf("at %v: err %v, want ok=%v", tc.at.Sub(t0), err, tc.ok)
+		if (err == nil) != (tc.want == "") {
+			t.Errorf("at %v: err %v, want %q", tc.at.Sub(t0), err, tc.want)
 		}
 		if err != nil && !errors.Is(err, ErrUnauthenticated) {
 			t.Errorf("error %v does not wrap ErrUnauthenticated", err)
+		}
+		if err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("at %v: error %q does not say %q", tc.at.Sub(t0), err, tc.want)
 		}
 	}
 }

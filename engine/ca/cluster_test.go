@@ -124,6 +124,26 @@ func TestNodesJoinWithTokens(t *testing.T) {
 	if got := h.c.Machine("w1").Engine.CA().Stats().Joins; got != 1 {
 		t.Errorf("w1 joined %d times", got)
 	}
+	// Each client's counters and role agree with what it decided and holds.
+	admitted, refused := map[env.NodeID]uint64{}, map[env.NodeID]uint64{}
+	for _, d := range h.decisions {
+		if d.Err == nil {
+			admitted[d.To]++
+		} else {
+			refused[d.To]++
+		}
+	}
+	for _, m := range h.c.Machines() {
+		c, id := m.Engine.CA(), env.NodeID(m.Name)
+		st := c.Stats()
+		if st.MessagesAdmitted != admitted[id] || st.MessagesRefused != refused[id] || admitted[id] == 0 {
+			t.Errorf("%s counts %d admitted and %d refused; its decisions were %d and %d",
+				m.Name, st.MessagesAdmitted, st.MessagesRefused, admitted[id], refused[id])
+		}
+		if c.Role() != h.c.Certificate(m.Name).Peer.Role {
+			t.Errorf("%s's client says role %v, its certificate %v", m.Name, c.Role(), h.c.Certificate(m.Name).Peer.Role)
+		}
+	}
 }
 
 // After `join-token --rotate worker` the old worker token gets nothing; the

@@ -36,9 +36,11 @@ type TrustPool struct {
 }
 
 type verdict struct {
-	peer        env.Peer
-	err         error
-	from, until time.Time // the chain's validity window
+	peer env.Peer
+	err  error
+	// earliest and latest are the chain's validity window widened by
+	// MaxClockSkew at each end, what every message is checked against.
+	earliest, latest time.Time
 }
 
 // rootsVerdict is a verdict on a certificate under one root set.
@@ -182,11 +184,13 @@ func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 	if v.err != nil {
 		return env.Peer{}, v.err
 	}
-	if now.Before(v.from.Add(-MaxClockSkew)) {
-		return env.Peer{}, fmt.Errorf("%w: certificate of %s is not valid before %s", ErrUnauthenticated, v.peer.ID, v.from.UTC().Format(time.RFC3339))
+	if now.Before(v.earliest) {
+		from := v.earliest.Add(MaxClockSkew)
+		return env.Peer{}, fmt.Errorf("%w: certificate of %s is not valid before %s", ErrUnauthenticated, v.peer.ID, from.UTC().Format(time.RFC3339))
 	}
-	if now.After(v.until.Add(MaxClockSkew)) {
-		return env.Peer{}, fmt.Errorf("%w: certificate of %s expired at %s", ErrUnauthenticated, v.peer.ID, v.until.UTC().Format(time.RFC3339))
+	if now.After(v.latest) {
+		until := v.latest.Add(-MaxClockSkew)
+		return env.Peer{}, fmt.Errorf("%w: certificate of %s expired at %s", ErrUnauthenticated, v.peer.ID, until.UTC().Format(time.RFC3339))
 	}
 	return v.peer, nil
 }
@@ -246,14 +250,14 @@ func (t *TrustPool) verifyChain(c *Certificate) verdict {
 	if err != nil {
 		return verdict{err: fmt.Errorf("%w: certificate of %s: %w", ErrUnauthenticated, c.Peer.ID, err)}
 	}
-	v := verdict{peer: c.Peer, from: leaf.NotBefore, until: leaf.NotAfter}
+	from, until := leaf.NotBefore, leaf.NotAfter
 	for _, x := range chains[0][1:] {
-		if x.NotBefore.After(v.from) {
-			v.from = x.NotBefore
+		if x.NotBefore.After(from) {
+			from = x.NotBefore
 		}
-		if x.NotAfter.Before(v.until) {
-			v.until = x.NotAfter
+		if x.NotAfter.Before(until) {
+			until = x.NotAfter
 		}
 	}
-	return v
+	return verdict{peer: c.Peer, earliest: from.Add(-MaxClockSkew), latest: until.Add(MaxClockSkew)}
 }
