@@ -534,9 +534,13 @@ func (d *Dispatcher) expire(s *session) {
 func (d *Dispatcher) managerList() []string {
 	if d.managersFn != nil {
 		ids := d.managersFn()
-		if !d.managers.sameAs(ids) {
+		// The manager answers with the same slice while the membership
+		// stays: no need to compare it again on every heartbeat.
+		again := len(ids) > 0 && len(ids) == len(d.managers.from) && &ids[0] == &d.managers.from[0]
+		if !again && !d.managers.sameAs(ids) {
 			d.managers.set(ids)
 		}
+		d.managers.from = ids
 	}
 	return d.managers.list
 }
@@ -545,6 +549,8 @@ func (d *Dispatcher) managerList() []string {
 type managerSet struct {
 	ids  map[string]bool
 	list []string
+	// from is the managersFn answer list was last checked against.
+	from []env.NodeID
 }
 
 func (m *managerSet) rebuild(st *store.Store) {
@@ -590,6 +596,7 @@ func (m *managerSet) relist() {
 	}
 	slices.Sort(list)
 	m.list = list
+	m.from = nil
 }
 
 func (m *managerSet) sameAs(ids []env.NodeID) bool {

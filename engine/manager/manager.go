@@ -58,8 +58,9 @@ type Config struct {
 // orchestrator, dispatcher), started when this manager becomes leader and
 // stopped when it stops being leader. See the package documentation.
 type Manager struct {
-	// memberIDs is managerIDs' last answer.
-	memberIDs []env.NodeID
+	// memberIDs is managerIDs' last answer, made from membersSeen.
+	memberIDs   []env.NodeID
+	membersSeen []raft.Member
 
 	env   env.Env
 	cfg   Config
@@ -341,6 +342,12 @@ func (m *Manager) ensureCluster() {
 // members' IDs stay the same. Callers must not modify it.
 func (m *Manager) managerIDs() []env.NodeID {
 	members := m.raft.Members()
+	// Members returns the same slice until the membership changes (a
+	// change makes a new one), and every heartbeat answer asks.
+	if len(members) > 0 && len(members) == len(m.membersSeen) && &members[0] == &m.membersSeen[0] {
+		return m.memberIDs
+	}
+	m.membersSeen = members
 	if len(members) == len(m.memberIDs) {
 		same := true
 		for i, mb := range members {
