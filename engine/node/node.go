@@ -39,17 +39,21 @@ type Config struct {
 
 // Node is one running swarm node.
 type Node struct {
-	env     env.Env
-	cfg     Config
+	// What every inbound message reads comes first, in one cache line:
+	// env and cfg before them put them hundreds of bytes in.
 	manager *manager.Manager
 	agent   *agent.Agent
-	// disk is e.Storage, sealed; locked: its keys wait for the unlock key
-	// and nothing runs (keys.go).
-	disk    *crypt.SealedStorage
-	locked  bool
-	keys    *keyKeeper
 	ca      *ca.Client
 	stopped bool
+	// locked: the disk's keys wait for the unlock key and nothing runs
+	// (keys.go).
+	locked bool
+
+	env env.Env
+	cfg Config
+	// disk is e.Storage, sealed.
+	disk *crypt.SealedStorage
+	keys *keyKeeper
 }
 
 // New starts a node on e. Its disk is sealed (engine/crypt): a disk whose

@@ -69,7 +69,15 @@ func (s NodeStatus) String() string {
 // Machine is one simulated node: its kernel node, disk, network endpoint,
 // container runtime and, while it is up, the engine node running on them.
 type Machine struct {
-	Name    string
+	// Name, Engine and cert come first, in one cache line: the simulated
+	// TLS handshake reads them on every message (deliverTo).
+	Name   string
+	Engine *node.Node // nil while down
+	// cert is what the machine presents now: its last certificate (one
+	// that crashed keeps presenting it, as a thief of its disk would),
+	// nil until its node says which one its disk holds.
+	cert *ca.Certificate
+
 	Manager bool // runs a manager (raft member)
 	Shape   NodeShape
 	Status  NodeStatus
@@ -78,12 +86,6 @@ type Machine struct {
 	Disk     *sim.Disk
 	Endpoint *sim.Endpoint
 	Executor *sim.Executor
-	Engine   *node.Node // nil while down
-
-	// cert is what the machine presents now: its last certificate (one
-	// that crashed keeps presenting it, as a thief of its disk would),
-	// nil until its node says which one its disk holds.
-	cert *ca.Certificate
 
 	raftID      uint64
 	bootstrap   bool   // one of the initial managers
