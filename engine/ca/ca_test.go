@@ -290,6 +290,38 @@ func TestCSR(t *testing.T) {
 	}
 }
 
+// A CSR this process made is taken once without a second signature
+// check, byte for byte: a tampered copy, or the same CSR shown again, is
+// checked (and the tampered one refused) as without Shared.
+func TestSharedCSRs(t *testing.T) {
+	r := newSeeded(10)
+	der, err := NewCSR(NewKey(r), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(der)
+	bad[len(bad)-1] ^= 1
+	s := NewShared()
+	s.madeCSR(der)
+	if s.tookCSR(bad) {
+		t.Fatal("a tampered CSR passed for the one made")
+	}
+	if _, err := parseCSR(bad, !s.tookCSR(bad)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("tampered CSR: %v", err)
+	}
+	if !s.tookCSR(bytes.Clone(der)) {
+		t.Fatal("the CSR made was not recognised")
+	}
+	if s.tookCSR(der) {
+		t.Error("a CSR was taken twice")
+	}
+	var none *Shared // a real node: every CSR is checked
+	none.madeCSR(der)
+	if none.tookCSR(der) {
+		t.Error("no Shared, yet a CSR skipped its check")
+	}
+}
+
 func TestPEMRoundTrip(t *testing.T) {
 	r := newSeeded(9)
 	root := mustRoot(t, r)

@@ -518,6 +518,7 @@ func (c *Client) send(join bool) {
 			c.log.Error("cannot make a CSR", "err", err)
 			return
 		}
+		c.cfg.Shared.madeCSR(csr)
 		c.issue = &request{id: c.newRequestID(), key: key, csr: csr, token: join}
 	}
 	r := c.issue

@@ -137,6 +137,15 @@ func (s *Server) Close() {
 // Stats returns the counters.
 func (s *Server) Stats() ServerStats { return s.stats }
 
+// shared is what this manager's node shares with the other nodes of its
+// process (nil for a real node).
+func (s *Server) shared() *Shared {
+	if s.client == nil {
+		return nil
+	}
+	return s.client.cfg.Shared
+}
+
 // Handles reports whether m is a request the CA server answers.
 func Handles(m env.Message) bool {
 	switch m.(type) {
@@ -259,7 +268,7 @@ func (s *Server) handleIssue(from env.Peer, req *api.IssueNodeCertificate) {
 		refuse(api.CAError_CA_ERROR_UNAVAILABLE, errors.New("no cluster CA here yet"))
 		return
 	}
-	pub, err := ParseCSR(req.GetCsr())
+	pub, err := parseCSR(req.GetCsr(), !s.shared().tookCSR(req.GetCsr()))
 	if err != nil {
 		refuse(api.CAError_CA_ERROR_BAD_REQUEST, err)
 		return
