@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"math/bits"
 	"time"
 )
 
@@ -76,8 +77,11 @@ type slot struct {
 //
 // A Kernel is not safe for use from several goroutines.
 type Kernel struct {
-	now   int64 // virtual nanoseconds since Epoch
-	seq   uint64
+	now int64 // virtual nanoseconds since Epoch
+	seq uint64
+	// heap is a 4-ary min-heap that starts heapPad items into its array
+	// (growHeap), so that the four children of every item share one
+	// 64-byte cache line.
 	heap  []heapItem
 	slots []slot
 	// dlv holds the message of each delivery event, by slot: a delivery
@@ -201,6 +205,9 @@ func (k *Kernel) enqueue(at int64, i int32) TimerID {
 	s := &k.slots[i]
 	s.queued, s.cancelled = true, false
 	k.seq++
+	if len(k.heap) == cap(k.heap) {
+		k.growHeap()
+	}
 	k.heap = append(k.heap, heapItem{at: at, key: k.seq<<slotBits | uint64(i)})
 	k.up(len(k.heap) - 1)
 	k.live++
@@ -238,13 +245,7 @@ func (k *Kernel) release(i int32) {
 // Step runs the next event. It reports false when none is left.
 func (k *Kernel) Step() bool {
 	for len(k.heap) > 0 {
-		top := k.heap[0]
-		last := len(k.heap) - 1
-		k.heap[0] = k.heap[last]
-		k.heap = k.heap[:last]
-		if last > 0 {
-			k.down(0)
-		}
+		top := k.pop()
 		i := top.slot()
 		s := &k.slots[i]
 		if s.cancelled {
@@ -312,6 +313,15 @@ func fmtTime(ns int64) string {
 
 // ---- 4-ary heap ordered by (at, key)
 
+// less is 1 when a comes before b, else 0, without a branch: the borrow
+// of the 128-bit subtraction (a.at, a.key) - (b.at, b.key). Times are
+// never negative.
+func less(a, b heapItem) uint64 {
+	_, borrow := bits.Sub64(a.key, b.key, 0)
+	_, borrow = bits.Sub64(uint64(a.at), uint64(b.at), borrow)
+	return borrow
+}
+
 func (a heapItem) before(b heapItem) bool {
 	return a.at < b.at || a.at == b.at && a.key < b.key
 }
@@ -330,28 +340,69 @@ func (k *Kernel) up(j int) {
 	h[j] = x
 }
 
-func (k *Kernel) down(j int) {
+// pop removes and returns the first item. It moves the hole the first
+// item leaves down to a leaf, always to the smallest child, and then puts
+// the last item in from there upwards (Floyd's method): the last item
+// belongs near the bottom, so this saves the comparison with it on every
+// level on the way down, a third of all comparisons and their branch
+// mispredictions.
+func (k *Kernel) pop() heapItem {
 	h := k.heap
-	n := len(h)
-	x := h[j]
+	top := h[0]
+	last := len(h) - 1
+	x := h[last]
+	h = h[:last]
+	k.heap = h
+	if last == 0 {
+		return top
+	}
+	j := 0
 	for {
 		c := 4*j + 1
-		if c >= n {
+		if c >= last {
 			break
 		}
 		m := c
-		for d := c + 1; d < c+4 && d < n; d++ {
-			if h[d].before(h[m]) {
-				m = d
+		if c+4 <= last {
+			// Branch-free: which child is smallest is a coin toss the
+			// branch predictor loses half the time.
+			m += int(less(h[c+1], h[m])) * (c + 1 - m)
+			m += int(less(h[c+2], h[m])) * (c + 2 - m)
+			m += int(less(h[c+3], h[m])) * (c + 3 - m)
+		} else {
+			for d := c + 1; d < last; d++ {
+				if h[d].before(h[m]) {
+					m = d
+				}
 			}
-		}
-		if !h[m].before(x) {
-			break
 		}
 		h[j] = h[m]
 		j = m
 	}
+	for j > 0 {
+		p := (j - 1) / 4
+		if !x.before(h[p]) {
+			break
+		}
+		h[j] = h[p]
+		j = p
+	}
 	h[j] = x
+	return top
+}
+
+// heapPad is how many unused items precede the heap's first item in its
+// array. The children of item i are items 4i+1 to 4i+4: three items in,
+// on an array that starts on a cache line (a large allocation starts on
+// a page), they start 64(i+1) bytes in, at a cache line of their own, so
+// that each level of a pop reads one line instead of two.
+const heapPad = 3
+
+// growHeap moves the heap to an array twice as large, heapPad items in.
+func (k *Kernel) growHeap() {
+	buf := make([]heapItem, heapPad+len(k.heap), heapPad+max(2*cap(k.heap), 64))
+	copy(buf[heapPad:], k.heap)
+	k.heap = buf[heapPad:]
 }
 
 // ---- trace hash: FNV-1a over 64-bit words
