@@ -146,6 +146,8 @@ type Dispatcher struct {
 
 	cancelWatch func()
 	managers    managerSet
+	// roles holds each role at its own index, for rolePtr.
+	roles [2]api.NodeRole
 
 	// Batched writes.
 	nodeWrites   map[string]nodeWrite
@@ -193,6 +195,7 @@ func New(d Deps) *Dispatcher {
 	}
 	grace := int64(cfg.HeartbeatPeriod) * int64(cfg.DownAfter)
 	return &Dispatcher{
+		roles:        [...]api.NodeRole{api.NodeRole_NODE_ROLE_WORKER, api.NodeRole_NODE_ROLE_MANAGER},
 		loop:         d.Loop,
 		clock:        d.Clock,
 		rand:         d.Rand,
@@ -402,7 +405,17 @@ func (d *Dispatcher) desiredRole(node env.NodeID) *api.NodeRole {
 	if n == nil {
 		return nil
 	}
-	r := n.GetSpec().GetDesiredRole()
+	return d.rolePtr(n.GetSpec().GetDesiredRole())
+}
+
+// rolePtr returns r as a pointer that every answer carrying r shares:
+// thousands of agents read it on each heartbeat answer, and one value
+// per role stays in the cache where one per session missed it each
+// time. Receivers never change a message (env.Message).
+func (d *Dispatcher) rolePtr(r api.NodeRole) *api.NodeRole {
+	if r >= 0 && int(r) < len(d.roles) && d.roles[r] == r {
+		return &d.roles[r]
+	}
 	return &r
 }
 
@@ -413,10 +426,7 @@ func (d *Dispatcher) sessionDesiredRole(s *session) *api.NodeRole {
 		s.roleKnown, s.roleWrites = true, w
 		s.roleFound = false
 		if n := d.st.Node(s.node); n != nil {
-			r := n.GetSpec().GetDesiredRole()
-			if s.desiredRole == nil || *s.desiredRole != r {
-				s.desiredRole = &r
-			}
+			s.desiredRole = d.rolePtr(n.GetSpec().GetDesiredRole())
 			s.roleFound = true
 		}
 	}

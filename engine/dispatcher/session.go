@@ -20,8 +20,9 @@ type session struct {
 	closed      bool
 	// The desired role of the node as the store said it at roleWrites
 	// (Store.NodeWrites), when roleKnown; roleFound is false when the
-	// store had no such node. Heartbeat answers carry desiredRole itself,
-	// so it is replaced when the role changes, never written through.
+	// store had no such node. Heartbeat answers carry desiredRole itself
+	// (Dispatcher.rolePtr), so it is replaced when the role changes,
+	// never written through.
 	roleKnown, roleFound bool
 	lastSeen             int64 // clock ns of the last heartbeat or session request
 	roleWrites           uint64
