@@ -359,21 +359,24 @@ func (k *Kernel) pop() heapItem {
 	j := 0
 	for {
 		c := 4*j + 1
-		if c >= last {
+		if c+4 > last {
 			break
 		}
+		// Which child is smallest is a coin toss the branch predictor
+		// loses half the time: pick it without a branch, as a two-round
+		// tournament (the &3 spares the bounds checks).
+		g := (*[4]heapItem)(h[c : c+4])
+		a := int(less(g[1], g[0]))
+		b := 2 + int(less(g[3], g[2]))
+		m := a + int(less(g[b&3], g[a&3]))*(b-a)
+		h[j] = g[m&3]
+		j = c + m
+	}
+	if c := 4*j + 1; c < last { // a last, partial family
 		m := c
-		if c+4 <= last {
-			// Branch-free: which child is smallest is a coin toss the
-			// branch predictor loses half the time.
-			m += int(less(h[c+1], h[m])) * (c + 1 - m)
-			m += int(less(h[c+2], h[m])) * (c + 2 - m)
-			m += int(less(h[c+3], h[m])) * (c + 3 - m)
-		} else {
-			for d := c + 1; d < last; d++ {
-				if h[d].before(h[m]) {
-					m = d
-				}
+		for d := c + 1; d < last; d++ {
+			if h[d].before(h[m]) {
+				m = d
 			}
 		}
 		h[j] = h[m]
