@@ -107,6 +107,11 @@ type Endpoint struct {
 	fifos   []fifoLink
 	fifoBuf [2]fifoLink
 	fifoAll []int64
+	// sentMethod is the method of the last message sent and sentHash its
+	// hash (Network.hashMethod): an endpoint sends one kind of message
+	// again and again (a worker, heartbeats).
+	sentMethod string
+	sentHash   uint64
 
 	id      env.NodeID
 	handler env.Handler
@@ -223,7 +228,10 @@ func (ep *Endpoint) Send(to env.NodeID, m env.Message) {
 	}
 	from := ep.identity
 	arg := uint64(ep.node.idx)<<32 | uint64(uint32(dst.node.idx))
-	arg ^= nw.hashMethod(m.Method())
+	if meth := m.Method(); meth != ep.sentMethod || ep.sentHash == 0 {
+		ep.sentMethod, ep.sentHash = meth, nw.hashMethod(meth)
+	}
+	arg ^= ep.sentHash
 	for range copies {
 		at := nw.k.now + int64(model.Latency.Draw(&ep.rand))
 		if !model.Reorder {
