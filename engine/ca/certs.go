@@ -178,6 +178,21 @@ func (r *RootCA) NewRotation(rnd env.Rand, now time.Time) (next *RootCA, cross *
 // (backdated by Backdate) for expiry. The subject is the CA's to write:
 // CN the node ID, OU the role, O the cluster.
 func (r *RootCA) Issue(pub ed25519.PublicKey, id env.NodeID, role env.Role, now time.Time, expiry time.Duration, rnd env.Rand) (*x509.Certificate, error) {
+	der, err := r.IssueDER(pub, id, role, now, expiry, rnd)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse the certificate of %s: %w", id, err)
+	}
+	return cert, nil
+}
+
+// IssueDER is Issue without parsing the certificate it made: the CA
+// sends and records the DER, and at 10,000 joins the parse it never used
+// cost a tenth of the signing's allocations.
+func (r *RootCA) IssueDER(pub ed25519.PublicKey, id env.NodeID, role env.Role, now time.Time, expiry time.Duration, rnd env.Rand) ([]byte, error) {
 	if r.Key == nil {
 		return nil, fmt.Errorf("%w: the root's key is not here", ErrBadRequest)
 	}
@@ -208,11 +223,7 @@ func (r *RootCA) Issue(pub ed25519.PublicKey, id env.NodeID, role env.Role, now 
 	if err != nil {
 		return nil, fmt.Errorf("sign the certificate of %s: %w", id, err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse the certificate of %s: %w", id, err)
-	}
-	return cert, nil
+	return der, nil
 }
 
 // ValidNodeID checks a node ID a joiner asks for: 1 to 64 letters, digits,

@@ -318,7 +318,7 @@ func (s *Server) handleIssue(from env.Peer, req *api.IssueNodeCertificate) {
 		s.answer(id, req.GetRequestId(), pub, id, roleOfNode(s.st.Node(string(id))), expiry)
 		return
 	}
-	leaf, err := s.signer.Issue(pub, id, role, s.e.Clock.Now(), expiry, s.e.Rand)
+	leaf, err := s.signer.IssueDER(pub, id, role, s.e.Clock.Now(), expiry, s.e.Rand)
 	if err != nil {
 		refuse(api.CAError_CA_ERROR_BAD_REQUEST, err)
 		return
@@ -334,7 +334,7 @@ type pendingJoin struct {
 	name  string
 	role  env.Role
 	pub   []byte
-	leaf  *x509.Certificate
+	leaf  []byte // the certificate signed, DER
 	// refusal is set inside the transaction when the ID turned out taken.
 	code api.CAError
 	err  error
@@ -384,7 +384,7 @@ func (s *Server) flushJoins() {
 				Id:          string(j.id),
 				Spec:        &api.NodeSpec{Name: j.name, DesiredRole: apiRole(j.role)},
 				Role:        apiRole(j.role),
-				Certificate: j.leaf.Raw,
+				Certificate: j.leaf,
 			}); err != nil {
 				return err
 			}
@@ -432,7 +432,7 @@ func (s *Server) checkJoinID(r NodeReader, id env.NodeID, pub []byte) (api.CAErr
 
 // answer signs and sends a certificate.
 func (s *Server) answer(to env.NodeID, reqID uint64, pub []byte, id env.NodeID, role env.Role, expiry time.Duration) {
-	leaf, err := s.signer.Issue(pub, id, role, s.e.Clock.Now(), expiry, s.e.Rand)
+	leaf, err := s.signer.IssueDER(pub, id, role, s.e.Clock.Now(), expiry, s.e.Rand)
 	if err != nil {
 		s.stats.Refused++
 		s.e.Transport.Send(to, &api.IssueNodeCertificateResponse{RequestId: reqID, Error: api.CAError_CA_ERROR_BAD_REQUEST, Message: err.Error()})
@@ -441,9 +441,9 @@ func (s *Server) answer(to env.NodeID, reqID uint64, pub []byte, id env.NodeID, 
 	s.send(to, reqID, leaf)
 }
 
-func (s *Server) send(to env.NodeID, reqID uint64, leaf *x509.Certificate) {
+func (s *Server) send(to env.NodeID, reqID uint64, leaf []byte) {
 	s.stats.Issued++
-	resp := &api.IssueNodeCertificateResponse{RequestId: reqID, Certificate: leaf.Raw, Roots: derOf(s.roots)}
+	resp := &api.IssueNodeCertificateResponse{RequestId: reqID, Certificate: leaf, Roots: derOf(s.roots)}
 	if s.cross != nil && s.signer != s.current {
 		resp.Chain = [][]byte{s.cross.Raw}
 	}
