@@ -208,8 +208,9 @@ func (k *Kernel) enqueue(at int64, i int32) TimerID {
 	if len(k.heap) == cap(k.heap) {
 		k.growHeap()
 	}
-	k.heap = append(k.heap, heapItem{at: at, key: k.seq<<slotBits | uint64(i)})
-	k.up(len(k.heap) - 1)
+	x := heapItem{at: at, key: k.seq<<slotBits | uint64(i)}
+	k.heap = append(k.heap, x)
+	k.up(len(k.heap)-1, x)
 	k.live++
 	return TimerID(uint64(s.gen)<<32 | uint64(uint32(i)+1))
 }
@@ -326,9 +327,9 @@ func (a heapItem) before(b heapItem) bool {
 	return a.at < b.at || a.at == b.at && a.key < b.key
 }
 
-func (k *Kernel) up(j int) {
+// up puts x into the hole at j, moving down every parent it comes before.
+func (k *Kernel) up(j int, x heapItem) {
 	h := k.heap
-	x := h[j]
 	for j > 0 {
 		p := (j - 1) / 4
 		if !x.before(h[p]) {
@@ -343,9 +344,8 @@ func (k *Kernel) up(j int) {
 // pop removes and returns the first item. It moves the hole the first
 // item leaves down to a leaf, always to the smallest child, and then puts
 // the last item in from there upwards (Floyd's method): the last item
-// belongs near the bottom, so this saves the comparison with it on every
-// level on the way down, a third of all comparisons and their branch
-// mispredictions.
+// belongs near the bottom, so this saves comparing it on every level on
+// the way down, one comparison in four.
 func (k *Kernel) pop() heapItem {
 	h := k.heap
 	top := h[0]
@@ -382,15 +382,7 @@ func (k *Kernel) pop() heapItem {
 		h[j] = h[m]
 		j = m
 	}
-	for j > 0 {
-		p := (j - 1) / 4
-		if !x.before(h[p]) {
-			break
-		}
-		h[j] = h[p]
-		j = p
-	}
-	h[j] = x
+	k.up(j, x)
 	return top
 }
 
