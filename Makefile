@@ -33,7 +33,8 @@ proto-tools: ## install the protoc plugins at the versions the committed code wa
 bench: ## regenerate reports/ with every benchmark at full size (minutes each; not run in CI)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/swarmsim
 	$(BIN)/swarmsim bench raft --seeds 3 --out reports
-	$(BIN)/swarmsim bench scheduler failover scale realwrites --out reports
+	$(BIN)/swarmsim bench scale --seeds 3 --out reports
+	$(BIN)/swarmsim bench scheduler failover realwrites --out reports
 
 bench-ci: ## run every benchmark once at its smallest size, as CI does through go test
 	$(GO) test -count=1 -run 'TestQuick' ./bench/suite
