@@ -78,3 +78,21 @@ func TestHeapLess(t *testing.T) {
 		}
 	})
 }
+
+// A timer set further out than time goes waits at the end of time, after
+// everything else, instead of wrapping around to before now.
+func TestTimerBeyondTheEndOfTime(t *testing.T) {
+	k := NewKernel(1)
+	var got []string
+	k.Schedule(time.Second, KindStep, func() {
+		k.Schedule(math.MaxInt64, KindStep, func() { got = append(got, "never") })
+		k.Schedule(time.Second, KindStep, func() { got = append(got, "soon") })
+	})
+	k.RunUntil(time.Hour, nil)
+	if len(got) != 1 || got[0] != "soon" {
+		t.Fatalf("ran %v by an hour, want [soon]", got)
+	}
+	if k.Pending() != 1 {
+		t.Fatalf("%d events pending, want the one at the end of time", k.Pending())
+	}
+}

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
 	"time"
 )
@@ -163,7 +164,17 @@ func (k *Kernel) Note(format string, args ...any) {
 // Schedule runs fn at virtual time now+d, outside any node. It returns an
 // ID that Cancel takes.
 func (k *Kernel) Schedule(d time.Duration, kind Kind, fn func()) TimerID {
-	return k.schedule(k.now+int64(max(d, 0)), noNode, 0, kind, 0, fn)
+	return k.schedule(k.after(d), noNode, 0, kind, 0, fn)
+}
+
+// after is the virtual time d from now: now for a negative d, and the end
+// of time for one that would run past it, so that no event time is ever
+// negative (the heap's comparison counts on it).
+func (k *Kernel) after(d time.Duration) int64 {
+	if d <= 0 {
+		return k.now
+	}
+	return k.now + min(int64(d), math.MaxInt64-k.now)
 }
 
 func (k *Kernel) schedule(at int64, node int32, epoch uint32, kind Kind, arg uint64, fn func()) TimerID {

@@ -72,7 +72,7 @@ func (n *Node) Post(f func()) {
 // At runs f on the node's loop after d, as an event of the given kind with
 // arg folded into the trace hash. Network, disk and executor use it.
 func (n *Node) At(d time.Duration, kind Kind, arg uint64, f func()) TimerID {
-	return n.k.schedule(n.k.now+int64(max(d, 0)), n.idx, n.epoch, kind, arg, f)
+	return n.k.schedule(n.k.after(d), n.idx, n.epoch, kind, arg, f)
 }
 
 // Now is the node's clock: virtual time plus its skew.
