@@ -10,8 +10,8 @@ import (
 
 // session is one node's connection to this dispatcher.
 type session struct {
-	// A heartbeat reads and writes these, and they fill the first cache
-	// line: at 10,000 workers a session has left the cache between two
+	// A heartbeat reads and writes these, and they fill the first 64
+	// bytes: at 10,000 workers a session has left the cache between two
 	// heartbeats, and spread over the struct they cost two misses each.
 	id string
 	// placeholder stands for a node the store says READY that has no
