@@ -128,7 +128,7 @@ type Client struct {
 	// workers a worker's client has left the cache between two heartbeats,
 	// and each of those objects was one more cache miss per message.
 	trust      *TrustPool
-	clock      env.Clock      // e.Clock
+	clock      env.Clock      // e.Clock, which the client reads only through this
 	onDecision func(Decision) // cfg.OnDecision
 	role       env.Role       // creds' role; rebuildTrust keeps it
 	// org is creds' cluster, kept beside it: admission compares it on
@@ -493,7 +493,7 @@ func (c *Client) newRequestID() uint64 { return uint64(c.e.Rand.Int63n(1<<62)) +
 // after arms a timer that does nothing once the client stopped.
 func (c *Client) after(d time.Duration, f func()) env.Timer {
 	gen := c.gen
-	return c.e.Clock.AfterFunc(d, func() {
+	return c.clock.AfterFunc(d, func() {
 		if gen == c.gen && c.running {
 			f()
 		}
@@ -747,7 +747,7 @@ func (c *Client) scheduleRenewal() {
 	issued := c.creds.Cert.IssuedAt()
 	life := leaf.NotAfter.Sub(issued)
 	frac := renewLo + (renewHi-renewLo)*c.e.Rand.Float64()
-	d := issued.Add(time.Duration(float64(life) * frac)).Sub(c.e.Clock.Now())
+	d := issued.Add(time.Duration(float64(life) * frac)).Sub(c.clock.Now())
 	if d < 0 {
 		d = c.jitter(c.cfg.Retry, 0, 1)
 	}
