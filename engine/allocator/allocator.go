@@ -175,7 +175,7 @@ func (a *Allocator) Start() {
 		return
 	}
 	a.running = true
-	a.cancelWatch = a.st.Watch(a.onEvents)
+	a.cancelWatch = a.st.WatchKinds(store.KindSetOf(store.KindTask, store.KindService, store.KindNetwork), a.onEvents)
 	a.rebuild()
 	a.kick()
 }

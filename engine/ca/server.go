@@ -109,7 +109,7 @@ func NewServer(d ServerDeps) *Server {
 	if s.maxNotice <= 0 {
 		s.maxNotice = 1000
 	}
-	s.cancelWatch = s.st.Watch(func(evs []store.Event) {
+	s.cancelWatch = s.st.WatchKinds(store.KindSetOf(store.KindCluster), func(evs []store.Event) {
 		for _, ev := range evs {
 			if ev.Kind == store.KindCluster || ev.Action == store.ActionRestore {
 				s.refresh()

@@ -237,7 +237,7 @@ func (d *Dispatcher) Start() {
 	d.status, d.acks = nil, nil
 	now := d.now()
 	d.wheel.init(now, int64(d.cfg.SweepInterval), d.unknownGrace)
-	d.cancelWatch = d.st.Watch(d.onEvents)
+	d.cancelWatch = d.st.WatchKinds(store.KindSetOf(store.KindTask, store.KindNode), d.onEvents)
 	d.managers.rebuild(d.st)
 	// Nodes that were READY under the previous leader have no session here
 	// yet: give them time to find this leader before calling them DOWN.

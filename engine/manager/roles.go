@@ -64,7 +64,7 @@ func (r *roles) Start() {
 	r.running = true
 	r.epoch++
 	r.rescan = true
-	r.cancel = r.m.store.Watch(func(evs []store.Event) {
+	r.cancel = r.m.store.WatchKinds(store.KindSetOf(store.KindNode), func(evs []store.Event) {
 		kick := false
 		for _, ev := range evs {
 			switch ev.Kind {

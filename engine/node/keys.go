@@ -83,7 +83,7 @@ func (n *Node) startKeys(m *manager.Manager) {
 		n.keys.stop()
 	}
 	k := &keyKeeper{n: n, m: m, disk: n.disk}
-	k.cancel = m.Store().Watch(k.onEvents)
+	k.cancel = m.Store().WatchKinds(store.KindSetOf(store.KindCluster), k.onEvents)
 	n.keys = k
 	k.post()
 }

@@ -160,7 +160,7 @@ func (o *Orchestrator) Start() {
 	o.running = true
 	o.epoch++
 	o.reset()
-	o.cancelWatch = o.st.Watch(o.onEvents)
+	o.cancelWatch = o.st.WatchKinds(store.KindSetOf(store.KindTask, store.KindService, store.KindNode, store.KindCluster), o.onEvents)
 	o.resync()
 	o.log.Info("orchestrator started", "services", len(o.pending))
 }

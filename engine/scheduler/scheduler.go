@@ -159,7 +159,7 @@ func (s *Scheduler) Start() {
 	}
 	s.running = true
 	s.rebuild()
-	s.cancelWatch = s.st.Watch(s.onEvents)
+	s.cancelWatch = s.st.WatchKinds(store.KindSetOf(store.KindTask, store.KindNode, store.KindService), s.onEvents)
 }
 
 // Stop makes the scheduler inactive: it stops watching, cancels its timer,

@@ -355,6 +355,7 @@ func (s *Store) baseVersion(index uint64, k Kind, id string, v uint64) uint64 {
 // publish it if it applies.
 func (s *Store) record(a Action, k Kind, id string, old, new Object) {
 	s.log = append(s.log, Event{Action: a, Kind: k, ID: id, Old: old, New: new})
+	s.logKinds |= k.bit()
 	if s.touched != nil {
 		key := kindID{k, id}
 		if _, ok := s.touched[key]; !ok {
@@ -395,9 +396,11 @@ func (s *Store) newLog(n int) []Event {
 	return l
 }
 
-// publish hands the logged changes to the watchers.
+// publish hands the logged changes to the watchers that look at their
+// kinds.
 func (s *Store) publish() {
-	if len(s.log) == 0 || len(s.watchers) == 0 {
+	kinds := s.logKinds
+	if len(s.log) == 0 || kinds&s.watchKinds == 0 {
 		s.resetLog()
 		return
 	}
@@ -406,11 +409,13 @@ func (s *Store) publish() {
 	// captures it), so the next proposal logs into a new one.
 	s.log = nil
 	s.touched = nil
-	s.dispatch(evs)
+	s.logKinds = 0
+	s.dispatch(evs, kinds)
 }
 
 func (s *Store) resetLog() {
 	s.touched = nil
+	s.logKinds = 0
 	if cap(s.log) > 4096 {
 		s.log = nil // do not keep a huge proposal's log around
 		return

@@ -154,7 +154,7 @@ func (s *Store) Restore(data []byte) error {
 	s.applied = maxVersion
 	s.stats.Restores++
 	if len(s.watchers) > 0 {
-		s.dispatch([]Event{{Action: ActionRestore}})
+		s.dispatch([]Event{{Action: ActionRestore}}, KindNone.bit())
 	}
 	return nil
 }

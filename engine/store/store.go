@@ -39,8 +39,13 @@ type Store struct {
 	log     []Event
 	slab    []Event // what newLog carves logs from
 	touched map[kindID]uint64
+	// logKinds is the kinds of the events in log.
+	logKinds KindSet
 
-	watchers    []*watcher
+	watchers []*watcher
+	// watchKinds is the kinds some watcher looks at (a cancelled one's
+	// too, until the watchers are compacted).
+	watchKinds  KindSet
 	dispatching int
 	dirty       bool // a watcher was cancelled during a dispatch
 

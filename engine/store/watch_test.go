@@ -177,3 +177,63 @@ func TestWatchRestore(t *testing.T) {
 		t.Fatalf("watcher saw %d tasks during restore, want the restored 3", sawTasks)
 	}
 }
+
+// A kind watcher is called for the proposals that touch its kinds, with
+// all their events, and for every restore; a proposal no watcher looks at
+// reaches nobody, and its log is reused instead of handed out.
+func TestWatchKinds(t *testing.T) {
+	s := baseStore(t)
+	var nodes, kvs [][]string
+	record := func(into *[][]string) func([]Event) {
+		return func(evs []Event) {
+			var batch []string
+			for _, e := range evs {
+				batch = append(batch, evString(e))
+			}
+			*into = append(*into, batch)
+		}
+	}
+	s.WatchKinds(KindSetOf(KindNode), record(&nodes))
+	cancelKV := s.WatchKinds(KindSetOf(KindKV, KindCluster), record(&kvs))
+	mustApply(t, s, 200, aStatus("t3", running, 1))                            // tasks: nobody
+	mustApply(t, s, 300, aUpdate(withVersion(node("n1", "w1"), 1)))            // node watcher
+	mustApply(t, s, 400, aDelete(KindKV, "k", 0), aAssign("t1", "n1", 1))      // kv watcher, with the task event
+	mustApply(t, s, 500, aCreate(node("n9", "")), aCreate(&api.KV{Key: "k2"})) // both
+	want := func(name string, got, want [][]string) {
+		t.Helper()
+		if !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("%s watcher\n got %q\nwant %q", name, got, want)
+		}
+	}
+	want("node", nodes, [][]string{
+		{"update node n1 old=1 new=3"},
+		{"create node n9 old=0 new=5", "create kv k2 old=0 new=5"},
+	})
+	want("kv", kvs, [][]string{
+		{"delete kv k old=1 new=0", "update task t1 old=1 new=4"},
+		{"create node n9 old=0 new=5", "create kv k2 old=0 new=5"},
+	})
+
+	// With the KV watcher gone, a KV write is logged into the same storage
+	// each time: nothing watches it.
+	cancelKV()
+	if s.watchKinds != KindSetOf(KindNode, KindNone) {
+		t.Fatalf("watched kinds %b after cancel", s.watchKinds)
+	}
+	mustApply(t, s, 600, aUpdate(withVersion(&api.KV{Key: "k2"}, 5)))
+	before := &s.log[:1][0]
+	mustApply(t, s, 700, aUpdate(withVersion(&api.KV{Key: "k2"}, 6)))
+	if cap(s.log) == 0 || &s.log[:1][0] != before {
+		t.Fatal("an unwatched proposal's log was handed out")
+	}
+	if len(kvs) != 2 || len(nodes) != 2 {
+		t.Fatalf("unwatched KV writes reached a watcher: %d %d", len(kvs), len(nodes))
+	}
+
+	// Every watcher sees a restore.
+	nodes = nil
+	if err := s.Restore(snapshot(t, baseStore(t))); err != nil {
+		t.Fatal(err)
+	}
+	want("node", nodes, [][]string{{"restore none  old=0 new=0"}})
+}
