@@ -7,8 +7,10 @@ import (
 	"crypto/elliptic"
 	crand "crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -398,6 +400,124 @@ func TestVerdictsKeptPerRootSet(t *testing.T) {
 	}
 	if _, err := a.Verify(c, t0); err != nil {
 		t.Fatalf("after eviction: %v", err)
+	}
+}
+
+// A certificate a CA of this process signed is verified once without its
+// signature check, to the same verdict as in full; a tampered copy, a
+// leaf shown to another root set, a record naming another parent, a root
+// that is not valid over the leaf, and a root set where x509 would have to
+// choose between two roots all go through x509.Verify.
+func TestSharedIssuedCertificates(t *testing.T) {
+	r := newSeeded(11)
+	root, other := mustRoot(t, r), mustRoot(t, r)
+	next, _, err := root.NewRotation(r, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShared()
+	issue := func(ca *RootCA, id string, expiry time.Duration, parent *x509.Certificate) *Certificate {
+		t.Helper()
+		der, err := ca.IssueDER(NewKey(r).Public().(ed25519.PublicKey), env.NodeID(id), env.RoleWorker, t0, expiry, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.madeCert(der, parent)
+		c, err := ParseCertificate(der, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// full is the verdict of a pool that knows nothing of s.
+	full := func(c *Certificate, roots ...*x509.Certificate) verdict {
+		fresh, err := ParseCertificate(c.Leaf.Raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewTrustPool(roots).verifyChain(fresh)
+	}
+	check := func(name string, c *Certificate, wantTaken uint64, wantOK bool, roots ...*x509.Certificate) {
+		t.Helper()
+		taken := s.issuedTaken
+		got := s.pool(roots).verifyChain(c)
+		if s.issuedTaken-taken != wantTaken {
+			t.Errorf("%s: %d verifications skipped the signature, want %d", name, s.issuedTaken-taken, wantTaken)
+		}
+		if (got.err == nil) != wantOK {
+			t.Errorf("%s: verdict %v, want ok=%v", name, got.err, wantOK)
+		}
+		want := full(c, roots...)
+		if got.peer != want.peer || !got.earliest.Equal(want.earliest) || !got.latest.Equal(want.latest) || (got.err == nil) != (want.err == nil) {
+			t.Errorf("%s: verdict %+v, x509.Verify's %+v", name, got, want)
+		}
+	}
+
+	good := issue(root, "w1", time.Hour, root.Cert)
+	check("issued here", good, 1, true, root.Cert)
+	if len(s.issued) != 0 {
+		t.Errorf("%d certificates still recorded after their check", len(s.issued))
+	}
+	again, err := ParseCertificate(good.Leaf.Raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("shown again", again, 0, true, root.Cert)
+
+	tampered := issue(root, "w2", time.Hour, root.Cert)
+	bad := bytes.Clone(tampered.Leaf.Raw)
+	bad[len(bad)-1] ^= 1 // the signature's last byte
+	if c, err := ParseCertificate(bad, nil); err == nil {
+		check("tampered", c, 0, false, root.Cert)
+	}
+
+	check("another root set", issue(root, "w3", time.Hour, root.Cert), 0, false, other.Cert)
+	check("recorded with another parent", issue(root, "w4", time.Hour, other.Cert), 0, true, root.Cert)
+	// The leaf outlives its root by so much that the root has expired at
+	// the middle of the leaf's life, the time the chain is checked at.
+	check("root expired", issue(root, "w5", 3*RootCertExpiry, root.Cert), 0, false, root.Cert)
+	if bytes.Equal(root.Cert.RawSubject, next.Cert.RawSubject) {
+		check("two roots of one name", issue(next, "w6", time.Hour, next.Cert), 0, true, root.Cert, next.Cert)
+	}
+	check("the new root alone", issue(next, "w7", time.Hour, next.Cert), 1, true, next.Cert)
+
+	var none *Shared // a real node: every chain is checked
+	none.madeCert(good.Leaf.Raw, root.Cert)
+	if none.tookCert(good.Leaf.Raw) != nil {
+		t.Error("no Shared, yet a certificate skipped its check")
+	}
+}
+
+// signedHere leaves to x509.Verify any root that constrains the chains
+// under it, which this package's CA never makes: plainCA must see each.
+func TestPlainCA(t *testing.T) {
+	r := newSeeded(12)
+	root := mustRoot(t, r)
+	if !plainCA(root.Cert) || hasPolicies(root.Cert) {
+		t.Fatal("the CA's own root is not a plain CA")
+	}
+	for name, change := range map[string]func(x *x509.Certificate){
+		"not a CA":             func(x *x509.Certificate) { x.IsCA = false },
+		"no basic constraints": func(x *x509.Certificate) { x.BasicConstraintsValid = false },
+		"no cert signing":      func(x *x509.Certificate) { x.KeyUsage = x509.KeyUsageDigitalSignature },
+		"another key type":     func(x *x509.Certificate) { x.PublicKeyAlgorithm = x509.ECDSA },
+		"critical extension":   func(x *x509.Certificate) { x.UnhandledCriticalExtensions = []asn1.ObjectIdentifier{{1, 2, 3}} },
+		"DNS constraint":       func(x *x509.Certificate) { x.PermittedDNSDomains = []string{"example"} },
+		"excluded DNS":         func(x *x509.Certificate) { x.ExcludedDNSDomains = []string{"example"} },
+		"critical names":       func(x *x509.Certificate) { x.PermittedDNSDomainsCritical = true },
+		"email constraint":     func(x *x509.Certificate) { x.PermittedEmailAddresses = []string{"a@b"} },
+		"URI constraint":       func(x *x509.Certificate) { x.ExcludedURIDomains = []string{"example"} },
+		"IP constraint":        func(x *x509.Certificate) { x.PermittedIPRanges = []*net.IPNet{{}} },
+		"policy":               func(x *x509.Certificate) { x.PolicyIdentifiers = []asn1.ObjectIdentifier{{1, 2}} },
+		"explicit policy":      func(x *x509.Certificate) { x.RequireExplicitPolicyZero = true },
+		"inhibit mapping":      func(x *x509.Certificate) { x.InhibitPolicyMapping = 1 },
+		"inhibit any":          func(x *x509.Certificate) { x.InhibitAnyPolicyZero = true },
+	} {
+		x := *root.Cert
+		change(&x)
+		if plainCA(&x) {
+			t.Errorf("%s: taken for a plain CA", name)
+		}
 	}
 }
 

@@ -323,6 +323,7 @@ func (s *Server) handleIssue(from env.Peer, req *api.IssueNodeCertificate) {
 		refuse(api.CAError_CA_ERROR_BAD_REQUEST, err)
 		return
 	}
+	s.shared().madeCert(leaf, s.signer.Cert)
 	s.queueJoin(pendingJoin{from: from.ID, reqID: req.GetRequestId(), id: id, name: req.GetName(), role: role, pub: pub, leaf: leaf})
 }
 
@@ -438,6 +439,7 @@ func (s *Server) answer(to env.NodeID, reqID uint64, pub []byte, id env.NodeID, 
 		s.e.Transport.Send(to, &api.IssueNodeCertificateResponse{RequestId: reqID, Error: api.CAError_CA_ERROR_BAD_REQUEST, Message: err.Error()})
 		return
 	}
+	s.shared().madeCert(leaf, s.signer.Cert)
 	s.send(to, reqID, leaf)
 }
 
