@@ -448,7 +448,7 @@ func TestSharedIssuedCertificates(t *testing.T) {
 			t.Errorf("%s: verdict %v, want ok=%v", name, got.err, wantOK)
 		}
 		want := full(c, roots...)
-		if got.peer != want.peer || !got.earliest.Equal(want.earliest) || !got.latest.Equal(want.latest) || (got.err == nil) != (want.err == nil) {
+		if got.peer != want.peer || got.earliest != want.earliest || got.latest != want.latest || (got.err == nil) != (want.err == nil) {
 			t.Errorf("%s: verdict %+v, x509.Verify's %+v", name, got, want)
 		}
 	}

@@ -323,14 +323,16 @@ func parseCSR(der []byte, checkSig bool) (ed25519.PublicKey, error) {
 // each connection presents; the simulator runs every node on one
 // goroutine).
 type Certificate struct {
-	Leaf  *x509.Certificate
-	Chain []*x509.Certificate
-	Peer  env.Peer
-	inter *x509.CertPool
 	// first and more are the verdicts reached on it, one per root set
-	// (TrustPool.chainVerdict), oldest first.
+	// (TrustPool.chainVerdict), oldest first. The check of every message
+	// reads first and hasFirst: they come first, in the first two cache
+	// lines, which a manager reading a worker's certificate fetches cold.
 	first    rootsVerdict
 	hasFirst bool
+	Leaf     *x509.Certificate
+	Chain    []*x509.Certificate
+	Peer     env.Peer
+	inter    *x509.CertPool
 	more     []rootsVerdict
 }
 

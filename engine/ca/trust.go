@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -38,13 +39,32 @@ type TrustPool struct {
 	shared *Shared
 }
 
+// verdict is what a chain check found. Its fields are ordered for the
+// check of every message, which reads the window and the error, then the
+// peer: in a Certificate's first verdict they share the certificate's
+// first two cache lines with the root set's digest.
 type verdict struct {
-	peer env.Peer
-	err  error
 	// earliest and latest are the chain's validity window widened by
-	// MaxClockSkew at each end, what every message is checked against.
-	earliest, latest time.Time
+	// MaxClockSkew at each end, in Unix nanoseconds (saturated at the
+	// ends of int64), what every message is checked against.
+	earliest, latest int64
+	err              error
+	peer             env.Peer
 }
+
+// unixNano is t in Unix nanoseconds, saturated where int64 ends (years
+// 1678 and 2262): a foreign certificate may say 9999.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minUnixNano):
+		return math.MinInt64
+	case t.After(maxUnixNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var minUnixNano, maxUnixNano = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
 
 // rootsVerdict is a verdict on a certificate under one root set.
 type rootsVerdict struct {
@@ -266,12 +286,12 @@ func (t *TrustPool) Verify(c *Certificate, now time.Time) (env.Peer, error) {
 	if v.err != nil {
 		return env.Peer{}, v.err
 	}
-	if now.Before(v.earliest) {
-		from := v.earliest.Add(MaxClockSkew)
+	switch n := unixNano(now); {
+	case n < v.earliest:
+		from := time.Unix(0, v.earliest).Add(MaxClockSkew)
 		return env.Peer{}, fmt.Errorf("%w: certificate of %s is not valid before %s", ErrUnauthenticated, v.peer.ID, from.UTC().Format(time.RFC3339))
-	}
-	if now.After(v.latest) {
-		until := v.latest.Add(-MaxClockSkew)
+	case n > v.latest:
+		until := time.Unix(0, v.latest).Add(-MaxClockSkew)
 		return env.Peer{}, fmt.Errorf("%w: certificate of %s expired at %s", ErrUnauthenticated, v.peer.ID, until.UTC().Format(time.RFC3339))
 	}
 	return v.peer, nil
@@ -351,7 +371,7 @@ func chainWindow(c *Certificate, chain []*x509.Certificate) verdict {
 			until = x.NotAfter
 		}
 	}
-	return verdict{peer: c.Peer, earliest: from.Add(-MaxClockSkew), latest: until.Add(MaxClockSkew)}
+	return verdict{peer: c.Peer, earliest: unixNano(from.Add(-MaxClockSkew)), latest: unixNano(until.Add(MaxClockSkew))}
 }
 
 // signedHere returns the root of t whose key signed c's leaf in this
