@@ -77,13 +77,12 @@ func NewNetwork(k *Kernel, def LinkModel) *Network {
 // in place (the random stream, the identity, the first FIFO links): each
 // pointer followed to a separate object was one more miss per message.
 type Endpoint struct {
+	// The first cache line holds what a manager's answer reads of the
+	// worker it goes to, and what delivering it writes: the name, the
+	// node, the reply shortcut and the handler.
 	net  *Network
 	node *Node
-	// The destination of the last send, valid while the network's byIDGen
-	// is lastGen: a worker sends nearly everything to one manager, which
-	// then costs no lookup by name.
-	lastDst *Endpoint
-	lastGen uint64
+	id   env.NodeID
 	// The endpoint the last message delivered here came from, valid while
 	// byIDGen is replyGen: a manager answers most messages at once, to
 	// one of thousands of workers, which then costs no lookup either.
@@ -93,13 +92,18 @@ type Endpoint struct {
 	// node sent the message, so the receiver finds the sender without a
 	// lookup by name.
 	handlerFrom func(src int, from env.Peer, m env.Message)
-	lastTo      env.NodeID
+	// superseded: another endpoint took this one's name since.
+	superseded bool
+	// The destination of the last send, valid while the network's byIDGen
+	// is lastGen: a worker sends nearly everything to one manager, which
+	// then costs no lookup by name.
+	lastDst *Endpoint
+	lastGen uint64
+	lastTo  env.NodeID
 	// identity is what the endpoint's messages say they come from; each
 	// message carries a copy.
 	identity env.Peer
-	// superseded: another endpoint took this one's name since.
-	superseded bool
-	rand       Rand
+	rand     Rand
 	// The newest delivery time per FIFO link from this endpoint: a short
 	// list (in fifoBuf while it fits), then a slice by destination node
 	// index. They were in one map of every link of the network, whose
@@ -113,7 +117,6 @@ type Endpoint struct {
 	sentMethod string
 	sentHash   uint64
 
-	id      env.NodeID
 	handler env.Handler
 }
 
