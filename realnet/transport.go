@@ -553,7 +553,7 @@ type peerSender struct {
 	lost     uint64
 	conn     *grpc.ClientConn
 	connAddr string
-	stream   grpc.BidiStreamingClient[rpc.Envelope, rpc.Envelope]
+	stream   peerStream
 	cancel   context.CancelFunc
 }
 
@@ -667,7 +667,8 @@ func (ps *peerSender) run() {
 		if e == nil {
 			return
 		}
-		if err := ps.ensureStream(); err != nil {
+		stream, err := ps.ensureStream()
+		if err != nil {
 			ps.mu.Lock()
 			ps.lost++
 			ps.mu.Unlock()
@@ -679,9 +680,9 @@ func (ps *peerSender) run() {
 			}
 			continue
 		}
-		ps.mu.Lock()
-		stream := ps.stream
-		ps.mu.Unlock()
+		// stream is the one ensureStream found or opened, not ps.stream
+		// read again: Reconnect, on another goroutine, may have dropped
+		// it meanwhile, and then this Send fails on its cancelled context.
 		if err := stream.Send(e); err != nil {
 			ps.mu.Lock()
 			ps.lost++
@@ -720,16 +721,21 @@ func (ps *peerSender) backoff(failures int) bool {
 }
 
 // ensureStream dials the peer if needed and opens the stream.
-func (ps *peerSender) ensureStream() error {
+// peerStream is the stream a node opens to a peer: envelopes both ways.
+type peerStream = grpc.BidiStreamingClient[rpc.Envelope, rpc.Envelope]
+
+// ensureStream returns the open stream to the peer, dialing and opening
+// one when there is none.
+func (ps *peerSender) ensureStream() (peerStream, error) {
 	ps.mu.Lock()
-	if ps.stream != nil {
+	if st := ps.stream; st != nil {
 		ps.mu.Unlock()
-		return nil
+		return st, nil
 	}
 	ps.mu.Unlock()
 	addr, ok := ps.t.book.Lookup(ps.id)
 	if !ok {
-		return fmt.Errorf("no address known for %s", ps.id)
+		return nil, fmt.Errorf("no address known for %s", ps.id)
 	}
 	ps.mu.Lock()
 	if ps.conn != nil && ps.connAddr != addr {
@@ -741,7 +747,7 @@ func (ps *peerSender) ensureStream() error {
 	if conn == nil {
 		c, err := grpc.NewClient(addr, ps.t.DialOptions()...)
 		if err != nil {
-			return fmt.Errorf("dial %s: %w", addr, err)
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
 		conn = c
 		ps.mu.Lock()
@@ -752,7 +758,7 @@ func (ps *peerSender) ensureStream() error {
 	stream, err := rpc.NewPeerClient(conn).Stream(ctx)
 	if err != nil {
 		cancel()
-		return fmt.Errorf("open stream to %s at %s: %w", ps.id, addr, err)
+		return nil, fmt.Errorf("open stream to %s at %s: %w", ps.id, addr, err)
 	}
 	// The server answers with its address book, itself first: check that
 	// the address still belongs to the node we mean, then keep learning.
@@ -762,12 +768,12 @@ func (ps *peerSender) ensureStream() error {
 	helloTimer.Stop()
 	if err != nil {
 		cancel()
-		return fmt.Errorf("stream to %s at %s: %w", ps.id, addr, err)
+		return nil, fmt.Errorf("stream to %s at %s: %w", ps.id, addr, err)
 	}
 	book, err := decodeBook(first)
 	if err != nil {
 		cancel()
-		return fmt.Errorf("stream to %s at %s: %w", ps.id, addr, err)
+		return nil, fmt.Errorf("stream to %s at %s: %w", ps.id, addr, err)
 	}
 	server, err := ps.t.cfg.TLS.serverPeer(stream.Context())
 	if err == nil && server.Role != env.RoleNone && server.ID != ps.id {
@@ -775,7 +781,7 @@ func (ps *peerSender) ensureStream() error {
 	}
 	if err != nil {
 		cancel()
-		return fmt.Errorf("stream to %s at %s: %w", ps.id, addr, err)
+		return nil, fmt.Errorf("stream to %s at %s: %w", ps.id, addr, err)
 	}
 	if len(book.Peers) == 0 || book.Peers[0].GetNodeId() != string(ps.id) {
 		cancel()
@@ -783,7 +789,7 @@ func (ps *peerSender) ensureStream() error {
 		if len(book.Peers) > 0 {
 			got = book.Peers[0].GetNodeId()
 		}
-		return fmt.Errorf("%s now serves node %q, not %s", addr, got, ps.id)
+		return nil, fmt.Errorf("%s now serves node %q, not %s", addr, got, ps.id)
 	}
 	ps.t.learnBook(book)
 	ps.t.opened.Add(1)
@@ -795,7 +801,7 @@ func (ps *peerSender) ensureStream() error {
 		defer ps.t.wg.Done()
 		ps.readBooks(stream, cancel, server)
 	}()
-	return nil
+	return stream, nil
 }
 
 // readBooks takes the address books the server sends on the stream
@@ -804,7 +810,7 @@ func (ps *peerSender) ensureStream() error {
 // answer a joiner's certificate request there (answerJoiner): server is
 // who the handshake verified, and the answer is authorized as any
 // inbound message.
-func (ps *peerSender) readBooks(stream grpc.BidiStreamingClient[rpc.Envelope, rpc.Envelope], cancel context.CancelFunc, server env.Peer) {
+func (ps *peerSender) readBooks(stream peerStream, cancel context.CancelFunc, server env.Peer) {
 	defer cancel()
 	t := ps.t
 	for {
