@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -485,6 +486,26 @@ func TestSharedIssuedCertificates(t *testing.T) {
 	none.madeCert(good.Leaf.Raw, root.Cert)
 	if none.tookCert(good.Leaf.Raw) != nil {
 		t.Error("no Shared, yet a certificate skipped its check")
+	}
+}
+
+// A verdict's window is in Unix nanoseconds: a date int64 cannot hold
+// (a foreign certificate valid until 9999) saturates instead of wrapping
+// around to a window that would refuse, or accept, everything.
+func TestUnixNanoSaturates(t *testing.T) {
+	for _, tc := range []struct {
+		at   time.Time
+		want int64
+	}{
+		{t0, t0.UnixNano()},
+		{time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), math.MaxInt64},
+		{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), math.MinInt64},
+		{time.Unix(0, math.MaxInt64), math.MaxInt64},
+		{time.Unix(0, math.MinInt64), math.MinInt64},
+	} {
+		if got := unixNano(tc.at); got != tc.want {
+			t.Errorf("unixNano(%v) = %d, want %d", tc.at, got, tc.want)
+		}
 	}
 }
 
