@@ -56,9 +56,6 @@ func KindSetOf(kinds ...Kind) KindSet {
 	return s
 }
 
-// Has reports whether k is in the set.
-func (s KindSet) Has(k Kind) bool { return s&k.bit() != 0 }
-
 func (k Kind) bit() KindSet { return 1 << k }
 
 // Watch registers fn to be called, on the store's loop, with the changes
