@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/api"
@@ -96,10 +97,11 @@ type update struct {
 	// from walking its batch on every event.
 	check    []slotKey
 	checkAll bool
-	// inBatch: a batch was launched and has not come up yet.
-	inBatch bool
-	nextAt  int64 // the next batch may start then (update.delay after the last came up)
-	doneAt  int64 // end of the final monitor period; 0 until the last batch came up
+	// inBatch: a batch was launched and has not come up yet; batchUp: a
+	// task of it came up (rather than all being lost with their write).
+	inBatch, batchUp bool
+	nextAt           int64 // the next batch may start then (update.delay after the last came up)
+	doneAt           int64 // end of the final monitor period; 0 until the last batch came up
 
 	watched    map[string]int64 // task created by the update -> when it started running (0: not yet)
 	failedSeen map[string]struct{}
@@ -214,14 +216,29 @@ func (o *Orchestrator) advanceUpdate(s *svcState, c *svcCtx, p *plan) {
 		return
 	}
 	// Which batch tasks came up (running, or ended: a failure is counted
-	// apart), or went away. Deleting while ranging is order-independent.
+	// apart). A batch task the store does not hold is gone, or was never
+	// created: the service's writes have all been answered when this runs,
+	// and the one that created it failed (it lost a race, or leadership
+	// moved). Its slot goes back to the front of the queue: the next batch
+	// replaces it if it still runs the old spec. Deleting while ranging is
+	// order-independent; the requeued slots are sorted.
+	var lost []slotKey
 	cameUp := func(k slotKey) {
 		id, ok := u.batch[k]
 		if !ok {
 			return
 		}
-		if t := o.st.Task(id); t == nil || t.DesiredState > running || t.GetStatus().GetState() >= running {
+		t := o.st.Task(id)
+		if t == nil {
 			delete(u.batch, k)
+			delete(u.watched, id)
+			delete(o.promoteAt, id)
+			lost = append(lost, k)
+			return
+		}
+		if t.DesiredState > running || t.GetStatus().GetState() >= running {
+			delete(u.batch, k)
+			u.batchUp = true
 		}
 	}
 	if u.checkAll {
@@ -234,12 +251,21 @@ func (o *Orchestrator) advanceUpdate(s *svcState, c *svcCtx, p *plan) {
 		}
 	}
 	u.check, u.checkAll = u.check[:0], false
+	if len(lost) > 0 {
+		slices.SortFunc(lost, slotKey.compare)
+		u.queue = append(lost, u.queue...)
+		u.doneAt = 0
+	}
 	if len(u.batch) > 0 {
 		return
 	}
 	if u.inBatch {
-		u.inBatch = false
-		u.nextAt = now + u.cfg.delay
+		// The delay follows a batch that came up; one whose every task
+		// was lost is simply started again.
+		if u.batchUp {
+			u.nextAt = now + u.cfg.delay
+		}
+		u.inBatch, u.batchUp = false, false
 	}
 	if len(u.queue) > 0 {
 		if now < u.nextAt {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/store"
 )
 
 // TestRollingUpdate: order, parallelism and delay, watched on every event.
@@ -359,4 +360,43 @@ func TestUpdateLeavesRestartedSlot(t *testing.T) {
 	if n := len(h.st.TasksBySlot(svc, other.Slot)); n != 2 {
 		t.Fatalf("slot %d has %d tasks, want the failed one and one replacement\n%s", other.Slot, n, h.dump())
 	}
+}
+
+// TestUpdateBatchWriteLost: the transaction that starts a batch loses a
+// race and applies nothing. The batch's tasks were never created, so their
+// slots are still to update: the update retries them and completes only
+// once every slot runs the new spec.
+func TestUpdateBatchWriteLost(t *testing.T) {
+	const replicas = 4
+	h := newHarness(t, 1)
+	hp := &hookProposer{next: store.NewLoopback(h.st, h.n)}
+	h.st.SetProposer(hp)
+	h.addNode("n1", nil)
+	h.addNode("n2", nil)
+	h.o.Start()
+	h.startAgents()
+	spec := replicated("web", "web:1", replicas)
+	spec.Update = &api.UpdateConfig{Parallelism: 2, Monitor: int64(time.Second)}
+	svc := h.createService(spec)
+	h.waitFor(10*time.Second, "running", func() bool { return h.running(svc) == replicas })
+	h.updateService(svc, func(s *api.ServiceSpec) { s.Task.Container.Image = "web:2" })
+	// Just before the orchestrator proposes the first batch, another writer
+	// changes every task of the service: the batch's shutdowns no longer
+	// match, and its whole transaction is refused.
+	hp.hook = func() {
+		for _, tk := range h.tasks(svc) {
+			h.st.Update(func(tx *store.Tx) error {
+				n := tx.Task(tk.Id).ShallowCopy()
+				n.PendingReason = "touched"
+				return tx.Update(n)
+			}, nil)
+		}
+	}
+	h.waitFor(2*time.Minute, "update completed", func() bool { return h.updateState(svc) == api.UpdateStatus_COMPLETED })
+	if s := h.o.Stats(); s.Conflicts == 0 {
+		t.Fatalf("no write conflicted; the test does not test what it says: %+v", s)
+	}
+	h.waitFor(10*time.Second, "every slot on web:2", func() bool {
+		return h.runningImage(svc, "web:2") == replicas && h.running(svc) == replicas
+	})
 }
