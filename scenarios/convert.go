@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"google.golang.org/protobuf/proto"
+
 	"github.com/swarmsim/swarmsim/engine/api"
 )
 
@@ -93,4 +95,19 @@ func updateConfig(u UpdatePolicy) *api.UpdateConfig {
 		uc.Order = api.UpdateConfig_START_FIRST
 	}
 	return uc
+}
+
+// rollbackGuard tells a rollback step asked again after an ambiguous
+// failure whether the earlier attempt applied. A rollback swaps spec and
+// previous spec, so asked twice it would undo itself.
+type rollbackGuard struct{ from, to *api.ServiceSpec }
+
+// applied notes, on the first attempt (retried false), the swap it asks
+// for; on a retry it reports whether cur shows that swap made.
+func (g *rollbackGuard) applied(cur *api.Service, retried bool) bool {
+	if !retried {
+		g.from, g.to = cur.GetSpec(), cur.GetPreviousSpec()
+		return false
+	}
+	return g.to != nil && proto.Equal(cur.GetSpec(), g.to) && proto.Equal(cur.GetPreviousSpec(), g.from)
 }

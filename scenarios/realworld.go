@@ -812,8 +812,16 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 		}
 		return err
 	case Rollback:
-		return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, _ bool) error {
-			_, err := ctl.RollbackService(ctx, &rpc.Ref{Ref: a.Service})
+		var g rollbackGuard
+		return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+			cur, err := ctl.GetService(ctx, &rpc.Ref{Ref: a.Service})
+			if err != nil {
+				return err
+			}
+			if g.applied(cur, retried) {
+				return nil
+			}
+			_, err = ctl.RollbackService(ctx, &rpc.Ref{Ref: a.Service})
 			return err
 		})
 	case Drain:

@@ -10,6 +10,7 @@ import (
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/raft"
+	"github.com/swarmsim/swarmsim/engine/store"
 	"github.com/swarmsim/swarmsim/sim"
 	"github.com/swarmsim/swarmsim/sim/cluster"
 	"google.golang.org/protobuf/proto"
@@ -20,8 +21,26 @@ import (
 // while no leader is known waits for one; a call the leader could not
 // finish because it lost leadership is retried on the next leader.
 
-// leaderCall runs call on the leader's loop once there is a leader.
+// leaderCall runs call on the leader's loop once there is a leader, and
+// again on the next leader while it fails only because leadership moved
+// before anything applied. A failure that leaves in doubt whether the call
+// applied (the proposal may still commit) ends it: leaderRetry is for the
+// calls that can tell.
 func (w *SimWorld) leaderCall(call func(mgr *manager.Manager, done func(error)), done func(error)) {
+	w.callLeader(false, func(mgr *manager.Manager, _ bool, d func(error)) { call(mgr, d) }, done)
+}
+
+// leaderRetry is leaderCall for the steps a careful client asks again
+// after an ambiguous failure too, as the real world does: retried tells
+// call that an earlier attempt may have applied, so that it looks before
+// acting again (a create that finds its name taken, a remove that finds
+// nothing, an update that finds its spec in place is done).
+func (w *SimWorld) leaderRetry(call func(mgr *manager.Manager, retried bool, done func(error)), done func(error)) {
+	w.callLeader(true, call, done)
+}
+
+func (w *SimWorld) callLeader(resolve bool, call func(mgr *manager.Manager, retried bool, done func(error)), done func(error)) {
+	retried := false
 	var try func()
 	try = func() {
 		lm, ok := w.c.Leader()
@@ -31,12 +50,18 @@ func (w *SimWorld) leaderCall(call func(mgr *manager.Manager, done func(error)),
 		}
 		mgr := lm.Engine.Manager()
 		lm.Kernel.Post(func() {
-			call(mgr, func(err error) {
-				if err != nil && retriable(err) {
+			call(mgr, retried, func(err error) {
+				switch {
+				case err == nil:
+					done(nil)
+				case retriable(err):
 					w.k.Schedule(pollEvery, sim.KindStep, try)
-					return
+				case resolve && ambiguous(err):
+					retried = true
+					w.k.Schedule(pollEvery, sim.KindStep, try)
+				default:
+					done(err)
 				}
-				done(err)
 			})
 		})
 	}
@@ -45,31 +70,52 @@ func (w *SimWorld) leaderCall(call func(mgr *manager.Manager, done func(error)),
 
 // retriable reports whether a control API call failed only because
 // leadership moved, so that nothing applied and asking the next leader is
-// safe. Ambiguous failures are not retried: the step fails and says so.
+// safe.
 func retriable(err error) bool {
 	return errors.Is(err, raft.ErrNoLeader) || errors.Is(err, raft.ErrProposalDropped) || errors.Is(err, raft.ErrNotLeader)
 }
 
+// ambiguous reports whether a call failed without saying whether its
+// write applied: leadership was lost or the manager stopped while the
+// proposal was in flight, or it timed out.
+func ambiguous(err error) bool {
+	return errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrTimeout) || errors.Is(err, raft.ErrStopped)
+}
+
+// doneIf is err, or nil when an earlier attempt may have applied
+// (retried) and err is what that attempt having applied looks like.
+func doneIf(err error, retried bool, applied error) error {
+	if retried && errors.Is(err, applied) {
+		return nil
+	}
+	return err
+}
+
 func (w *SimWorld) secretCall(s Secret) func(func(error)) {
 	return func(done func(error)) {
-		w.leaderCall(func(mgr *manager.Manager, done func(error)) {
-			mgr.Control().CreateSecret(&api.SecretSpec{Name: s.Name, Data: []byte(s.Data)}, func(_ *api.Secret, err error) { done(err) })
+		w.leaderRetry(func(mgr *manager.Manager, retried bool, done func(error)) {
+			mgr.Control().CreateSecret(&api.SecretSpec{Name: s.Name, Data: []byte(s.Data)}, func(_ *api.Secret, err error) {
+				done(doneIf(err, retried, store.ErrNameConflict))
+			})
 		}, done)
 	}
 }
 
 func (w *SimWorld) configCall(c Config) func(func(error)) {
 	return func(done func(error)) {
-		w.leaderCall(func(mgr *manager.Manager, done func(error)) {
-			mgr.Control().CreateConfig(&api.ConfigSpec{Name: c.Name, Data: []byte(c.Data)}, func(_ *api.Config, err error) { done(err) })
+		w.leaderRetry(func(mgr *manager.Manager, retried bool, done func(error)) {
+			mgr.Control().CreateConfig(&api.ConfigSpec{Name: c.Name, Data: []byte(c.Data)}, func(_ *api.Config, err error) {
+				done(doneIf(err, retried, store.ErrNameConflict))
+			})
 		}, done)
 	}
 }
 
 func (w *SimWorld) createCall(svc Service) func(func(error)) {
 	return func(done func(error)) {
-		w.leaderCall(func(mgr *manager.Manager, done func(error)) {
+		w.leaderRetry(func(mgr *manager.Manager, retried bool, done func(error)) {
 			mgr.Control().CreateService(ServiceSpec(svc), func(_ *api.Service, err error) {
+				err = doneIf(err, retried, store.ErrNameConflict)
 				if err == nil {
 					w.specs[svc.Name] = svc
 				}
@@ -82,9 +128,12 @@ func (w *SimWorld) createCall(svc Service) func(func(error)) {
 // applyService performs the service, secret, config and node-availability
 // steps. It reports false for actions it does not handle.
 func (w *SimWorld) applyService(a Action, targets []string, done func(error)) bool {
-	ctl := func(call func(c *controlapi.Server, done func(error))) {
-		w.leaderCall(func(mgr *manager.Manager, done func(error)) { call(mgr.Control(), done) }, done)
+	// Every call here is safe to ask again once it looked at what an
+	// ambiguous earlier attempt left (retried).
+	ctl := func(call func(c *controlapi.Server, retried bool, done func(error))) {
+		w.leaderRetry(func(mgr *manager.Manager, retried bool, done func(error)) { call(mgr.Control(), retried, done) }, done)
 	}
+	// Node edits set a state: asking again is the same edit.
 	nodes := func(call func(c *controlapi.Server, name string, done func(error))) {
 		var next func(i int)
 		next = func(i int) {
@@ -92,7 +141,7 @@ func (w *SimWorld) applyService(a Action, targets []string, done func(error)) bo
 				done(nil)
 				return
 			}
-			w.leaderCall(func(mgr *manager.Manager, d func(error)) { call(mgr.Control(), targets[i], d) }, func(err error) {
+			w.leaderRetry(func(mgr *manager.Manager, _ bool, d func(error)) { call(mgr.Control(), targets[i], d) }, func(err error) {
 				if err != nil {
 					done(fmt.Errorf("%s: %w", targets[i], err))
 					return
@@ -106,11 +155,12 @@ func (w *SimWorld) applyService(a Action, targets []string, done func(error)) bo
 	case Create:
 		w.createCall(a.Service)(done)
 	case Remove:
-		ctl(func(c *controlapi.Server, done func(error)) {
-			c.RemoveService(a.Service, done)
+		ctl(func(c *controlapi.Server, retried bool, done func(error)) {
+			c.RemoveService(a.Service, func(err error) { done(doneIf(err, retried, controlapi.ErrNotFound)) })
 		})
 	case Scale:
-		ctl(func(c *controlapi.Server, done func(error)) {
+		// Scaling sets the replica count: asking again is the same write.
+		ctl(func(c *controlapi.Server, _ bool, done func(error)) {
 			c.ScaleService(a.Service, uint64(a.Replicas), func(_ *api.Service, err error) {
 				if err == nil {
 					svc := w.specs[a.Service]
@@ -121,7 +171,7 @@ func (w *SimWorld) applyService(a Action, targets []string, done func(error)) bo
 			})
 		})
 	case Update:
-		ctl(func(c *controlapi.Server, done func(error)) {
+		ctl(func(c *controlapi.Server, retried bool, done func(error)) {
 			cur, err := c.GetService(a.Service)
 			if err != nil {
 				done(err)
@@ -129,7 +179,13 @@ func (w *SimWorld) applyService(a Action, targets []string, done func(error)) bo
 			}
 			svc := w.specs[a.Service]
 			a.Apply(&svc)
-			c.UpdateService(a.Service, cur.GetMeta().GetVersion(), ServiceSpec(svc), func(_ *api.Service, err error) {
+			spec := ServiceSpec(svc)
+			if retried && proto.Equal(cur.GetSpec(), spec) {
+				w.specs[a.Service] = svc
+				done(nil)
+				return
+			}
+			c.UpdateService(a.Service, cur.GetMeta().GetVersion(), spec, func(_ *api.Service, err error) {
 				if err == nil {
 					w.specs[a.Service] = svc
 				}
@@ -137,7 +193,17 @@ func (w *SimWorld) applyService(a Action, targets []string, done func(error)) bo
 			})
 		})
 	case Rollback:
-		ctl(func(c *controlapi.Server, done func(error)) {
+		var g rollbackGuard
+		ctl(func(c *controlapi.Server, retried bool, done func(error)) {
+			cur, err := c.GetService(a.Service)
+			if err != nil {
+				done(err)
+				return
+			}
+			if g.applied(cur, retried) {
+				done(nil)
+				return
+			}
 			c.RollbackService(a.Service, func(_ *api.Service, err error) { done(err) })
 		})
 	case Secret:

@@ -95,7 +95,8 @@ func (w *SimWorld) labelNodes(names []string, done func(error)) {
 			w.k.Schedule(pollEvery, sim.KindStep, func() { next(i) })
 			return
 		}
-		w.leaderCall(func(mgr *manager.Manager, done func(error)) {
+		// Setting labels read afresh: asking again is the same edit.
+		w.leaderRetry(func(mgr *manager.Manager, _ bool, done func(error)) {
 			ctl := mgr.Control()
 			n, err := ctl.GetNode(names[i])
 			if err != nil {
@@ -437,8 +438,8 @@ func (w *SimWorld) Apply(a Action, targets []string, done func(error)) {
 				done(err)
 				return
 			}
-			w.leaderCall(func(mgr *manager.Manager, d func(error)) {
-				mgr.Control().RemoveNode(targets[i], true, d)
+			w.leaderRetry(func(mgr *manager.Manager, retried bool, d func(error)) {
+				mgr.Control().RemoveNode(targets[i], true, func(err error) { d(doneIf(err, retried, controlapi.ErrNotFound)) })
 			}, func(err error) {
 				if err != nil {
 					done(fmt.Errorf("remove node %s: %w", targets[i], err))
