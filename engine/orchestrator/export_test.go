@@ -39,3 +39,7 @@ func (o *Orchestrator) PassNow(svc string, tasks []*api.Task) {
 	}
 	o.pass()
 }
+
+// PendingPromotions is how many READY tasks this orchestrator holds a
+// start time for.
+func (o *Orchestrator) PendingPromotions() int { return len(o.promoteAt) }

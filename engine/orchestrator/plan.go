@@ -209,7 +209,7 @@ func (o *Orchestrator) propose(p *plan, gs []group) {
 		}
 		retryNow := true
 		if err != nil {
-			retryNow = o.writeFailed(gs, err)
+			retryNow = o.writeFailed(p, gs, err)
 		} else {
 			o.committed(&counts)
 		}
@@ -265,13 +265,12 @@ func (o *Orchestrator) committed(c *txCounts) {
 	}
 }
 
-// writeFailed re-marks the origins of a failed transaction: the retry is a
-// new reconcile against the store as it is now.
-// writeFailed marks what a failed write was about for another reconcile.
-// It reports whether to retry at once: after a conflict (someone changed
-// what the plan read) or a write too large (now split finer), yes; after
-// anything else, only after a delay.
-func (o *Orchestrator) writeFailed(gs []group, err error) bool {
+// writeFailed marks what a failed write was about for another reconcile
+// against the store as it is now, and forgets the start times of the
+// tasks it would have created. It reports whether to retry at once: after
+// a conflict (someone changed what the plan read) or a write too large
+// (now split finer), yes; after anything else, only after a delay.
+func (o *Orchestrator) writeFailed(p *plan, gs []group, err error) bool {
 	o.stats.FailedWrites++
 	conflict := errors.Is(err, store.ErrSequenceConflict) || errors.Is(err, store.ErrNotExist) ||
 		errors.Is(err, store.ErrExist) || errors.Is(err, store.ErrStatusRegression)
@@ -284,6 +283,11 @@ func (o *Orchestrator) writeFailed(gs []group, err error) bool {
 	}
 	o.log.Debug("write failed; reconciling again", "groups", len(gs), "err", err)
 	for _, g := range gs {
+		for i := g.from; i < g.to; i++ {
+			if a := &p.acts[i]; a.op == opCreate {
+				delete(o.promoteAt, a.id)
+			}
+		}
 		if g.full {
 			o.markFull(g.svc)
 		} else {

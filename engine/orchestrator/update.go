@@ -232,7 +232,6 @@ func (o *Orchestrator) advanceUpdate(s *svcState, c *svcCtx, p *plan) {
 		if t == nil {
 			delete(u.batch, k)
 			delete(u.watched, id)
-			delete(o.promoteAt, id)
 			lost = append(lost, k)
 			return
 		}

@@ -399,4 +399,9 @@ func TestUpdateBatchWriteLost(t *testing.T) {
 	h.waitFor(10*time.Second, "every slot on web:2", func() bool {
 		return h.runningImage(svc, "web:2") == replicas && h.running(svc) == replicas
 	})
+	// The lost batch's tasks were to start once the old ones stopped; the
+	// orchestrator forgot them with the failed write.
+	if n := h.o.PendingPromotions(); n != 0 {
+		t.Fatalf("%d start times kept for tasks that do not wait to start", n)
+	}
 }
