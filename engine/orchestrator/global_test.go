@@ -1,11 +1,13 @@
 package orchestrator_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/store"
 )
 
 // globalNodes lists the nodes that run a live task of svc.
@@ -94,5 +96,59 @@ func TestGlobalRestart(t *testing.T) {
 	live := h.live(svc)
 	if len(live) != 1 || live[0].NodeId != "n1" || live[0].Id == first.Id || live[0].DesiredState != running {
 		t.Fatalf("want a running replacement on n1\n%s", h.dump())
+	}
+}
+
+// TestGlobalTaskFailedAsNodeWentDown: a global task fails about when its
+// node goes down: in the same write, or reported only once the node is
+// back, after the orchestrator shut the task down with its node. Either
+// way the failed, shut-down task must not pass for a restart its policy
+// declined: the node, back, gets a task again.
+func TestGlobalTaskFailedAsNodeWentDown(t *testing.T) {
+	for _, failFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("failed-first=%v", failFirst), func(t *testing.T) {
+			h := newHarness(t, 1)
+			h.addNode("n1", nil)
+			h.addNode("n2", nil)
+			h.o.Start()
+			h.startAgents()
+			spec := global("agent", "agent:1")
+			spec.Task.Restart = &api.RestartPolicy{Condition: api.RestartPolicy_ANY, Delay: int64(time.Second)}
+			svc := h.createService(spec)
+			h.waitFor(5*time.Second, "2 running", func() bool { return h.running(svc) == 2 })
+			var onN1 *api.Task
+			for _, tk := range h.live(svc) {
+				if tk.NodeId == "n1" {
+					onN1 = tk
+				}
+			}
+			ts := h.now()
+			failed := &api.TaskStatus{State: api.TaskState_TASK_STATE_FAILED, Timestamp: ts, Err: "container lost"}
+			if failFirst {
+				// One write: the orchestrator sees the failure and the
+				// lost node at once.
+				h.do(func(tx *store.Tx) error {
+					if err := tx.UpdateTaskStatus(onN1.Id, failed); err != nil {
+						return err
+					}
+					n := tx.Node("n1").ShallowCopy()
+					n.Status = &api.NodeStatus{State: api.NodeState_NODE_STATE_DOWN}
+					return tx.Update(n)
+				})
+				h.run(5 * time.Second)
+			} else {
+				// The node is lost with its task running: the task is shut
+				// down. The failure its agent saw before comes in later.
+				h.setNodeState("n1", api.NodeState_NODE_STATE_DOWN)
+				h.waitFor(5*time.Second, "the task shut down", func() bool {
+					return h.st.Task(onN1.Id).GetDesiredState() == api.TaskState_TASK_STATE_SHUTDOWN
+				})
+				h.do(func(tx *store.Tx) error { return tx.UpdateTaskStatus(onN1.Id, failed) })
+			}
+			h.setNodeState("n1", api.NodeState_NODE_STATE_READY)
+			h.waitFor(10*time.Second, "a task on n1 again", func() bool {
+				return slices.Equal(h.globalNodes(svc), []string{"n1", "n2"}) && h.running(svc) == 2
+			})
+		})
 	}
 }

@@ -83,11 +83,15 @@ func inWindow(t *api.Task, pol policy, now int64) bool {
 	if pol.window == 0 {
 		return true
 	}
-	at := t.GetStatus().GetTimestamp()
-	if at == 0 {
-		at = t.GetMeta().GetUpdatedAt()
+	return endedAt(t) > now-pol.window
+}
+
+// endedAt is when t ended: its status's time, or its last change's.
+func endedAt(t *api.Task) int64 {
+	if at := t.GetStatus().GetTimestamp(); at != 0 {
+		return at
 	}
-	return at > now-pol.window
+	return t.GetMeta().GetUpdatedAt()
 }
 
 // promoteTime is when a READY task may start: what this orchestrator

@@ -233,7 +233,13 @@ func (o *Orchestrator) maintain(c *svcCtx, si *slotInfo, p *plan) {
 		si.occupied = true
 	case declined != nil:
 		si.occupied, si.marker = true, declined
-	case len(liveTasks) == 0 && si.newest != nil && isMarker(si.newest):
+	// A global task is shut down when its node stops being eligible
+	// (down, drained, constraints), whatever its state, and its failure
+	// may be reported only after that: such a task is no marker when its
+	// policy, asked as of its end, would have restarted it. The node,
+	// eligible again, gets a task.
+	case len(liveTasks) == 0 && si.newest != nil && isMarker(si.newest) &&
+		!(c.mode.global() && shouldRestart(si.newest, reasonEnded, si.tasks, endedAt(si.newest), c.mode.job())):
 		si.occupied, si.marker = true, si.newest
 	}
 	if c.mode.global() && keep && start && !si.occupied {
