@@ -776,6 +776,41 @@ func TestPromoteDemote(t *testing.T) {
 	wantErr(t, err, controlapi.ErrFailedPrecondition, "cannot demote m3: it is the last manager")
 }
 
+// TestDemotionAsksRaft: with raft's view wired in (SetReachability), the
+// demotion check counts the managers raft hears from, whatever their
+// stored status and readiness say, and falls back to those only for nodes
+// raft says nothing of.
+func TestDemotionAsksRaft(t *testing.T) {
+	e := newEnv(t)
+	defer e.k.Activate()()
+	e.seedNodes()
+	// m2's agent lost its session (its node is down) and its stored
+	// status is stale, yet raft hears from it; raft no longer hears from
+	// m3, stored as reachable.
+	e.write(func(tx *store.Tx) error {
+		c := tx.Node("id-m2").ShallowCopy()
+		c.Status = &api.NodeStatus{State: api.NodeState_NODE_STATE_DOWN}
+		c.ManagerStatus = &api.ManagerStatus{Reachable: false}
+		return tx.Update(c)
+	})
+	raftSays := map[string]bool{"id-m1": true, "id-m2": true, "id-m3": false}
+	e.s.SetReachability(func(id string) (bool, bool) {
+		r, ok := raftSays[id]
+		return r, ok
+	})
+	// Demoting m1 leaves m2 (reachable) and m3 (not): short of two.
+	_, err := nodeCall(e, e.s.DemoteNode, "m1")
+	wantErr(t, err, controlapi.ErrFailedPrecondition,
+		"cannot demote m1: of the 2 managers that would remain, 1 are reachable, short of the quorum of 2")
+	raftSays["id-m3"] = true
+	if n := must(nodeCall(e, e.s.DemoteNode, "m1")); n.Spec.DesiredRole != api.NodeRole_NODE_ROLE_WORKER {
+		t.Fatal("demote m1")
+	}
+	// Raft knows nothing of m3 now: its stored status (reachable) counts.
+	delete(raftSays, "id-m3")
+	must(nodeCall(e, e.s.DemoteNode, "m2"))
+}
+
 func TestRemoveNode(t *testing.T) {
 	e := newEnv(t)
 	defer e.k.Activate()()

@@ -89,7 +89,7 @@ func (s *Server) UpdateNode(ref string, version uint64, spec *api.NodeSpec, done
 		if v := cur.GetMeta().GetVersion(); v != version {
 			return outOfSequence("node", nodeName(cur), v, version)
 		}
-		result, err = updateNodeSpec(tx, cur, spec)
+		result, err = s.updateNodeSpec(tx, cur, spec)
 		return err
 	}, func(err error) {
 		if err != nil {
@@ -102,12 +102,12 @@ func (s *Server) UpdateNode(ref string, version uint64, spec *api.NodeSpec, done
 
 // updateNodeSpec records cur with spec, after the demotion checks. An
 // unchanged spec writes nothing.
-func updateNodeSpec(tx *store.Tx, cur *api.Node, spec *api.NodeSpec) (*api.Node, error) {
+func (s *Server) updateNodeSpec(tx *store.Tx, cur *api.Node, spec *api.NodeSpec) (*api.Node, error) {
 	if proto.Equal(cur.Spec, spec) {
 		return cur, nil
 	}
 	if spec.DesiredRole == api.NodeRole_NODE_ROLE_WORKER && cur.GetSpec().GetDesiredRole() == api.NodeRole_NODE_ROLE_MANAGER {
-		if err := checkDemotion(tx, cur); err != nil {
+		if err := s.checkDemotion(tx, cur); err != nil {
 			return nil, err
 		}
 	}
@@ -121,7 +121,7 @@ func updateNodeSpec(tx *store.Tx, cur *api.Node, spec *api.NodeSpec) (*api.Node,
 // that stay (raft could then commit nothing, not even the removal).
 // Managers are the live nodes whose role is manager; those already asked
 // to step down do not count as staying.
-func checkDemotion(r store.Reader, n *api.Node) error {
+func (s *Server) checkDemotion(r store.Reader, n *api.Node) error {
 	if n.Role != api.NodeRole_NODE_ROLE_MANAGER {
 		return nil // a promotion not carried out yet: cancelling it is safe
 	}
@@ -132,7 +132,7 @@ func checkDemotion(r store.Reader, n *api.Node) error {
 			continue
 		}
 		staying++
-		if managerReachable(m) {
+		if s.managerReachable(m) {
 			reachable++
 		}
 	}
@@ -148,9 +148,15 @@ func checkDemotion(r store.Reader, n *api.Node) error {
 	return nil
 }
 
-// managerReachable: what raft last said of the manager, or, before any
-// manager status is recorded, whether the node is ready.
-func managerReachable(n *api.Node) bool {
+// managerReachable: what raft says of the manager on the leader (see
+// SetReachability); else its recorded manager status, or, before any is
+// recorded, whether the node is ready.
+func (s *Server) managerReachable(n *api.Node) bool {
+	if s.reach != nil {
+		if r, ok := s.reach(n.Id); ok {
+			return r
+		}
+	}
 	if ms := n.GetManagerStatus(); ms != nil {
 		return ms.Reachable
 	}
@@ -178,7 +184,7 @@ func (s *Server) editNode(ref, what string, edit func(spec *api.NodeSpec), done 
 			spec = &api.NodeSpec{}
 		}
 		edit(spec)
-		result, err = updateNodeSpec(tx, cur, spec)
+		result, err = s.updateNodeSpec(tx, cur, spec)
 		return err
 	}, func(err error) {
 		if err != nil {

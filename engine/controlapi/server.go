@@ -59,6 +59,9 @@ var Methods = []string{
 type Server struct {
 	st   *store.Store
 	rand env.Rand
+	// reach, when set, says whether a manager is reachable (see
+	// SetReachability).
+	reach func(nodeID string) (reachable, ok bool)
 }
 
 // New returns a Server writing through st and drawing object IDs from
@@ -66,6 +69,13 @@ type Server struct {
 func New(st *store.Store, rand env.Rand) *Server {
 	return &Server{st: st, rand: rand}
 }
+
+// SetReachability makes the demotion checks ask reach whether a manager is
+// reachable: raft's view on the leader (raft.Node.Reachable). Where reach
+// says nothing (ok false), the manager's stored status answers, or its
+// readiness. Without it a leader whose own agent had lost its session
+// counted itself unreachable.
+func (s *Server) SetReachability(reach func(nodeID string) (reachable, ok bool)) { s.reach = reach }
 
 // maxRetries bounds the attempts of a write that names no version (scale,
 // drain, rollback...): when another write to the object commits first,

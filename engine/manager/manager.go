@@ -150,6 +150,7 @@ func New(e env.Env, cfg Config) (*Manager, error) {
 		Logger: m.log,
 	})
 	m.control = controlapi.New(m.store, e.Rand)
+	m.control.SetReachability(func(id string) (bool, bool) { return m.raft.Reachable(env.NodeID(id)) })
 	// Start order: the allocator and scheduler watch before the
 	// orchestrator writes, and the dispatcher serves last, once tasks can
 	// move. Stop runs in reverse.

@@ -95,6 +95,20 @@ func (n *Node) MemberByNode(id env.NodeID) (Member, bool) {
 	return Member{}, false
 }
 
+// Reachable reports whether this leader has heard from the member on node
+// id within an election timeout (itself always): what its quorum checks
+// count. ok is false when this node does not lead, or id is no member.
+func (n *Node) Reachable(id env.NodeID) (reachable, ok bool) {
+	if n.stopped || !n.isLeader() {
+		return false, false
+	}
+	m, found := n.MemberByNode(id)
+	if !found {
+		return false, false
+	}
+	return n.active(m.RaftID, false), true
+}
+
 // AddMember adds m to the cluster. It must run on the leader (otherwise
 // done gets a *NotLeaderError). The member joins as a learner; once its log
 // is within Config.PromoteLagEntries of the leader's it is promoted to

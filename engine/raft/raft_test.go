@@ -493,6 +493,34 @@ func TestRemoveRefusedWithoutQuorum(t *testing.T) {
 	})
 }
 
+// Reachable is the leader's view that quorum checks count: itself, and
+// the members it heard from within an election timeout. A follower has no
+// view, nor does the leader of a node that is no member.
+func TestReachable(t *testing.T) {
+	forSeeds(t, 29, func(t *testing.T, k *sim.Kernel) {
+		c := newCluster(t, k, 3, testConfig())
+		l := c.waitLeader()
+		fs := c.followers(l)
+		dead, alive := fs[0], fs[1]
+		dead.crash()
+		c.runFor(5 * time.Second)
+		for _, tc := range []struct {
+			m    *member
+			want bool
+		}{{l, true}, {alive, true}, {dead, false}} {
+			if r, ok := l.r.Reachable(tc.m.name); !ok || r != tc.want {
+				t.Fatalf("leader on %s: reachable %v, ok %v; want %v", tc.m.name, r, ok, tc.want)
+			}
+		}
+		if _, ok := l.r.Reachable("nobody"); ok {
+			t.Fatal("the leader has a view of a node that is no member")
+		}
+		if _, ok := alive.r.Reachable(l.name); ok {
+			t.Fatal("a follower has a view")
+		}
+	})
+}
+
 // ReadIndex returns only once the node has applied every write that was
 // acknowledged before the read began, on the leader and on followers.
 func TestReadIndex(t *testing.T) {
