@@ -9,7 +9,9 @@ import (
 
 	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/engine/orchestrator"
+	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/engine/store"
+	"github.com/swarmsim/swarmsim/sim"
 )
 
 // TestServiceRemoval: a deleted service's tasks get desired REMOVE and are
@@ -314,5 +316,55 @@ func TestDeterminism(t *testing.T) {
 	}
 	if len(ids1) < 20 {
 		t.Fatalf("only %d tasks: the scenario did little", len(ids1))
+	}
+}
+
+// droppingProposer refuses every proposal as raft does during a leadership
+// transfer (ErrProposalDropped), answering on the loop, while drop is set.
+type droppingProposer struct {
+	next     store.Proposer
+	n        *sim.Node
+	drop     bool
+	attempts int
+}
+
+func (p *droppingProposer) Propose(data []byte, done func(any, error)) {
+	if !p.drop {
+		p.next.Propose(data, done)
+		return
+	}
+	p.attempts++
+	p.n.Post(func() { done(nil, fmt.Errorf("%w: raft proposal dropped", raft.ErrProposalDropped)) })
+}
+
+// TestDroppedWriteRetriedLater: a write raft drops is retried after a
+// delay, not at once: at once, a pass at the same instant would propose
+// again, be dropped again, and never let virtual time reach the end of the
+// transfer that drops it.
+func TestDroppedWriteRetriedLater(t *testing.T) {
+	h := newHarness(t, 1)
+	dp := &droppingProposer{next: store.NewLoopback(h.st, h.n), n: h.n}
+	h.st.SetProposer(dp)
+	h.addNode("n1", nil)
+	h.o.Start()
+	svc := h.createService(replicated("web", "web:1", 2))
+	h.settle()
+	h.scale(svc, 3)
+	dp.drop = true // from the orchestrator's write on
+	// Step at most 100,000 events: a retry loop at one instant spends them
+	// all without moving the clock.
+	end := h.k.Now() + time.Second
+	for i := 0; i < 100000 && h.k.Now() < end && h.k.Step(); i++ {
+	}
+	if h.k.Now() < end {
+		t.Fatalf("virtual time stuck at %v after %d dropped attempts", h.k.Now(), dp.attempts)
+	}
+	if dp.attempts > 10 {
+		t.Fatalf("%d attempts in a second of dropped proposals, want one per retry delay", dp.attempts)
+	}
+	dp.drop = false
+	h.settle()
+	if n := len(h.live(svc)); n != 3 {
+		t.Fatalf("%d live once proposals pass again\n%s", n, h.dump())
 	}
 }

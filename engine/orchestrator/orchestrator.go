@@ -242,13 +242,23 @@ func (o *Orchestrator) state(id string) *svcState {
 }
 
 func (o *Orchestrator) markFull(id string) {
-	s := o.state(id)
-	s.full = true
-	o.pending[id] = struct{}{}
+	o.noteFull(id)
 	o.kick()
 }
 
 func (o *Orchestrator) markSlot(id string, k slotKey) {
+	o.noteSlot(id, k)
+	o.kick()
+}
+
+// noteFull and noteSlot mark without asking for a pass: the caller
+// decides when the next one runs.
+func (o *Orchestrator) noteFull(id string) {
+	o.state(id).full = true
+	o.pending[id] = struct{}{}
+}
+
+func (o *Orchestrator) noteSlot(id string, k slotKey) {
 	s := o.state(id)
 	if !s.full {
 		if s.slots == nil {
@@ -257,7 +267,6 @@ func (o *Orchestrator) markSlot(id string, k slotKey) {
 		s.slots[k] = struct{}{}
 	}
 	o.pending[id] = struct{}{}
-	o.kick()
 }
 
 func (o *Orchestrator) markUpdate(id string) {

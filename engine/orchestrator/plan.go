@@ -288,10 +288,14 @@ func (o *Orchestrator) writeFailed(p *plan, gs []group, err error) bool {
 				delete(o.promoteAt, a.id)
 			}
 		}
+		// Marked without a pass: the caller runs one at once or after
+		// retryDelay. One at once after a write raft dropped (during a
+		// leadership transfer) would propose again at the same instant,
+		// forever, and the transfer would never get the time to finish.
 		if g.full {
-			o.markFull(g.svc)
+			o.noteFull(g.svc)
 		} else {
-			o.markSlot(g.svc, g.key)
+			o.noteSlot(g.svc, g.key)
 		}
 	}
 	return conflict || tooLarge
