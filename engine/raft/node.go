@@ -305,18 +305,20 @@ func (n *Node) Step(from env.NodeID, msg *Message) error {
 		return fmt.Errorf("raft: message for raft ID %x reached %x", m.GetTo(), n.id)
 	}
 	rid := m.GetFrom()
+	if msg.Removed {
+		// A notice carries no raft message type (its zero value is a local
+		// one, refused below): it is checked on its own.
+		if known, ok := n.nodeOf(rid); rid == 0 || !ok || known != from {
+			return fmt.Errorf("raft: removal notice from non-member %s", from)
+		}
+		n.stopWith(fmt.Errorf("%w (notified by %s)", ErrRemoved, from))
+		return nil
+	}
 	if rid == 0 || etcdraft.IsLocalMsgTarget(rid) || etcdraft.IsLocalMsg(m.GetType()) {
 		return fmt.Errorf("raft: message from %s claims local sender %x or type %s", from, rid, m.GetType())
 	}
 	if mem, ok := n.members[rid]; ok && mem.NodeID != from {
 		return fmt.Errorf("raft: %s sent a message as raft ID %x, which is %s", from, rid, mem.NodeID)
-	}
-	if msg.Removed {
-		if known, ok := n.nodeOf(rid); !ok || known != from {
-			return fmt.Errorf("raft: removal notice from non-member %s", from)
-		}
-		n.stopWith(fmt.Errorf("%w (notified by %s)", ErrRemoved, from))
-		return nil
 	}
 	if n.removed[rid] {
 		n.sendRemovedNotice(from, rid)
@@ -722,7 +724,13 @@ func (n *Node) stopWith(err error) {
 	n.failLeaderWork(failErr)
 	if sr := n.selfRemove; sr != nil {
 		n.selfRemove = nil
-		sr.done(failErr)
+		if errors.Is(err, ErrRemoved) {
+			// The removal it asked for happened: a member's notice can
+			// come before this node applies the entry itself.
+			sr.done(nil)
+		} else {
+			sr.done(failErr)
+		}
 	}
 	if wasLeader {
 		for _, f := range n.onLeader {

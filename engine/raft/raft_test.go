@@ -388,6 +388,34 @@ func raftErrOnFollower(c *cluster, l *member) error {
 	return nil
 }
 
+// A follower removed while cut off never gets the entry that removes it,
+// and the leader no longer replicates to it: once the cut heals, the
+// notice a member sends to a removed one's messages stops it.
+func TestRemovedWhileCutOff(t *testing.T) {
+	forSeeds(t, 31, func(t *testing.T, k *sim.Kernel) {
+		c := newCluster(t, k, 4, testConfig())
+		l := c.waitLeader()
+		f := c.followers(l)[0]
+		c.net.Isolate(f.sn)
+		c.runFor(2 * time.Second)
+		var done bool
+		var rmErr error
+		l.r.RemoveMember(f.rid, func(err error) { done, rmErr = true, err })
+		c.waitFor("removal", 20*time.Second, func() bool { return done })
+		if rmErr != nil {
+			t.Fatal(rmErr)
+		}
+		if f.r.Err() != nil {
+			t.Fatalf("the cut-off node stopped before it could hear: %v", f.r.Err())
+		}
+		c.net.Heal()
+		c.waitFor("removed node stops", 20*time.Second, func() bool { return f.r.Err() != nil })
+		if !errors.Is(f.r.Err(), raft.ErrRemoved) || !strings.Contains(f.r.Err().Error(), "notified by") {
+			t.Fatalf("removed node stopped with %v", f.r.Err())
+		}
+	})
+}
+
 // Removing a follower: it leaves the configuration and stops; the other
 // two keep committing.
 func TestRemoveFollower(t *testing.T) {
