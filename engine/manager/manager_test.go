@@ -4,10 +4,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/engine/manager"
 	"github.com/swarmsim/swarmsim/engine/raft"
+	"github.com/swarmsim/swarmsim/engine/store"
 	"github.com/swarmsim/swarmsim/sim"
 	"github.com/swarmsim/swarmsim/sim/cluster"
 )
@@ -204,5 +207,55 @@ func TestPromoteThenDemote(t *testing.T) {
 	}
 	if c.Machine("w1").Engine.Manager() != nil {
 		t.Fatal("demoted w1 still runs a manager")
+	}
+}
+
+// TestMemberRecordedAsWorkerLeaves: a raft member whose node is recorded
+// as a worker that is to stay one (its promotion cancelled after it had
+// joined raft, before the role was recorded) is taken out of raft, though
+// its role and desired role agree.
+func TestMemberRecordedAsWorkerLeaves(t *testing.T) {
+	k, c := newCluster(t, 5, []string{"m1", "m2", "m3"}, []string{"w1"})
+	l := leader(t, k, c)
+	k.RunUntil(k.Now()+30*time.Second, func() bool { return l.Engine.Manager().Store().Node("w1") != nil })
+	call(t, k, l, func(mgr *manager.Manager, done func()) {
+		mgr.Control().PromoteNode("w1", func(_ *api.Node, err error) {
+			if err != nil {
+				t.Errorf("promote: %v", err)
+			}
+			done()
+		})
+	})
+	member := func() bool {
+		l, ok := c.Leader()
+		if !ok {
+			return true // no leader to ask: not done yet
+		}
+		_, ok = l.Engine.Manager().Raft().MemberByNode("w1")
+		return ok
+	}
+	k.RunUntil(k.Now()+30*time.Second, member)
+	if !member() {
+		t.Fatal("promoted w1 did not join raft")
+	}
+	l, _ = c.Leader()
+	call(t, k, l, func(mgr *manager.Manager, done func()) {
+		mgr.Store().Update(func(tx *store.Tx) error {
+			n := tx.Node("w1").ShallowCopy()
+			n.Role = api.NodeRole_NODE_ROLE_WORKER
+			spec := proto.Clone(n.Spec).(*api.NodeSpec)
+			spec.DesiredRole = api.NodeRole_NODE_ROLE_WORKER
+			n.Spec = spec
+			return tx.Update(n)
+		}, func(err error) {
+			if err != nil {
+				t.Errorf("recording w1 as a worker: %v", err)
+			}
+			done()
+		})
+	})
+	k.RunUntil(k.Now()+30*time.Second, func() bool { return !member() })
+	if member() {
+		t.Fatal("w1, recorded as a worker, is still a raft member")
 	}
 }

@@ -187,6 +187,21 @@ func (r *roles) pass() {
 			}
 		}
 	}
+	// A member whose node is to be a worker and is recorded as one: a
+	// promotion cancelled (a demotion) after the node joined raft but
+	// before its role was recorded. Its role and desired role agree, so
+	// nothing above sees it; it leaves raft as a demoted manager does.
+	for _, mb := range members {
+		n := r.m.store.Node(string(mb.NodeID))
+		if n == nil || n.GetRemoved() || n.GetRole() == api.NodeRole_NODE_ROLE_MANAGER ||
+			n.GetSpec().GetDesiredRole() != api.NodeRole_NODE_ROLE_WORKER {
+			continue
+		}
+		waiting = true
+		if !r.removing[mb.RaftID] {
+			r.remove(mb)
+		}
+	}
 	if len(toManager)+len(toWorker) > 0 {
 		r.record(toManager, toWorker)
 	}
