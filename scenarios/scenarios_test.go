@@ -116,16 +116,23 @@ func TestDeterminism(t *testing.T) {
 	}
 }
 
-// Sweeps of 200 seeds, in child processes on every core, break no
-// invariant and fail no step: the leader crash under client load, a
-// leader failing over in the middle of a rolling update, and a partition
-// during one (where a sweep found an update batch lost with its write).
+// Sweeps, in child processes on every core, break no invariant and fail
+// no step: 200 seeds of the leader crash under client load, of a leader
+// failing over in the middle of a rolling update and of a partition during
+// one; 100 of each chaos file (where sweeps found the bugs their files
+// name), whose runs are longer.
 func TestSweeps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sweeps: skipped in -short mode")
 	}
-	for _, file := range []string{"leader-crash.yaml", "leader-failover-during-update.yaml", "real-partition.yaml"} {
-		t.Run(strings.TrimSuffix(file, ".yaml"), func(t *testing.T) { sweep(t, file, "1..200") })
+	for _, sw := range []struct{ file, seeds string }{
+		{"leader-crash.yaml", "1..200"},
+		{"leader-failover-during-update.yaml", "1..200"},
+		{"real-partition.yaml", "1..200"},
+		{"chaos-faults-during-update.yaml", "1..100"},
+		{"chaos-operator-steps.yaml", "1..100"},
+	} {
+		t.Run(strings.TrimSuffix(sw.file, ".yaml"), func(t *testing.T) { sweep(t, sw.file, sw.seeds) })
 	}
 }
 
