@@ -161,18 +161,25 @@ func TestWorkerMayNotJoinRaftUnpromoted(t *testing.T) {
 	}
 }
 
-func TestPromoteThenDemote(t *testing.T) {
-	k, c := newCluster(t, 4, []string{"m1", "m2", "m3"}, []string{"w1"})
+// promote waits for a leader and for worker name to register, and has
+// the leader promote it.
+func promote(t *testing.T, k *sim.Kernel, c *cluster.Cluster, name string) {
+	t.Helper()
 	l := leader(t, k, c)
-	k.RunUntil(k.Now()+30*time.Second, func() bool { return l.Engine.Manager().Store().Node("w1") != nil })
+	k.RunUntil(k.Now()+30*time.Second, func() bool { return l.Engine.Manager().Store().Node(name) != nil })
 	call(t, k, l, func(mgr *manager.Manager, done func()) {
-		mgr.Control().PromoteNode("w1", func(_ *api.Node, err error) {
+		mgr.Control().PromoteNode(name, func(_ *api.Node, err error) {
 			if err != nil {
-				t.Errorf("promote: %v", err)
+				t.Errorf("promote %s: %v", name, err)
 			}
 			done()
 		})
 	})
+}
+
+func TestPromoteThenDemote(t *testing.T) {
+	k, c := newCluster(t, 4, []string{"m1", "m2", "m3"}, []string{"w1"})
+	promote(t, k, c, "w1")
 	voter := func(name string) bool {
 		l, ok := c.Leader()
 		if !ok {
@@ -188,7 +195,7 @@ func TestPromoteThenDemote(t *testing.T) {
 	if !voter("w1") || !c.Machine("w1").Manager {
 		t.Fatal("promoted w1 does not vote")
 	}
-	l, _ = c.Leader()
+	l, _ := c.Leader()
 	call(t, k, l, func(mgr *manager.Manager, done func()) {
 		mgr.Control().DemoteNode("w1", func(_ *api.Node, err error) {
 			if err != nil {
@@ -216,16 +223,7 @@ func TestPromoteThenDemote(t *testing.T) {
 // its role and desired role agree.
 func TestMemberRecordedAsWorkerLeaves(t *testing.T) {
 	k, c := newCluster(t, 5, []string{"m1", "m2", "m3"}, []string{"w1"})
-	l := leader(t, k, c)
-	k.RunUntil(k.Now()+30*time.Second, func() bool { return l.Engine.Manager().Store().Node("w1") != nil })
-	call(t, k, l, func(mgr *manager.Manager, done func()) {
-		mgr.Control().PromoteNode("w1", func(_ *api.Node, err error) {
-			if err != nil {
-				t.Errorf("promote: %v", err)
-			}
-			done()
-		})
-	})
+	promote(t, k, c, "w1")
 	member := func() bool {
 		l, ok := c.Leader()
 		if !ok {
@@ -238,7 +236,7 @@ func TestMemberRecordedAsWorkerLeaves(t *testing.T) {
 	if !member() {
 		t.Fatal("promoted w1 did not join raft")
 	}
-	l, _ = c.Leader()
+	l, _ := c.Leader()
 	call(t, k, l, func(mgr *manager.Manager, done func()) {
 		mgr.Store().Update(func(tx *store.Tx) error {
 			n := tx.Node("w1").ShallowCopy()

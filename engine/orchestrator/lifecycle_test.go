@@ -233,6 +233,18 @@ func (p *hookProposer) Propose(data []byte, done func(any, error)) {
 	p.next.Propose(data, done)
 }
 
+// touchTasks changes every task of svc (a write that moves their versions),
+// as another writer would.
+func (h *harness) touchTasks(svc string) {
+	for _, tk := range h.tasks(svc) {
+		h.st.Update(func(tx *store.Tx) error {
+			n := tx.Task(tk.Id).ShallowCopy()
+			n.PendingReason = "touched"
+			return tx.Update(n)
+		}, nil)
+	}
+}
+
 // TestConflictRetried: a write that loses a race with another writer is
 // rejected by the store and retried by reconciling again.
 func TestConflictRetried(t *testing.T) {
@@ -250,15 +262,7 @@ func TestConflictRetried(t *testing.T) {
 	h.scale(svc, 1)
 	// The orchestrator's next proposal removes a slot; just before it,
 	// another writer changes both tasks (a full update moves the version).
-	hp.hook = func() {
-		for _, tk := range h.tasks(svc) {
-			h.st.Update(func(tx *store.Tx) error {
-				n := tx.Task(tk.Id).ShallowCopy()
-				n.PendingReason = "touched"
-				return tx.Update(n)
-			}, nil)
-		}
-	}
+	hp.hook = func() { h.touchTasks(svc) }
 	h.settle()
 	if s := h.o.Stats(); s.Conflicts != 1 || s.FailedWrites != 1 {
 		t.Fatalf("want one conflict: %+v\n%s", s, h.dump())

@@ -383,15 +383,7 @@ func TestUpdateBatchWriteLost(t *testing.T) {
 	// Just before the orchestrator proposes the first batch, another writer
 	// changes every task of the service: the batch's shutdowns no longer
 	// match, and its whole transaction is refused.
-	hp.hook = func() {
-		for _, tk := range h.tasks(svc) {
-			h.st.Update(func(tx *store.Tx) error {
-				n := tx.Task(tk.Id).ShallowCopy()
-				n.PendingReason = "touched"
-				return tx.Update(n)
-			}, nil)
-		}
-	}
+	hp.hook = func() { h.touchTasks(svc) }
 	h.waitFor(2*time.Minute, "update completed", func() bool { return h.updateState(svc) == api.UpdateStatus_COMPLETED })
 	if s := h.o.Stats(); s.Conflicts == 0 {
 		t.Fatalf("no write conflicted; the test does not test what it says: %+v", s)

@@ -388,6 +388,18 @@ func raftErrOnFollower(c *cluster, l *member) error {
 	return nil
 }
 
+// remove has leader l remove member f and waits until it is done.
+func (c *cluster) remove(l, f *member) {
+	c.t.Helper()
+	var done bool
+	var err error
+	l.r.RemoveMember(f.rid, func(e error) { done, err = true, e })
+	c.waitFor("removal", 20*time.Second, func() bool { return done })
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 // A follower removed while cut off never gets the entry that removes it,
 // and the leader no longer replicates to it: once the cut heals, the
 // notice a member sends to a removed one's messages stops it.
@@ -398,13 +410,7 @@ func TestRemovedWhileCutOff(t *testing.T) {
 		f := c.followers(l)[0]
 		c.net.Isolate(f.sn)
 		c.runFor(2 * time.Second)
-		var done bool
-		var rmErr error
-		l.r.RemoveMember(f.rid, func(err error) { done, rmErr = true, err })
-		c.waitFor("removal", 20*time.Second, func() bool { return done })
-		if rmErr != nil {
-			t.Fatal(rmErr)
-		}
+		c.remove(l, f)
 		if f.r.Err() != nil {
 			t.Fatalf("the cut-off node stopped before it could hear: %v", f.r.Err())
 		}
@@ -423,13 +429,7 @@ func TestRemoveFollower(t *testing.T) {
 		c := newCluster(t, k, 3, testConfig())
 		l := c.waitLeader()
 		f := c.followers(l)[0]
-		var done bool
-		var rmErr error
-		l.r.RemoveMember(f.rid, func(err error) { done, rmErr = true, err })
-		c.waitFor("removal", 20*time.Second, func() bool { return done })
-		if rmErr != nil {
-			t.Fatal(rmErr)
-		}
+		c.remove(l, f)
 		c.waitFor("removed node stops", 10*time.Second, func() bool { return f.r.Err() != nil })
 		if !errors.Is(f.r.Err(), raft.ErrRemoved) {
 			t.Fatalf("removed node stopped with %v", f.r.Err())
@@ -488,17 +488,23 @@ func TestRemoveLeader(t *testing.T) {
 	})
 }
 
+// oneFollowerDown starts three managers, and crashes a follower for 5s.
+func oneFollowerDown(t *testing.T, k *sim.Kernel) (c *cluster, l, dead, alive *member) {
+	c = newCluster(t, k, 3, testConfig())
+	l = c.waitLeader()
+	fs := c.followers(l)
+	dead, alive = fs[0], fs[1]
+	dead.crash()
+	c.runFor(5 * time.Second)
+	return c, l, dead, alive
+}
+
 // With one of three managers down, removing a live one would leave one
 // reachable voter of two: refused with the numbers. Removing the dead one
 // is fine.
 func TestRemoveRefusedWithoutQuorum(t *testing.T) {
 	forSeeds(t, 21, func(t *testing.T, k *sim.Kernel) {
-		c := newCluster(t, k, 3, testConfig())
-		l := c.waitLeader()
-		fs := c.followers(l)
-		dead, alive := fs[0], fs[1]
-		dead.crash()
-		c.runFor(5 * time.Second)
+		c, l, dead, alive := oneFollowerDown(t, k)
 		var err error
 		l.r.RemoveMember(alive.rid, func(e error) { err = e })
 		c.runFor(time.Millisecond)
@@ -526,12 +532,7 @@ func TestRemoveRefusedWithoutQuorum(t *testing.T) {
 // view, nor does the leader of a node that is no member.
 func TestReachable(t *testing.T) {
 	forSeeds(t, 29, func(t *testing.T, k *sim.Kernel) {
-		c := newCluster(t, k, 3, testConfig())
-		l := c.waitLeader()
-		fs := c.followers(l)
-		dead, alive := fs[0], fs[1]
-		dead.crash()
-		c.runFor(5 * time.Second)
+		_, l, dead, alive := oneFollowerDown(t, k)
 		for _, tc := range []struct {
 			m    *member
 			want bool
