@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PROTOS  := $(sort $(wildcard engine/api/*.proto realnet/rpc/*.proto))
 
-.PHONY: help build test proto proto-tools run bench bench-ci clean
+.PHONY: help build test proto proto-tools run sweep bench bench-ci clean
 
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
@@ -21,6 +21,14 @@ run: ## run the default scenario in the simulator and print its report (SCENARIO
 
 test: ## run every test (what CI runs)
 	$(GO) test ./...
+
+SEEDS ?= 1..500
+
+sweep: ## sweep every scenario file but the 10k-worker one over SEEDS (1..500; minutes; not run in CI)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/swarmsim
+	@fail=0; for f in $(filter-out scenarios/scale-10k-workers.yaml,$(wildcard scenarios/*.yaml)); do \
+		$(BIN)/swarmsim sweep $$f --seeds $(SEEDS) || fail=1; \
+	done; exit $$fail
 
 proto: ## regenerate the protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
 	protoc --proto_path=. --go_out=. --go_opt=paths=source_relative \

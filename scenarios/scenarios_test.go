@@ -119,8 +119,8 @@ func TestDeterminism(t *testing.T) {
 // Sweeps, in child processes on every core, break no invariant and fail
 // no step: 200 seeds of the leader crash under client load, of a leader
 // failing over in the middle of a rolling update and of a partition during
-// one; 100 of each chaos file (where sweeps found the bugs their files
-// name), whose runs are longer.
+// one; 40 of each chaos file (where sweeps found the bugs their files
+// name), whose runs are longer. `make sweep` runs every file over 500.
 func TestSweeps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sweeps: skipped in -short mode")
@@ -129,8 +129,8 @@ func TestSweeps(t *testing.T) {
 		{"leader-crash.yaml", "1..200"},
 		{"leader-failover-during-update.yaml", "1..200"},
 		{"real-partition.yaml", "1..200"},
-		{"chaos-faults-during-update.yaml", "1..100"},
-		{"chaos-operator-steps.yaml", "1..100"},
+		{"chaos-faults-during-update.yaml", "1..40"},
+		{"chaos-operator-steps.yaml", "1..40"},
 	} {
 		t.Run(strings.TrimSuffix(sw.file, ".yaml"), func(t *testing.T) { sweep(t, sw.file, sw.seeds) })
 	}
