@@ -87,24 +87,9 @@ func (cs *clients) next(c *client) {
 		return
 	}
 	m := mgrs[c.target%len(mgrs)]
-	key := "k" + strconv.Itoa(int(cs.rand.Int63n(int64(max(cs.cfg.Keys, 1)))))
 	c.seq++
-	op := ClientOp{Client: c.id, Key: key, Call: cs.w.Now()}
-	switch r := cs.rand.Float64(); {
-	case r < 0.5:
-		op.Kind = OpRead
-	case r < 0.8:
-		op.Kind = OpWrite
-		op.Value = fmt.Sprintf("c%d-%d", c.id, c.seq)
-	default:
-		op.Kind = OpCAS
-		op.Value = fmt.Sprintf("c%d-%d", c.id, c.seq)
-		// Expect a value some client may have written, or none.
-		if cs.rand.Int63n(4) > 0 && len(cs.ops) > 0 {
-			prev := cs.ops[cs.rand.Int63n(int64(len(cs.ops)))]
-			op.Old = prev.Value
-		}
-	}
+	op := drawOp(cs.rand, cs.cfg.Keys, c.id, c.seq, cs.ops)
+	op.Call = cs.w.Now()
 	idx := len(cs.ops)
 	cs.ops = append(cs.ops, op)
 	cs.open[c.id] = idx
@@ -161,11 +146,11 @@ func (cs *clients) next(c *client) {
 		}
 		switch op.Kind {
 		case OpRead:
-			mgr.KVRead(key, func(v string, err error) { finish(v, false, err) })
+			mgr.KVRead(op.Key, func(v string, err error) { finish(v, false, err) })
 		case OpWrite:
-			mgr.KVWrite(key, op.Value, func(err error) { finish("", false, err) })
+			mgr.KVWrite(op.Key, op.Value, func(err error) { finish("", false, err) })
 		case OpCAS:
-			mgr.KVCAS(key, op.Old, op.Value, func(ok bool, err error) { finish("", ok, err) })
+			mgr.KVCAS(op.Key, op.Old, op.Value, func(ok bool, err error) { finish("", ok, err) })
 		}
 	})
 }
@@ -180,23 +165,64 @@ func (cs *clients) finish() []string {
 	for _, c := range cs.list {
 		c.pending = false
 	}
+	notes, broken := checkHistory(cs.ops, cs.w.check.enabled[Linearizable])
+	if broken != "" {
+		cs.w.check.violate(Linearizable, "%s", broken)
+	}
+	return notes
+}
+
+// opRand is the randomness drawOp needs: the simulator's per-purpose
+// stream, or real mode's per-client one.
+type opRand interface {
+	Int63n(n int64) int64
+	Float64() float64
+}
+
+// drawOp draws a client's next operation on a key space of keys keys:
+// half reads, 30% writes and 20% compare-and-swaps, each written value
+// unique to the client and its seq. A cas expects, three times in four, a
+// value some operation of history carried, and otherwise none.
+func drawOp(r opRand, keys, client, seq int, history []ClientOp) ClientOp {
+	key := "k" + strconv.Itoa(int(r.Int63n(int64(max(keys, 1)))))
+	op := ClientOp{Client: client, Key: key}
+	switch x := r.Float64(); {
+	case x < 0.5:
+		op.Kind = OpRead
+	case x < 0.8:
+		op.Kind = OpWrite
+		op.Value = fmt.Sprintf("c%d-%d", client, seq)
+	default:
+		op.Kind = OpCAS
+		op.Value = fmt.Sprintf("c%d-%d", client, seq)
+		if r.Int63n(4) > 0 && len(history) > 0 {
+			op.Old = history[r.Int63n(int64(len(history)))].Value
+		}
+	}
+	return op
+}
+
+// checkHistory counts a finished history for the summary and, when the
+// file checks linearizable, checks it: broken describes the violation.
+func checkHistory(ops []ClientOp, linearizable bool) (notes []string, broken string) {
 	var done, unknown int
-	for _, op := range cs.ops {
+	for _, op := range ops {
 		if op.Unknown {
 			unknown++
 		} else {
 			done++
 		}
 	}
-	notes := []string{fmt.Sprintf("clients: %d operations answered, %d with unknown outcome", done, unknown)}
-	if !cs.w.check.enabled[Linearizable] {
-		return notes
+	notes = []string{fmt.Sprintf("clients: %d operations answered, %d with unknown outcome", done, unknown)}
+	if !linearizable {
+		return notes, ""
 	}
-	ok, detail := CheckLinearizable(cs.ops, clientCheckTimeout)
+	ok, detail := CheckLinearizable(ops, clientCheckTimeout)
 	if !ok {
-		cs.w.check.violate(Linearizable, "%s", detail)
-	} else if detail != "" {
+		return notes, detail
+	}
+	if detail != "" {
 		notes = append(notes, detail)
 	}
-	return notes
+	return notes, ""
 }
