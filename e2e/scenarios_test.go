@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,7 +25,31 @@ func TestScenarioFiles(t *testing.T) {
 				t.Fatalf("%s failed:\n%s\nthe nodes' warnings and errors:\n%s", scenarioFiles[i], out.String(), troubles(logs.String()))
 			}
 			t.Logf("\n%s", out.String())
+			if sc.Clients != nil {
+				checkClientsRan(t, res.Notes)
+			}
 		})
+	}
+}
+
+// checkClientsRan fails the test unless the summary says the clients had
+// operations answered and their history was checked to the end: a pass
+// with an empty or unproven history checked nothing.
+func checkClientsRan(t *testing.T, notes []string) {
+	t.Helper()
+	answered := -1
+	for _, n := range notes {
+		if strings.Contains(n, "not proven") {
+			t.Errorf("the linearizability check did not finish: %s", n)
+		}
+		if rest, ok := strings.CutPrefix(n, "clients: "); ok {
+			if _, err := fmt.Sscanf(rest, "%d operations answered", &answered); err != nil {
+				t.Fatalf("clients note %q: %v", n, err)
+			}
+		}
+	}
+	if answered <= 0 {
+		t.Errorf("the clients had no operation answered (notes %q)", notes)
 	}
 }
 

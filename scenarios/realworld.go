@@ -85,9 +85,6 @@ func realIgnored(sc *Scenario) []string {
 	if given("cluster.disk.sync") {
 		out = append(out, "cluster.disk.sync")
 	}
-	if sc.Clients != nil {
-		out = append(out, "clients (no client load: linearizable is not checked)")
-	}
 	if given("cluster.ca.cert_expiry") {
 		out = append(out, "cluster.ca.cert_expiry")
 	}
@@ -262,6 +259,10 @@ type RealWorld struct {
 	// and each service's replica bound at the last sample.
 	leaders map[uint64]string
 	bounds  map[string]int
+	// clients are the file's clients (nil without): they start once the
+	// file's services are set up, and stop when the run's summary is
+	// asked for (Stats).
+	clients *realClients
 }
 
 // NewRealWorld starts sc's cluster (images must be built: the swarmd
@@ -295,12 +296,18 @@ func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun 
 	if ign := realIgnored(sc); len(ign) > 0 {
 		w.notes = append(w.notes, "ignored in real mode: "+strings.Join(ign, ", "))
 	}
-	w.notes = append(w.notes, "invariants checked in real mode, sampled every second: task-on-one-node (from Docker), one-leader-per-term (from the managers' status), replicas-bounded (from the leader's store); committed-stays-committed and linearizable are not")
+	w.notes = append(w.notes, "invariants checked in real mode, sampled every second: task-on-one-node (from Docker), one-leader-per-term (from the managers' status), replicas-bounded (from the leader's store); at the end, linearizable (on the clients' history, when the file has clients); committed-stays-committed is not")
+	if sc.Clients != nil {
+		w.clients = newRealClients(*sc.Clients, seed, w.Now, w.upManagers, func(name string) kvAPI { return w.c.Node(name).Control() })
+	}
 	return w, nil
 }
 
 // Close removes the cluster's containers and networks.
 func (w *RealWorld) Close() error {
+	if w.clients != nil {
+		w.clients.stop(false)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	return w.c.Close(ctx)
@@ -476,8 +483,30 @@ func (w *RealWorld) Violation() *Violation {
 	return w.broken
 }
 
-// Stats implements World.
-func (w *RealWorld) Stats() WorldStats { return WorldStats{Notes: slices.Clone(w.notes)} }
+// Stats implements World. It also stops the clients and checks their
+// history.
+func (w *RealWorld) Stats() WorldStats {
+	notes := slices.Clone(w.notes)
+	if w.clients != nil {
+		cn, broken := w.clients.stop(w.checks(Linearizable))
+		if broken != "" {
+			w.violate(Linearizable, "%s", broken)
+		}
+		notes = append(notes, cn...)
+	}
+	return WorldStats{Notes: notes}
+}
+
+// upManagers lists the managers up now, in the run's order.
+func (w *RealWorld) upManagers() []string {
+	var out []string
+	for _, n := range w.Nodes() {
+		if n.Manager && n.Up && !n.Removed {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
 
 // ---- what the managers say
 
@@ -624,6 +653,9 @@ func (w *RealWorld) setup() error {
 		if err := w.createService(ctx, s); err != nil {
 			return fmt.Errorf("setting up the file's services: %w", err)
 		}
+	}
+	if w.clients != nil {
+		w.clients.start()
 	}
 	return nil
 }
@@ -1185,3 +1217,4 @@ func (w *RealWorld) converged(ctx context.Context) (bool, string) {
 type seeded struct{ r *rand.Rand }
 
 func (s seeded) Int63n(n int64) int64 { return s.r.Int64N(n) }
+func (s seeded) Float64() float64     { return s.r.Float64() }
