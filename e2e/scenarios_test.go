@@ -27,6 +27,7 @@ func TestScenarioFiles(t *testing.T) {
 			t.Logf("\n%s", out.String())
 			if sc.Clients != nil {
 				checkClientsRan(t, res.Notes)
+				checkDigestsShared(t, res.Notes)
 			}
 		})
 	}
@@ -51,6 +52,26 @@ func checkClientsRan(t *testing.T, notes []string) {
 	if answered <= 0 {
 		t.Errorf("the clients had no operation answered (notes %q)", notes)
 	}
+}
+
+// checkDigestsShared fails the test unless the summary says two managers
+// reported the same block of applied entries: a file with clients writes
+// enough for committed-stays-committed to compare something.
+func checkDigestsShared(t *testing.T, notes []string) {
+	t.Helper()
+	for _, n := range notes {
+		if rest, ok := strings.CutPrefix(n, "committed-stays-committed: "); ok {
+			var blocks, shared int
+			if _, err := fmt.Sscanf(rest, "%d blocks of applied entries reported, %d of them", &blocks, &shared); err != nil {
+				t.Fatalf("committed-stays-committed note %q: %v", n, err)
+			}
+			if shared == 0 {
+				t.Errorf("no block of applied entries was reported by two managers: %s", n)
+			}
+			return
+		}
+	}
+	t.Errorf("no committed-stays-committed note among %q", notes)
 }
 
 // TestRealRefusesSimOnlySteps: a file with a step real mode cannot do is

@@ -259,6 +259,11 @@ type RealWorld struct {
 	// and each service's replica bound at the last sample.
 	leaders map[uint64]string
 	bounds  map[string]int
+	// digests are the applied-entry digests the managers reported, by
+	// the block's last index, with the first manager to report each.
+	digests map[blockKey]blockSeen
+	// shared counts the blocks that two managers or more reported.
+	shared int
 	// clients are the file's clients (nil without): they start once the
 	// file's services are set up, and stop when the run's summary is
 	// asked for (Stats).
@@ -270,7 +275,8 @@ type RealWorld struct {
 // image set imageRun, RealImage).
 func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun string, seed uint64, swarmdImage string) (*RealWorld, error) {
 	w := &RealWorld{sc: sc, cli: cli, run: imageRun, wallStart: time.Now(), chooser: seeded{rand.New(rand.NewPCG(seed, 0x7265616c))},
-		state: map[string]*NodeState{}, specs: map[string]Service{}, leaders: map[uint64]string{}, bounds: map[string]int{}}
+		state: map[string]*NodeState{}, specs: map[string]Service{}, leaders: map[uint64]string{}, bounds: map[string]int{},
+		digests: map[blockKey]blockSeen{}}
 	cfg := realcluster.Config{
 		Run: realcluster.NewRunID(), Image: swarmdImage,
 		RaftTick: sc.Cluster.Raft.Tick, ElectionTicks: sc.Cluster.Raft.ElectionTicks, SnapshotEvery: sc.Cluster.Raft.SnapshotEvery,
@@ -296,7 +302,7 @@ func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun 
 	if ign := realIgnored(sc); len(ign) > 0 {
 		w.notes = append(w.notes, "ignored in real mode: "+strings.Join(ign, ", "))
 	}
-	w.notes = append(w.notes, "invariants checked in real mode, sampled every second: task-on-one-node (from Docker), one-leader-per-term (from the managers' status), replicas-bounded (from the leader's store); at the end, linearizable (on the clients' history, when the file has clients); committed-stays-committed is not")
+	w.notes = append(w.notes, "invariants checked in real mode, sampled every second: task-on-one-node (from Docker), one-leader-per-term (from the managers' status), committed-stays-committed (from the managers' digests of the entries they applied), replicas-bounded (from the leader's store); at the end, linearizable (on the clients' history, when the file has clients)")
 	if sc.Clients != nil {
 		w.clients = newRealClients(*sc.Clients, seed, w.Now, w.upManagers, func(name string) kvAPI { return w.c.Node(name).Control() })
 	}
@@ -362,12 +368,15 @@ func (w *RealWorld) sample() {
 	if w.checks(TaskOnOneNode) {
 		w.sampleContainers()
 	}
-	if !w.checks(OneLeaderPerTerm) && !w.checks(ReplicasBounded) {
+	if !w.checks(OneLeaderPerTerm) && !w.checks(ReplicasBounded) && !w.checks(CommittedStaysCommitted) {
 		return
 	}
 	sts := w.statuses()
 	if w.checks(OneLeaderPerTerm) {
 		w.sampleLeaders(sts)
+	}
+	if w.checks(CommittedStaysCommitted) {
+		w.sampleDigests(w.appliedDigests(sts))
 	}
 	if l, _ := w.leaderOf(sts); l != "" && w.checks(ReplicasBounded) {
 		w.sampleReplicas(w.c.Node(l).Control())
@@ -414,6 +423,65 @@ func (w *RealWorld) sampleLeaders(sts []managerStatus) {
 			return
 		}
 		w.leaders[term] = m.name
+	}
+}
+
+// managerDigests is one manager's applied-entry digests.
+type managerDigests struct {
+	name string
+	resp *rpc.AppliedDigestsResponse
+}
+
+// appliedDigests asks the managers that answered their status for the
+// digests of the entries they applied, at once.
+func (w *RealWorld) appliedDigests(sts []managerStatus) []managerDigests {
+	out := make([]managerDigests, len(sts))
+	var wg sync.WaitGroup
+	for i, m := range sts {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if r, err := w.c.Node(m.name).Daemon().AppliedDigests(ctx, &rpc.Empty{}); err == nil {
+				out[i] = managerDigests{m.name, r}
+			}
+		})
+	}
+	wg.Wait()
+	return slices.DeleteFunc(out, func(m managerDigests) bool { return m.resp == nil })
+}
+
+// blockKey names a block of applied entries: its size and last index.
+type blockKey struct{ size, last uint64 }
+
+type blockSeen struct {
+	hash   uint64
+	node   string // the first to report it
+	shared bool   // another manager reported it too
+}
+
+// sampleDigests compares the digests of applied entries each manager
+// reports with those reported before, by any manager at any time: a block
+// that hashes differently was applied as different entries, by two
+// managers or by one before and after it restarted from its disk.
+func (w *RealWorld) sampleDigests(mds []managerDigests) {
+	for _, m := range mds {
+		size := m.resp.GetBlock()
+		for _, d := range m.resp.GetDigests() {
+			k := blockKey{size, d.GetLastIndex()}
+			seen, ok := w.digests[k]
+			switch {
+			case !ok:
+				w.digests[k] = blockSeen{hash: d.GetHash(), node: m.name}
+			case seen.hash != d.GetHash():
+				w.violate(CommittedStaysCommitted, "%s applied entries %d to %d differently from what %s applied there",
+					m.name, k.last-size+1, k.last, seen.node)
+				return
+			case !seen.shared && m.name != seen.node:
+				seen.shared = true
+				w.digests[k] = seen
+				w.shared++
+			}
+		}
 	}
 }
 
@@ -487,6 +555,10 @@ func (w *RealWorld) Violation() *Violation {
 // history.
 func (w *RealWorld) Stats() WorldStats {
 	notes := slices.Clone(w.notes)
+	if w.checks(CommittedStaysCommitted) {
+		notes = append(notes, fmt.Sprintf("committed-stays-committed: %d blocks of applied entries reported, %d of them by two managers or more",
+			len(w.digests), w.shared))
+	}
 	if w.clients != nil {
 		cn, broken := w.clients.stop(w.checks(Linearizable))
 		if broken != "" {

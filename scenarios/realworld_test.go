@@ -140,7 +140,7 @@ func (f *fakeControl) ListTasks(context.Context, *rpc.ListTasksRequest, ...grpc.
 }
 
 func newSampler() *RealWorld {
-	return &RealWorld{start: time.Now(), leaders: map[uint64]string{}, bounds: map[string]int{}}
+	return &RealWorld{start: time.Now(), leaders: map[uint64]string{}, bounds: map[string]int{}, digests: map[blockKey]blockSeen{}}
 }
 
 // TestRealSampleLeaders: two managers saying they lead in one term is a
@@ -159,6 +159,33 @@ func TestRealSampleLeaders(t *testing.T) {
 	v := w.Violation()
 	if v == nil || v.Invariant != OneLeaderPerTerm || !strings.Contains(v.Detail, "m2 and m3") {
 		t.Fatalf("m2 and m3 both led term 3: got %v", v)
+	}
+}
+
+// TestRealSampleDigests: managers reporting the same digests for the
+// blocks they share, over samples, is no violation; a block reported with
+// another digest, later and by another manager, is.
+func TestRealSampleDigests(t *testing.T) {
+	st := func(name string, blocks ...uint64) managerDigests {
+		r := &rpc.AppliedDigestsResponse{Block: 64}
+		for i := 0; i < len(blocks); i += 2 {
+			r.Digests = append(r.Digests, &rpc.AppliedDigest{LastIndex: blocks[i], Hash: blocks[i+1]})
+		}
+		return managerDigests{name, r}
+	}
+	w := newSampler()
+	w.sampleDigests([]managerDigests{st("m1", 64, 0xa, 128, 0xb), st("m2", 64, 0xa)})
+	w.sampleDigests([]managerDigests{st("m2", 128, 0xb, 192, 0xc), st("m3", 192, 0xc)})
+	if v := w.Violation(); v != nil {
+		t.Fatalf("the same digests: %v", v)
+	}
+	if len(w.digests) != 3 || w.shared != 3 {
+		t.Fatalf("%d blocks, %d shared; want 3 and 3", len(w.digests), w.shared)
+	}
+	w.sampleDigests([]managerDigests{st("m3", 128, 0xd)})
+	v := w.Violation()
+	if v == nil || v.Invariant != CommittedStaysCommitted || !strings.Contains(v.Detail, "m3 applied entries 65 to 128 differently from what m1 applied there") {
+		t.Fatalf("m3's block 128 differs from m1's: got %v", v)
 	}
 }
 

@@ -38,6 +38,7 @@ const (
 	methodLeave         = "/swarm.Daemon/Leave"
 	methodRemoveManager = "/swarm.Daemon/RemoveManager"
 	methodUnlock        = "/swarm.Daemon/Unlock"
+	methodDigests       = "/swarm.Daemon/AppliedDigests"
 	methodJoin          = "/swarm.Peer/Join"
 	methodStream        = "/swarm.Peer/Stream"
 )
@@ -58,6 +59,7 @@ var daemonTable = map[string][]env.Role{
 	methodRemoveManager:    managersOnly,
 	methodLeave:            localOnly,
 	methodUnlock:           localOnly,
+	methodDigests:          localOnly,
 	methodJoin:             anyone, // the token is the credential, checked by the handler
 	methodStream:           anyone, // every message on it is authorized on its own
 	"/swarm.Control/KVGet": managersOnly,

@@ -71,6 +71,22 @@ func (d *Daemon) status() *rpc.StatusResponse {
 	return out
 }
 
+// AppliedDigests hashes the entries this manager applied, block by block.
+func (s *daemonServer) AppliedDigests(ctx context.Context, _ *rpc.Empty) (*rpc.AppliedDigestsResponse, error) {
+	var out *rpc.AppliedDigestsResponse
+	if err := s.d.loop.Do(ctx, func() {
+		if s.d.manager() != nil && s.d.digests != nil {
+			out = &rpc.AppliedDigestsResponse{Block: digestBlock, Digests: s.d.digests.digests()}
+		}
+	}); err != nil {
+		return nil, realnet.GRPCError(err)
+	}
+	if out == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this node is not a manager: it applies no raft entries")
+	}
+	return out, nil
+}
+
 // JoinTokens returns the cluster's join tokens; managers only.
 func (s *daemonServer) JoinTokens(ctx context.Context, _ *rpc.Empty) (*api.JoinTokens, error) {
 	var out *api.JoinTokens

@@ -1776,6 +1776,117 @@ func (x *StatusResponse) GetLocked() bool {
 	return false
 }
 
+type AppliedDigestsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// block is how many consecutive raft indices one digest covers.
+	Block uint64 `protobuf:"varint,1,opt,name=block,proto3" json:"block,omitempty"`
+	// digests are the latest blocks this manager applied whole, in order,
+	// since it started, oldest first.
+	Digests       []*AppliedDigest `protobuf:"bytes,2,rep,name=digests,proto3" json:"digests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppliedDigestsResponse) Reset() {
+	*x = AppliedDigestsResponse{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppliedDigestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppliedDigestsResponse) ProtoMessage() {}
+
+func (x *AppliedDigestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppliedDigestsResponse.ProtoReflect.Descriptor instead.
+func (*AppliedDigestsResponse) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *AppliedDigestsResponse) GetBlock() uint64 {
+	if x != nil {
+		return x.Block
+	}
+	return 0
+}
+
+func (x *AppliedDigestsResponse) GetDigests() []*AppliedDigest {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+// AppliedDigest is the hash (FNV-1a, 64 bits) of the applied raft entries
+// last_index-block+1 to last_index: each entry's index, term and type (8
+// bytes each, little-endian), data length (8 bytes) and data, in order.
+// Managers that applied the same entries give the same digests.
+type AppliedDigest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LastIndex     uint64                 `protobuf:"varint,1,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	Hash          uint64                 `protobuf:"varint,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppliedDigest) Reset() {
+	*x = AppliedDigest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppliedDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppliedDigest) ProtoMessage() {}
+
+func (x *AppliedDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppliedDigest.ProtoReflect.Descriptor instead.
+func (*AppliedDigest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AppliedDigest) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *AppliedDigest) GetHash() uint64 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
 type LeaveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// force lets a manager leave: it is removed from raft first.
@@ -1786,7 +1897,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[31]
+	mi := &file_realnet_rpc_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1909,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[31]
+	mi := &file_realnet_rpc_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1922,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{31}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LeaveRequest) GetForce() bool {
@@ -1939,7 +2050,14 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\bdata_dir\x18\x0e \x01(\tR\adataDir\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x0f \x01(\tR\tclusterId\x12\x16\n" +
-	"\x06locked\x18\x10 \x01(\bR\x06locked\"$\n" +
+	"\x06locked\x18\x10 \x01(\bR\x06locked\"^\n" +
+	"\x16AppliedDigestsResponse\x12\x14\n" +
+	"\x05block\x18\x01 \x01(\x04R\x05block\x12.\n" +
+	"\adigests\x18\x02 \x03(\v2\x14.swarm.AppliedDigestR\adigests\"B\n" +
+	"\rAppliedDigest\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x01 \x01(\x04R\tlastIndex\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\x04R\x04hash\"$\n" +
 	"\fLeaveRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force*\x8d\x01\n" +
 	"\bNodeEdit\x12\x12\n" +
@@ -1998,7 +2116,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x0fRotateUnlockKey\x12\x1d.swarm.RotateUnlockKeyRequest\x1a\x10.swarm.UnlockKey\x12;\n" +
 	"\rRotateDataKey\x12\f.swarm.Empty\x1a\x1c.swarm.RotateDataKeyResponse\x12G\n" +
 	"\x0fRotateJoinToken\x12\x1d.swarm.RotateJoinTokenRequest\x1a\x15.swarm.api.JoinTokens\x12*\n" +
-	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\xef\x01\n" +
+	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\xae\x02\n" +
 	"\x06Daemon\x12-\n" +
 	"\x06Status\x12\f.swarm.Empty\x1a\x15.swarm.StatusResponse\x121\n" +
 	"\n" +
@@ -2006,7 +2124,8 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x05Leave\x12\x13.swarm.LeaveRequest\x1a\f.swarm.Empty\x12)\n" +
 	"\rRemoveManager\x12\n" +
 	".swarm.Ref\x1a\f.swarm.Empty\x12,\n" +
-	"\x06Unlock\x12\x14.swarm.UnlockRequest\x1a\f.swarm.EmptyB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
+	"\x06Unlock\x12\x14.swarm.UnlockRequest\x1a\f.swarm.Empty\x12=\n" +
+	"\x0eAppliedDigests\x12\f.swarm.Empty\x1a\x1d.swarm.AppliedDigestsResponseB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
 
 var (
 	file_realnet_rpc_control_proto_rawDescOnce sync.Once
@@ -2021,7 +2140,7 @@ func file_realnet_rpc_control_proto_rawDescGZIP() []byte {
 }
 
 var file_realnet_rpc_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_realnet_rpc_control_proto_goTypes = []any{
 	(NodeEdit)(0),                  // 0: swarm.NodeEdit
 	(*UnlockKey)(nil),              // 1: swarm.UnlockKey
@@ -2055,124 +2174,129 @@ var file_realnet_rpc_control_proto_goTypes = []any{
 	(*UnlockRequest)(nil),          // 29: swarm.UnlockRequest
 	(*RaftMemberStatus)(nil),       // 30: swarm.RaftMemberStatus
 	(*StatusResponse)(nil),         // 31: swarm.StatusResponse
-	(*LeaveRequest)(nil),           // 32: swarm.LeaveRequest
-	nil,                            // 33: swarm.ListServicesRequest.LabelsEntry
-	nil,                            // 34: swarm.ListNodesRequest.LabelsEntry
-	(*api.ServiceSpec)(nil),        // 35: swarm.api.ServiceSpec
-	(*api.Service)(nil),            // 36: swarm.api.Service
-	(api.TaskState)(0),             // 37: swarm.api.TaskState
-	(*api.Task)(nil),               // 38: swarm.api.Task
-	(api.NodeRole)(0),              // 39: swarm.api.NodeRole
-	(*api.Node)(nil),               // 40: swarm.api.Node
-	(*api.NodeSpec)(nil),           // 41: swarm.api.NodeSpec
-	(*api.Secret)(nil),             // 42: swarm.api.Secret
-	(*api.Config)(nil),             // 43: swarm.api.Config
-	(*api.Network)(nil),            // 44: swarm.api.Network
-	(*api.SecretSpec)(nil),         // 45: swarm.api.SecretSpec
-	(*api.ConfigSpec)(nil),         // 46: swarm.api.ConfigSpec
-	(*api.NetworkSpec)(nil),        // 47: swarm.api.NetworkSpec
-	(*api.JoinTokens)(nil),         // 48: swarm.api.JoinTokens
+	(*AppliedDigestsResponse)(nil), // 32: swarm.AppliedDigestsResponse
+	(*AppliedDigest)(nil),          // 33: swarm.AppliedDigest
+	(*LeaveRequest)(nil),           // 34: swarm.LeaveRequest
+	nil,                            // 35: swarm.ListServicesRequest.LabelsEntry
+	nil,                            // 36: swarm.ListNodesRequest.LabelsEntry
+	(*api.ServiceSpec)(nil),        // 37: swarm.api.ServiceSpec
+	(*api.Service)(nil),            // 38: swarm.api.Service
+	(api.TaskState)(0),             // 39: swarm.api.TaskState
+	(*api.Task)(nil),               // 40: swarm.api.Task
+	(api.NodeRole)(0),              // 41: swarm.api.NodeRole
+	(*api.Node)(nil),               // 42: swarm.api.Node
+	(*api.NodeSpec)(nil),           // 43: swarm.api.NodeSpec
+	(*api.Secret)(nil),             // 44: swarm.api.Secret
+	(*api.Config)(nil),             // 45: swarm.api.Config
+	(*api.Network)(nil),            // 46: swarm.api.Network
+	(*api.SecretSpec)(nil),         // 47: swarm.api.SecretSpec
+	(*api.ConfigSpec)(nil),         // 48: swarm.api.ConfigSpec
+	(*api.NetworkSpec)(nil),        // 49: swarm.api.NetworkSpec
+	(*api.JoinTokens)(nil),         // 50: swarm.api.JoinTokens
 }
 var file_realnet_rpc_control_proto_depIdxs = []int32{
-	35, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	35, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	33, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
-	36, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
+	37, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	37, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	35, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
+	38, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
 	13, // 4: swarm.ListServicesResponse.statuses:type_name -> swarm.ServiceStatus
-	37, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
-	38, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
-	39, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
-	34, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
-	40, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
-	41, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
+	39, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
+	40, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
+	41, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
+	36, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
+	42, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
+	43, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
 	0,  // 11: swarm.UpdateNodeRequest.edit:type_name -> swarm.NodeEdit
-	42, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
-	43, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
-	44, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
+	44, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
+	45, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
+	46, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
 	30, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
-	9,  // 16: swarm.Control.CreateService:input_type -> swarm.CreateServiceRequest
-	10, // 17: swarm.Control.UpdateService:input_type -> swarm.UpdateServiceRequest
-	11, // 18: swarm.Control.ScaleService:input_type -> swarm.ScaleServiceRequest
-	7,  // 19: swarm.Control.RollbackService:input_type -> swarm.Ref
-	7,  // 20: swarm.Control.RemoveService:input_type -> swarm.Ref
-	7,  // 21: swarm.Control.GetService:input_type -> swarm.Ref
-	12, // 22: swarm.Control.ListServices:input_type -> swarm.ListServicesRequest
-	7,  // 23: swarm.Control.GetTask:input_type -> swarm.Ref
-	15, // 24: swarm.Control.ListTasks:input_type -> swarm.ListTasksRequest
-	7,  // 25: swarm.Control.GetNode:input_type -> swarm.Ref
-	17, // 26: swarm.Control.ListNodes:input_type -> swarm.ListNodesRequest
-	19, // 27: swarm.Control.UpdateNode:input_type -> swarm.UpdateNodeRequest
-	20, // 28: swarm.Control.RemoveNode:input_type -> swarm.RemoveNodeRequest
-	45, // 29: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
-	7,  // 30: swarm.Control.GetSecret:input_type -> swarm.Ref
-	8,  // 31: swarm.Control.ListSecrets:input_type -> swarm.ListByNameRequest
-	7,  // 32: swarm.Control.RemoveSecret:input_type -> swarm.Ref
-	46, // 33: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
-	7,  // 34: swarm.Control.GetConfig:input_type -> swarm.Ref
-	8,  // 35: swarm.Control.ListConfigs:input_type -> swarm.ListByNameRequest
-	7,  // 36: swarm.Control.RemoveConfig:input_type -> swarm.Ref
-	47, // 37: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
-	7,  // 38: swarm.Control.GetNetwork:input_type -> swarm.Ref
-	8,  // 39: swarm.Control.ListNetworks:input_type -> swarm.ListByNameRequest
-	7,  // 40: swarm.Control.RemoveNetwork:input_type -> swarm.Ref
-	24, // 41: swarm.Control.KVGet:input_type -> swarm.KVGetRequest
-	26, // 42: swarm.Control.KVPut:input_type -> swarm.KVPutRequest
-	27, // 43: swarm.Control.KVCAS:input_type -> swarm.KVCASRequest
-	6,  // 44: swarm.Control.GetUnlockKey:input_type -> swarm.Empty
-	2,  // 45: swarm.Control.SetAutolock:input_type -> swarm.SetAutolockRequest
-	3,  // 46: swarm.Control.RotateUnlockKey:input_type -> swarm.RotateUnlockKeyRequest
-	6,  // 47: swarm.Control.RotateDataKey:input_type -> swarm.Empty
-	5,  // 48: swarm.Control.RotateJoinToken:input_type -> swarm.RotateJoinTokenRequest
-	6,  // 49: swarm.Control.RotateRootCA:input_type -> swarm.Empty
-	6,  // 50: swarm.Daemon.Status:input_type -> swarm.Empty
-	6,  // 51: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
-	32, // 52: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
-	7,  // 53: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
-	29, // 54: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
-	36, // 55: swarm.Control.CreateService:output_type -> swarm.api.Service
-	36, // 56: swarm.Control.UpdateService:output_type -> swarm.api.Service
-	36, // 57: swarm.Control.ScaleService:output_type -> swarm.api.Service
-	36, // 58: swarm.Control.RollbackService:output_type -> swarm.api.Service
-	6,  // 59: swarm.Control.RemoveService:output_type -> swarm.Empty
-	36, // 60: swarm.Control.GetService:output_type -> swarm.api.Service
-	14, // 61: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
-	38, // 62: swarm.Control.GetTask:output_type -> swarm.api.Task
-	16, // 63: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
-	40, // 64: swarm.Control.GetNode:output_type -> swarm.api.Node
-	18, // 65: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
-	40, // 66: swarm.Control.UpdateNode:output_type -> swarm.api.Node
-	6,  // 67: swarm.Control.RemoveNode:output_type -> swarm.Empty
-	42, // 68: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
-	42, // 69: swarm.Control.GetSecret:output_type -> swarm.api.Secret
-	21, // 70: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
-	6,  // 71: swarm.Control.RemoveSecret:output_type -> swarm.Empty
-	43, // 72: swarm.Control.CreateConfig:output_type -> swarm.api.Config
-	43, // 73: swarm.Control.GetConfig:output_type -> swarm.api.Config
-	22, // 74: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
-	6,  // 75: swarm.Control.RemoveConfig:output_type -> swarm.Empty
-	44, // 76: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
-	44, // 77: swarm.Control.GetNetwork:output_type -> swarm.api.Network
-	23, // 78: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
-	6,  // 79: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
-	25, // 80: swarm.Control.KVGet:output_type -> swarm.KVValue
-	6,  // 81: swarm.Control.KVPut:output_type -> swarm.Empty
-	28, // 82: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
-	1,  // 83: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
-	1,  // 84: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
-	1,  // 85: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
-	4,  // 86: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
-	48, // 87: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
-	6,  // 88: swarm.Control.RotateRootCA:output_type -> swarm.Empty
-	31, // 89: swarm.Daemon.Status:output_type -> swarm.StatusResponse
-	48, // 90: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
-	6,  // 91: swarm.Daemon.Leave:output_type -> swarm.Empty
-	6,  // 92: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
-	6,  // 93: swarm.Daemon.Unlock:output_type -> swarm.Empty
-	55, // [55:94] is the sub-list for method output_type
-	16, // [16:55] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	33, // 16: swarm.AppliedDigestsResponse.digests:type_name -> swarm.AppliedDigest
+	9,  // 17: swarm.Control.CreateService:input_type -> swarm.CreateServiceRequest
+	10, // 18: swarm.Control.UpdateService:input_type -> swarm.UpdateServiceRequest
+	11, // 19: swarm.Control.ScaleService:input_type -> swarm.ScaleServiceRequest
+	7,  // 20: swarm.Control.RollbackService:input_type -> swarm.Ref
+	7,  // 21: swarm.Control.RemoveService:input_type -> swarm.Ref
+	7,  // 22: swarm.Control.GetService:input_type -> swarm.Ref
+	12, // 23: swarm.Control.ListServices:input_type -> swarm.ListServicesRequest
+	7,  // 24: swarm.Control.GetTask:input_type -> swarm.Ref
+	15, // 25: swarm.Control.ListTasks:input_type -> swarm.ListTasksRequest
+	7,  // 26: swarm.Control.GetNode:input_type -> swarm.Ref
+	17, // 27: swarm.Control.ListNodes:input_type -> swarm.ListNodesRequest
+	19, // 28: swarm.Control.UpdateNode:input_type -> swarm.UpdateNodeRequest
+	20, // 29: swarm.Control.RemoveNode:input_type -> swarm.RemoveNodeRequest
+	47, // 30: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
+	7,  // 31: swarm.Control.GetSecret:input_type -> swarm.Ref
+	8,  // 32: swarm.Control.ListSecrets:input_type -> swarm.ListByNameRequest
+	7,  // 33: swarm.Control.RemoveSecret:input_type -> swarm.Ref
+	48, // 34: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
+	7,  // 35: swarm.Control.GetConfig:input_type -> swarm.Ref
+	8,  // 36: swarm.Control.ListConfigs:input_type -> swarm.ListByNameRequest
+	7,  // 37: swarm.Control.RemoveConfig:input_type -> swarm.Ref
+	49, // 38: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
+	7,  // 39: swarm.Control.GetNetwork:input_type -> swarm.Ref
+	8,  // 40: swarm.Control.ListNetworks:input_type -> swarm.ListByNameRequest
+	7,  // 41: swarm.Control.RemoveNetwork:input_type -> swarm.Ref
+	24, // 42: swarm.Control.KVGet:input_type -> swarm.KVGetRequest
+	26, // 43: swarm.Control.KVPut:input_type -> swarm.KVPutRequest
+	27, // 44: swarm.Control.KVCAS:input_type -> swarm.KVCASRequest
+	6,  // 45: swarm.Control.GetUnlockKey:input_type -> swarm.Empty
+	2,  // 46: swarm.Control.SetAutolock:input_type -> swarm.SetAutolockRequest
+	3,  // 47: swarm.Control.RotateUnlockKey:input_type -> swarm.RotateUnlockKeyRequest
+	6,  // 48: swarm.Control.RotateDataKey:input_type -> swarm.Empty
+	5,  // 49: swarm.Control.RotateJoinToken:input_type -> swarm.RotateJoinTokenRequest
+	6,  // 50: swarm.Control.RotateRootCA:input_type -> swarm.Empty
+	6,  // 51: swarm.Daemon.Status:input_type -> swarm.Empty
+	6,  // 52: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
+	34, // 53: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
+	7,  // 54: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
+	29, // 55: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
+	6,  // 56: swarm.Daemon.AppliedDigests:input_type -> swarm.Empty
+	38, // 57: swarm.Control.CreateService:output_type -> swarm.api.Service
+	38, // 58: swarm.Control.UpdateService:output_type -> swarm.api.Service
+	38, // 59: swarm.Control.ScaleService:output_type -> swarm.api.Service
+	38, // 60: swarm.Control.RollbackService:output_type -> swarm.api.Service
+	6,  // 61: swarm.Control.RemoveService:output_type -> swarm.Empty
+	38, // 62: swarm.Control.GetService:output_type -> swarm.api.Service
+	14, // 63: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
+	40, // 64: swarm.Control.GetTask:output_type -> swarm.api.Task
+	16, // 65: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
+	42, // 66: swarm.Control.GetNode:output_type -> swarm.api.Node
+	18, // 67: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
+	42, // 68: swarm.Control.UpdateNode:output_type -> swarm.api.Node
+	6,  // 69: swarm.Control.RemoveNode:output_type -> swarm.Empty
+	44, // 70: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
+	44, // 71: swarm.Control.GetSecret:output_type -> swarm.api.Secret
+	21, // 72: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
+	6,  // 73: swarm.Control.RemoveSecret:output_type -> swarm.Empty
+	45, // 74: swarm.Control.CreateConfig:output_type -> swarm.api.Config
+	45, // 75: swarm.Control.GetConfig:output_type -> swarm.api.Config
+	22, // 76: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
+	6,  // 77: swarm.Control.RemoveConfig:output_type -> swarm.Empty
+	46, // 78: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
+	46, // 79: swarm.Control.GetNetwork:output_type -> swarm.api.Network
+	23, // 80: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
+	6,  // 81: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
+	25, // 82: swarm.Control.KVGet:output_type -> swarm.KVValue
+	6,  // 83: swarm.Control.KVPut:output_type -> swarm.Empty
+	28, // 84: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
+	1,  // 85: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
+	1,  // 86: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
+	1,  // 87: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
+	4,  // 88: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
+	50, // 89: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
+	6,  // 90: swarm.Control.RotateRootCA:output_type -> swarm.Empty
+	31, // 91: swarm.Daemon.Status:output_type -> swarm.StatusResponse
+	50, // 92: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
+	6,  // 93: swarm.Daemon.Leave:output_type -> swarm.Empty
+	6,  // 94: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
+	6,  // 95: swarm.Daemon.Unlock:output_type -> swarm.Empty
+	32, // 96: swarm.Daemon.AppliedDigests:output_type -> swarm.AppliedDigestsResponse
+	57, // [57:97] is the sub-list for method output_type
+	17, // [17:57] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_realnet_rpc_control_proto_init() }
@@ -2186,7 +2310,7 @@ func file_realnet_rpc_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_realnet_rpc_control_proto_rawDesc), len(file_realnet_rpc_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

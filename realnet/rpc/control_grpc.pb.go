@@ -1403,11 +1403,12 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Daemon_Status_FullMethodName        = "/swarm.Daemon/Status"
-	Daemon_JoinTokens_FullMethodName    = "/swarm.Daemon/JoinTokens"
-	Daemon_Leave_FullMethodName         = "/swarm.Daemon/Leave"
-	Daemon_RemoveManager_FullMethodName = "/swarm.Daemon/RemoveManager"
-	Daemon_Unlock_FullMethodName        = "/swarm.Daemon/Unlock"
+	Daemon_Status_FullMethodName         = "/swarm.Daemon/Status"
+	Daemon_JoinTokens_FullMethodName     = "/swarm.Daemon/JoinTokens"
+	Daemon_Leave_FullMethodName          = "/swarm.Daemon/Leave"
+	Daemon_RemoveManager_FullMethodName  = "/swarm.Daemon/RemoveManager"
+	Daemon_Unlock_FullMethodName         = "/swarm.Daemon/Unlock"
+	Daemon_AppliedDigests_FullMethodName = "/swarm.Daemon/AppliedDigests"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -1426,6 +1427,10 @@ type DaemonClient interface {
 	// Unlock gives a locked manager (autolock) the cluster's unlock key;
 	// served on the node's local socket only.
 	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*Empty, error)
+	// AppliedDigests hashes the raft entries this manager applied, block by
+	// block, so that a checker outside can compare managers, and a manager
+	// before and after a restart (managers only; local socket only).
+	AppliedDigests(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*AppliedDigestsResponse, error)
 }
 
 type daemonClient struct {
@@ -1486,6 +1491,16 @@ func (c *daemonClient) Unlock(ctx context.Context, in *UnlockRequest, opts ...gr
 	return out, nil
 }
 
+func (c *daemonClient) AppliedDigests(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*AppliedDigestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AppliedDigestsResponse)
+	err := c.cc.Invoke(ctx, Daemon_AppliedDigests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -1502,6 +1517,10 @@ type DaemonServer interface {
 	// Unlock gives a locked manager (autolock) the cluster's unlock key;
 	// served on the node's local socket only.
 	Unlock(context.Context, *UnlockRequest) (*Empty, error)
+	// AppliedDigests hashes the raft entries this manager applied, block by
+	// block, so that a checker outside can compare managers, and a manager
+	// before and after a restart (managers only; local socket only).
+	AppliedDigests(context.Context, *Empty) (*AppliedDigestsResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -1526,6 +1545,9 @@ func (UnimplementedDaemonServer) RemoveManager(context.Context, *Ref) (*Empty, e
 }
 func (UnimplementedDaemonServer) Unlock(context.Context, *UnlockRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Unlock not implemented")
+}
+func (UnimplementedDaemonServer) AppliedDigests(context.Context, *Empty) (*AppliedDigestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AppliedDigests not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1638,6 +1660,24 @@ func _Daemon_Unlock_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_AppliedDigests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).AppliedDigests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_AppliedDigests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).AppliedDigests(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1664,6 +1704,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Unlock",
 			Handler:    _Daemon_Unlock_Handler,
+		},
+		{
+			MethodName: "AppliedDigests",
+			Handler:    _Daemon_AppliedDigests_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
