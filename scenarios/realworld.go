@@ -260,7 +260,7 @@ type RealWorld struct {
 	leaders map[uint64]string
 	bounds  map[string]int
 	// digests are the applied-entry digests the managers reported, by
-	// the block's last index, with the first manager to report each.
+	// block, with the first manager to report each.
 	digests map[blockKey]blockSeen
 	// shared counts the blocks that two managers or more reported.
 	shared int
@@ -589,12 +589,7 @@ type managerStatus struct {
 
 // statuses asks every running manager for its status, at once.
 func (w *RealWorld) statuses() []managerStatus {
-	var names []string
-	for _, n := range w.Nodes() {
-		if n.Manager && n.Up {
-			names = append(names, n.Name)
-		}
-	}
+	names := w.upManagers()
 	out := make([]managerStatus, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
