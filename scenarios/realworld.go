@@ -435,19 +435,19 @@ type managerDigests struct {
 // appliedDigests asks the managers that answered their status for the
 // digests of the entries they applied, at once.
 func (w *RealWorld) appliedDigests(sts []managerStatus) []managerDigests {
-	out := make([]managerDigests, len(sts))
-	var wg sync.WaitGroup
+	var out []managerDigests
+	names := make([]string, len(sts))
 	for i, m := range sts {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if r, err := w.c.Node(m.name).Daemon().AppliedDigests(ctx, &rpc.Empty{}); err == nil {
-				out[i] = managerDigests{m.name, r}
-			}
-		})
+		names[i] = m.name
 	}
-	wg.Wait()
-	return slices.DeleteFunc(out, func(m managerDigests) bool { return m.resp == nil })
+	for i, r := range askEach(names, func(ctx context.Context, name string) (*rpc.AppliedDigestsResponse, error) {
+		return w.c.Node(name).Daemon().AppliedDigests(ctx, &rpc.Empty{})
+	}) {
+		if r != nil {
+			out = append(out, managerDigests{names[i], r})
+		}
+	}
+	return out
 }
 
 // blockKey names a block of applied entries: its size and last index.
@@ -590,20 +590,33 @@ type managerStatus struct {
 // statuses asks every running manager for its status, at once.
 func (w *RealWorld) statuses() []managerStatus {
 	names := w.upManagers()
-	out := make([]managerStatus, len(names))
+	var out []managerStatus
+	for i, st := range askEach(names, func(ctx context.Context, name string) (*rpc.StatusResponse, error) {
+		return w.c.Node(name).Daemon().Status(ctx, &rpc.Empty{})
+	}) {
+		if st != nil {
+			out = append(out, managerStatus{names[i], st})
+		}
+	}
+	return out
+}
+
+// askEach calls f for every name at once, each call bounded by 2 s, and
+// returns the answers in the order of names (nil where none came).
+func askEach[T any](names []string, f func(ctx context.Context, name string) (*T, error)) []*T {
+	out := make([]*T, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			st, err := w.c.Node(name).Daemon().Status(ctx, &rpc.Empty{})
-			if err == nil {
-				out[i] = managerStatus{name, st}
+			if r, err := f(ctx, name); err == nil {
+				out[i] = r
 			}
 		})
 	}
 	wg.Wait()
-	return slices.DeleteFunc(out, func(m managerStatus) bool { return m.st == nil })
+	return out
 }
 
 // managerCount is how many managers the cluster has (up or not).
