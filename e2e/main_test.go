@@ -20,6 +20,7 @@ var scenarioFiles = []string{
 	"../scenarios/real-worker-loss.yaml",
 	"../scenarios/real-leader-isolated.yaml",
 	"../scenarios/real-partition.yaml",
+	"../scenarios/real-membership.yaml",
 }
 
 // The package's shared state, set by TestMain.

@@ -39,11 +39,15 @@ func RealSupport(sc *Scenario) []error {
 		errs = append(errs, fmt.Errorf("%s: cluster.autolock: %w", sc.File, ErrNotReal))
 	}
 	paired := false
+	n := len(sc.Cluster.InitialNodes())
 	for _, st := range sc.Steps {
 		switch a := st.Action.(type) {
 		case Crash, Restart, Stop, Start, Isolate, Heal,
 			Create, Remove, Scale, Update, Rollback, Secret, Config,
-			Drain, Pause, Activate, Promote, Demote, FailTasks:
+			Drain, Pause, Activate, Promote, Demote, FailTasks,
+			RemoveManager, RemoveWorker:
+		case AddManager, AddWorker:
+			n++
 		case Partition:
 			paired = true
 		case Expect:
@@ -58,9 +62,8 @@ func RealSupport(sc *Scenario) []error {
 			at(st.Line, "step "+a.Kind())
 		}
 	}
-	n := len(sc.Cluster.InitialNodes())
 	if paired && n > realcluster.MaxNodesPaired || n > realcluster.MaxNodes {
-		errs = append(errs, fmt.Errorf("%s: cluster: %d nodes: %w (at most %d, or %d with partition steps)",
+		errs = append(errs, fmt.Errorf("%s: cluster: %d nodes, with those steps add: %w (at most %d, or %d with partition steps)",
 			sc.File, n, ErrNotReal, realcluster.MaxNodes, realcluster.MaxNodesPaired))
 	}
 	return errs
@@ -963,8 +966,101 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 		})
 	case FailTasks:
 		return w.failTasks(ctx, a)
+	case AddManager:
+		return w.addNode(ctx, a.Name, true, nil)
+	case AddWorker:
+		return w.addNode(ctx, a.Name, false, a.Labels)
+	case RemoveManager:
+		return each(func(n string) error { return w.removeManager(ctx, n) })
+	case RemoveWorker:
+		return each(func(n string) error { return w.removeWorker(ctx, n) })
 	}
 	return fmt.Errorf("%s: %w", a.Kind(), ErrNotReal)
+}
+
+// addNode starts a new node that joins through the leader; a manager
+// counts once it votes, a worker once it registered (and is labelled).
+func (w *RealWorld) addNode(ctx context.Context, name string, mgr bool, labels map[string]string) error {
+	for {
+		l, _ := w.leader()
+		if l != "" {
+			if err := w.c.Add(ctx, realcluster.NodeSpec{Name: name, Manager: mgr}, l); err != nil {
+				return err
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("add %s: no leader to join through: %w", name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	w.mu.Lock()
+	w.state[name] = &NodeState{Name: name, Manager: mgr, Up: true}
+	w.order = append(w.order, name)
+	w.mu.Unlock()
+	if mgr {
+		return w.waitVoter(ctx, name, true)
+	}
+	if len(labels) > 0 {
+		return w.labelNode(ctx, name, labels)
+	}
+	return nil
+}
+
+// removeManager asks the leader to take name out of raft (a leader
+// hands its leadership over first), then the node's machine goes away.
+func (w *RealWorld) removeManager(ctx context.Context, name string) error {
+	id := w.c.Node(name).ID()
+	for {
+		l, st := w.leader()
+		if st != nil && !slices.ContainsFunc(st.GetMembers(), func(m *rpc.RaftMemberStatus) bool { return m.GetNodeId() == id }) {
+			break // out, by this call or by an earlier attempt
+		}
+		var err error
+		if l == "" {
+			err = errors.New("no leader")
+		} else {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err = w.c.Node(l).Daemon().RemoveManager(cctx, &rpc.Ref{Ref: id})
+			cancel()
+			if err == nil {
+				break
+			}
+			switch status.Code(err) {
+			case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
+			default:
+				return fmt.Errorf("remove manager %s: %w", name, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove manager %s: %w (last: %v)", name, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return w.goAway(ctx, name)
+}
+
+// removeWorker: the worker's machine goes away and the operator removes
+// its node, as `docker swarm leave` then `docker node rm --force`.
+func (w *RealWorld) removeWorker(ctx context.Context, name string) error {
+	if err := w.goAway(ctx, name); err != nil {
+		return err
+	}
+	return w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+		_, err := ctl.RemoveNode(ctx, &rpc.RemoveNodeRequest{Ref: name, Force: true})
+		return alreadyDone(err, retried, codes.NotFound)
+	})
+}
+
+// goAway kills a node's container and its tasks for good.
+func (w *RealWorld) goAway(ctx context.Context, name string) error {
+	if err := w.c.Kill(ctx, name); err != nil {
+		return err
+	}
+	w.setState(name, func(s *NodeState) { s.Up, s.Removed = false, true })
+	return nil
 }
 
 func (w *RealWorld) editNode(ctx context.Context, name string, edit rpc.NodeEdit) error {

@@ -68,6 +68,21 @@ steps:
 			t.Errorf("%s is meant for --real: %v", f, err)
 		}
 	}
+	// Nodes that steps add count against the limit of a paired cluster.
+	sc, err = Parse("y.yaml", []byte(`name: y
+cluster: {managers: 3, workers: 27}
+steps:
+  - partition: [[m1], [m2, m3]]
+  - add_worker: x1
+  - remove_worker: x1
+  - add_worker: x2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := RealSupport(sc); len(errs) != 1 || !strings.Contains(errs[0].Error(), "y.yaml: cluster: 32 nodes, with those steps add") {
+		t.Errorf("30 nodes and 2 added with a partition: %v", errs)
+	}
 	// And a file that cannot run for real says so in the expected shape.
 	sc, err = ParseFile("clock-skew.yaml")
 	if err != nil {

@@ -146,6 +146,12 @@ type Cluster struct {
 	// dataRoot holds each node's data directory (dataRoot/NAME, mounted
 	// at /data), whose local socket is how this process reaches the node.
 	dataRoot string
+	// block is the run's /20; placed counts the nodes given addresses so
+	// far (node i is at offset 10+i of the control /24 and of the shared
+	// one), and pairOff is the offset of the next pair network's /29.
+	block   netip.Prefix
+	placed  int
+	pairOff int
 
 	mu sync.Mutex // guards segments' cut sets
 }
@@ -233,6 +239,87 @@ func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err
 	return c, errors.Join(errs...)
 }
 
+// Add starts a node that joins the running cluster through the manager
+// via, with the manager or the worker join token as spec says (asked of
+// via). It gets addresses of its own on the run's networks; in a paired
+// cluster, a network with every node there, which a node isolated now
+// joins only at the next Heal. A manager counts once it votes.
+func (c *Cluster) Add(ctx context.Context, spec NodeSpec, via string) error {
+	if c.Node(spec.Name) != nil {
+		return fmt.Errorf("realcluster: a node named %s exists", spec.Name)
+	}
+	if c.cfg.Paired && c.placed >= MaxNodesPaired || c.placed >= MaxNodes {
+		return fmt.Errorf("realcluster: a node more than real mode runs (%d, or %d with partitions)", MaxNodes, MaxNodesPaired)
+	}
+	v := c.Node(via)
+	if v == nil {
+		return fmt.Errorf("realcluster: no node %s to join through", via)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	jt, err := v.Daemon().JoinTokens(tctx, &rpc.Empty{})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("join tokens from %s: %w", via, err)
+	}
+	tok := jt.GetWorker()
+	if spec.Manager {
+		tok = jt.GetManager()
+	}
+	i := c.placed
+	c.placed++
+	c.mu.Lock()
+	c.ctl.ips[spec.Name] = c.at(10 + i)
+	c.mu.Unlock()
+	if !c.cfg.Paired {
+		c.mu.Lock()
+		c.segs[0].ips[spec.Name] = c.at(256 + 10 + i)
+		c.mu.Unlock()
+	} else {
+		for _, peer := range c.Nodes() {
+			s := c.pairSegment(peer.Spec.Name, spec.Name)
+			if err := c.createSegment(ctx, s); err != nil {
+				return err
+			}
+			isolated := c.isolated(peer.Spec.Name)
+			c.mu.Lock()
+			c.segs = append(c.segs, s)
+			if isolated {
+				s.cut[peer.Spec.Name] = true
+			}
+			c.mu.Unlock()
+			if !isolated {
+				if err := c.connect(ctx, s, peer.Spec.Name, s.ips[peer.Spec.Name]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := c.startNode(ctx, spec, []string{"join", "--token", tok}, net.JoinHostPort(via, strconv.Itoa(Port))); err != nil {
+		return err
+	}
+	if spec.Manager {
+		return c.waitVoter(ctx, c.Node(spec.Name))
+	}
+	return nil
+}
+
+// isolated reports whether name is cut from every network it is on (and
+// is on one).
+func (c *Cluster) isolated(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	on := 0
+	for _, s := range c.segs {
+		if _, ok := s.ips[name]; ok {
+			on++
+			if !s.cut[name] {
+				return false
+			}
+		}
+	}
+	return on > 0
+}
+
 // sortOrder puts the nodes in the order the configuration gives them.
 func (c *Cluster) sortOrder() {
 	c.nodesMu.Lock()
@@ -303,49 +390,60 @@ func (c *Cluster) createNetworks(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	base := block.Addr().As4()
-	at := func(off int) netip.Addr {
-		v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
-		v += uint32(off)
-		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-	}
+	c.block, c.pairOff = block, 256
 	names := make([]string, len(c.cfg.Nodes))
 	for i, n := range c.cfg.Nodes {
 		names[i] = n.Name
 	}
-	ctl := &segment{name: "ctl", subnet: netip.PrefixFrom(at(0), 24), ips: map[string]netip.Addr{}, cut: map[string]bool{}}
+	c.placed = len(names)
+	ctl := &segment{name: "ctl", subnet: netip.PrefixFrom(c.at(0), 24), ips: map[string]netip.Addr{}, cut: map[string]bool{}}
 	for i, n := range names {
-		ctl.ips[n] = at(10 + i)
+		ctl.ips[n] = c.at(10 + i)
 	}
 	if err := c.createSegment(ctx, ctl); err != nil {
 		return err
 	}
 	c.ctl, c.ctlName = ctl, c.nets[0].Name
 	if !c.cfg.Paired {
-		s := &segment{name: "nodes", subnet: netip.PrefixFrom(at(256), 24), ips: map[string]netip.Addr{}, cut: map[string]bool{}}
+		s := &segment{name: "nodes", subnet: netip.PrefixFrom(c.at(256), 24), ips: map[string]netip.Addr{}, cut: map[string]bool{}}
 		for i, n := range names {
-			s.ips[n] = at(256 + 10 + i)
+			s.ips[n] = c.at(256 + 10 + i)
 		}
 		c.segs = append(c.segs, s)
 		return c.createSegment(ctx, s)
 	}
-	off := 256
+	var pairs []*segment
 	for i := range names {
 		for j := i + 1; j < len(names); j++ {
-			s := &segment{name: names[i] + "-" + names[j], subnet: netip.PrefixFrom(at(off), 29),
-				ips: map[string]netip.Addr{names[i]: at(off + 2), names[j]: at(off + 3)}, cut: map[string]bool{}}
-			off += 8
-			c.segs = append(c.segs, s)
+			pairs = append(pairs, c.pairSegment(names[i], names[j]))
 		}
 	}
+	c.segs = append(c.segs, pairs...)
 	// Docker serializes much of this, but not the round trips.
-	errs := make([]error, len(c.segs))
+	errs := make([]error, len(pairs))
 	var wg sync.WaitGroup
-	for i, s := range c.segs {
+	for i, s := range pairs {
 		wg.Go(func() { errs[i] = c.createSegment(ctx, s) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// at is the address off past the start of the run's /20.
+func (c *Cluster) at(off int) netip.Addr {
+	base := c.block.Addr().As4()
+	v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	v += uint32(off)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// pairSegment lays out (without creating it) the network of a and b alone,
+// on the next free /29.
+func (c *Cluster) pairSegment(a, b string) *segment {
+	off := c.pairOff
+	c.pairOff += 8
+	return &segment{name: a + "-" + b, subnet: netip.PrefixFrom(c.at(off), 29),
+		ips: map[string]netip.Addr{a: c.at(off + 2), b: c.at(off + 3)}, cut: map[string]bool{}}
 }
 
 func (c *Cluster) createSegment(ctx context.Context, s *segment) error {
