@@ -21,6 +21,7 @@ var scenarioFiles = []string{
 	"../scenarios/real-leader-isolated.yaml",
 	"../scenarios/real-partition.yaml",
 	"../scenarios/real-membership.yaml",
+	"../scenarios/security-join-rotated-token.yaml",
 }
 
 // The package's shared state, set by TestMain.

@@ -45,8 +45,8 @@ func RealSupport(sc *Scenario) []error {
 		case Crash, Restart, Stop, Start, Isolate, Heal,
 			Create, Remove, Scale, Update, Rollback, Secret, Config,
 			Drain, Pause, Activate, Promote, Demote, FailTasks,
-			RemoveManager, RemoveWorker:
-		case AddManager, AddWorker:
+			RemoveManager, RemoveWorker, RotateJoinToken:
+		case AddManager, AddWorker, JoinWithOldToken:
 			n++
 		case Partition:
 			paired = true
@@ -267,6 +267,8 @@ type RealWorld struct {
 	digests map[blockKey]blockSeen
 	// shared counts the blocks that two managers or more reported.
 	shared int
+	// oldTokens are the join tokens rotate_join_token replaced, by role.
+	oldTokens map[string]string
 	// clients are the file's clients (nil without): they start once the
 	// file's services are set up, and stop when the run's summary is
 	// asked for (Stats).
@@ -279,7 +281,7 @@ type RealWorld struct {
 func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun string, seed uint64, swarmdImage string) (*RealWorld, error) {
 	w := &RealWorld{sc: sc, cli: cli, run: imageRun, wallStart: time.Now(), chooser: seeded{rand.New(rand.NewPCG(seed, 0x7265616c))},
 		state: map[string]*NodeState{}, specs: map[string]Service{}, leaders: map[uint64]string{}, bounds: map[string]int{},
-		digests: map[blockKey]blockSeen{}}
+		digests: map[blockKey]blockSeen{}, oldTokens: map[string]string{}}
 	cfg := realcluster.Config{
 		Run: realcluster.NewRunID(), Image: swarmdImage,
 		RaftTick: sc.Cluster.Raft.Tick, ElectionTicks: sc.Cluster.Raft.ElectionTicks, SnapshotEvery: sc.Cluster.Raft.SnapshotEvery,
@@ -557,7 +559,9 @@ func (w *RealWorld) Violation() *Violation {
 // Stats implements World. It also stops the clients and checks their
 // history.
 func (w *RealWorld) Stats() WorldStats {
+	w.mu.Lock()
 	notes := slices.Clone(w.notes)
+	w.mu.Unlock()
 	if w.checks(CommittedStaysCommitted) {
 		notes = append(notes, fmt.Sprintf("committed-stays-committed: %d blocks of applied entries reported, %d of them by two managers or more",
 			len(w.digests), w.shared))
@@ -974,6 +978,10 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 		return each(func(n string) error { return w.removeManager(ctx, n) })
 	case RemoveWorker:
 		return each(func(n string) error { return w.removeWorker(ctx, n) })
+	case RotateJoinToken:
+		return w.rotateJoinToken(ctx, a.Role)
+	case JoinWithOldToken:
+		return w.joinWithOldToken(ctx, a.Name)
 	}
 	return fmt.Errorf("%s: %w", a.Kind(), ErrNotReal)
 }
@@ -1052,6 +1060,82 @@ func (w *RealWorld) removeWorker(ctx context.Context, name string) error {
 		_, err := ctl.RemoveNode(ctx, &rpc.RemoveNodeRequest{Ref: name, Force: true})
 		return alreadyDone(err, retried, codes.NotFound)
 	})
+}
+
+// rotateJoinToken rotates role's join token through the leader, keeping
+// the old one for join_with_old_token.
+func (w *RealWorld) rotateJoinToken(ctx context.Context, role string) error {
+	var old string
+	err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+		l, _ := w.leader()
+		if l == "" {
+			return status.Error(codes.Unavailable, "no leader")
+		}
+		cur, err := w.c.Node(l).Daemon().JoinTokens(ctx, &rpc.Empty{})
+		if err != nil {
+			return err
+		}
+		tok := cur.GetWorker()
+		if role == "manager" {
+			tok = cur.GetManager()
+		}
+		if retried && old != "" && tok != old {
+			return nil // the earlier attempt rotated it
+		}
+		old = tok
+		_, err = ctl.RotateJoinToken(ctx, &rpc.RotateJoinTokenRequest{Role: role})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rotate the %s join token: %w", role, err)
+	}
+	w.mu.Lock()
+	w.oldTokens[role] = old
+	w.mu.Unlock()
+	return nil
+}
+
+// joinWithOldToken starts a worker that presents the rotated worker
+// token: the step fails if it gets in, and finishes once it gave up.
+func (w *RealWorld) joinWithOldToken(ctx context.Context, name string) error {
+	w.mu.Lock()
+	old := w.oldTokens["worker"]
+	w.mu.Unlock()
+	if old == "" {
+		return errors.New("join_with_old_token: the worker token was never rotated")
+	}
+	l, _ := w.leader()
+	if l == "" {
+		return errors.New("join_with_old_token: no leader to join through")
+	}
+	joined, out, err := w.c.TryJoin(ctx, realcluster.NodeSpec{Name: name}, l, old)
+	w.mu.Lock()
+	w.state[name] = &NodeState{Name: name, Up: joined, Removed: !joined}
+	w.order = append(w.order, name)
+	w.mu.Unlock()
+	switch {
+	case err != nil:
+		return err
+	case joined:
+		return fmt.Errorf("%s joined with a rotated token", name)
+	}
+	if nodes, err := w.listNodes(ctx); err == nil {
+		for _, n := range nodes {
+			if n.GetDescription().GetHostname() == name {
+				return fmt.Errorf("%s, refused, has a node in the store (%s)", name, n.GetId())
+			}
+		}
+	}
+	w.mu.Lock()
+	w.notes = append(w.notes, fmt.Sprintf("security: %s, joining with a rotated token, was refused: %s", name, lastLine(out)))
+	w.mu.Unlock()
+	return nil
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // goAway kills a node's container and its tasks for good.

@@ -57,7 +57,7 @@ steps:
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no real-*.yaml files: %v", err)
 	}
-	files = append(files, "service-lifecycle.yaml", "leader-crash.yaml")
+	files = append(files, "service-lifecycle.yaml", "leader-crash.yaml", "security-join-rotated-token.yaml")
 	line := regexp.MustCompile(`^[^:]+\.yaml(:\d+)?: `)
 	for _, f := range files {
 		sc, err := ParseFile(f)

@@ -241,16 +241,8 @@ func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err
 
 // Add starts a node that joins the running cluster through the manager
 // via, with the manager or the worker join token as spec says (asked of
-// via). It gets addresses of its own on the run's networks; in a paired
-// cluster, a network with every node there, which a node isolated now
-// joins only at the next Heal. A manager counts once it votes.
+// via). A manager counts once it votes.
 func (c *Cluster) Add(ctx context.Context, spec NodeSpec, via string) error {
-	if c.Node(spec.Name) != nil {
-		return fmt.Errorf("realcluster: a node named %s exists", spec.Name)
-	}
-	if c.cfg.Paired && c.placed >= MaxNodesPaired || c.placed >= MaxNodes {
-		return fmt.Errorf("realcluster: a node more than real mode runs (%d, or %d with partitions)", MaxNodes, MaxNodesPaired)
-	}
 	v := c.Node(via)
 	if v == nil {
 		return fmt.Errorf("realcluster: no node %s to join through", via)
@@ -265,40 +257,91 @@ func (c *Cluster) Add(ctx context.Context, spec NodeSpec, via string) error {
 	if spec.Manager {
 		tok = jt.GetManager()
 	}
-	i := c.placed
-	c.placed++
-	c.mu.Lock()
-	c.ctl.ips[spec.Name] = c.at(10 + i)
-	c.mu.Unlock()
-	if !c.cfg.Paired {
-		c.mu.Lock()
-		c.segs[0].ips[spec.Name] = c.at(256 + 10 + i)
-		c.mu.Unlock()
-	} else {
-		for _, peer := range c.Nodes() {
-			s := c.pairSegment(peer.Spec.Name, spec.Name)
-			if err := c.createSegment(ctx, s); err != nil {
-				return err
-			}
-			isolated := c.isolated(peer.Spec.Name)
-			c.mu.Lock()
-			c.segs = append(c.segs, s)
-			if isolated {
-				s.cut[peer.Spec.Name] = true
-			}
-			c.mu.Unlock()
-			if !isolated {
-				if err := c.connect(ctx, s, peer.Spec.Name, s.ips[peer.Spec.Name]); err != nil {
-					return err
-				}
-			}
-		}
+	if err := c.place(ctx, spec.Name); err != nil {
+		return err
 	}
 	if err := c.startNode(ctx, spec, []string{"join", "--token", tok}, net.JoinHostPort(via, strconv.Itoa(Port))); err != nil {
 		return err
 	}
 	if spec.Manager {
 		return c.waitVoter(ctx, c.Node(spec.Name))
+	}
+	return nil
+}
+
+// TryJoin starts a node that tries to join through via with token, as
+// whoever holds that token would, and waits until it answers (joined) or
+// its swarmd exits (refused, with output its last lines).
+func (c *Cluster) TryJoin(ctx context.Context, spec NodeSpec, via, token string) (joined bool, output string, err error) {
+	if err := c.place(ctx, spec.Name); err != nil {
+		return false, "", err
+	}
+	n, err := c.launch(ctx, spec, []string{"join", "--token", token}, net.JoinHostPort(via, strconv.Itoa(Port)))
+	if err != nil {
+		return false, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
+	defer cancel()
+	for {
+		sctx, scancel := context.WithTimeout(ctx, time.Second)
+		_, serr := n.Daemon().Status(sctx, &rpc.Empty{})
+		scancel()
+		if serr == nil {
+			return true, "", nil
+		}
+		st, err := n.ctr.State(ctx)
+		if err != nil {
+			return false, "", fmt.Errorf("%s: %w", spec.Name, err)
+		}
+		if !st.Running && st.FinishedAt != "" && !strings.HasPrefix(st.FinishedAt, "0001-") {
+			return false, c.LogTail(context.WithoutCancel(ctx), spec.Name, 5), nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, "", fmt.Errorf("%s neither joined nor gave up: %w (logs: %s)", spec.Name, ctx.Err(), c.LogTail(context.WithoutCancel(ctx), spec.Name, 20))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// place gives a new node addresses of its own on the run's networks; in a
+// paired cluster, a network with every node there, which a node isolated
+// now joins only at the next Heal.
+func (c *Cluster) place(ctx context.Context, name string) error {
+	if c.Node(name) != nil {
+		return fmt.Errorf("realcluster: a node named %s exists", name)
+	}
+	if c.cfg.Paired && c.placed >= MaxNodesPaired || c.placed >= MaxNodes {
+		return fmt.Errorf("realcluster: a node more than real mode runs (%d, or %d with partitions)", MaxNodes, MaxNodesPaired)
+	}
+	i := c.placed
+	c.placed++
+	c.mu.Lock()
+	c.ctl.ips[name] = c.at(10 + i)
+	if !c.cfg.Paired {
+		c.segs[0].ips[name] = c.at(256 + 10 + i)
+	}
+	c.mu.Unlock()
+	if !c.cfg.Paired {
+		return nil
+	}
+	for _, peer := range c.Nodes() {
+		s := c.pairSegment(peer.Spec.Name, name)
+		if err := c.createSegment(ctx, s); err != nil {
+			return err
+		}
+		isolated := c.isolated(peer.Spec.Name)
+		c.mu.Lock()
+		c.segs = append(c.segs, s)
+		if isolated {
+			s.cut[peer.Spec.Name] = true
+		}
+		c.mu.Unlock()
+		if !isolated {
+			if err := c.connect(ctx, s, peer.Spec.Name, s.ips[peer.Spec.Name]); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -507,10 +550,20 @@ func (c *Cluster) containerName(node string) string {
 	return "swarmsim-" + c.cfg.Run + "-" + node
 }
 
-// startNode creates the node's container on the control network, connects
-// it to its segments with fixed addresses and its name as alias, starts
-// it, and waits until it answers on its local socket.
+// startNode launches the node and waits until it answers on its local
+// socket.
 func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, args ...string) error {
+	n, err := c.launch(ctx, spec, cmd, args...)
+	if err != nil {
+		return err
+	}
+	return c.waitUp(ctx, n)
+}
+
+// launch creates the node's container on the control network, connects it
+// to its segments with fixed addresses and its name as alias, and starts
+// it.
+func (c *Cluster) launch(ctx context.Context, spec NodeSpec, cmd []string, args ...string) (*Node, error) {
 	cfg := c.cfg
 	// Mutual TLS on the CA's certificates, as swarmd runs by default: the
 	// nodes listen on every address of their container, and only a node
@@ -538,18 +591,18 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 	cmd = append(cmd, args...)
 	sock, err := dockerSocket(c.cli)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sockGID, err := fileGroup(sock)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The data directory lives here, mounted into the container, and
 	// swarmd runs as this process's user: its owner-only local socket is
 	// then this process's to use, as the CLI uses it on a node's machine.
 	dataDir := filepath.Join(c.dataRoot, spec.Name)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("realcluster: %w", err)
+		return nil, fmt.Errorf("realcluster: %w", err)
 	}
 	ctlNet := c.ctlName
 	ctlIP := c.ctl.ips[spec.Name]
@@ -577,16 +630,16 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 	}
 	ctr, err := testcontainers.GenericContainer(ctx, req)
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", spec.Name, err)
+		return nil, fmt.Errorf("creating %s: %w", spec.Name, err)
 	}
 	dc, ok := ctr.(*testcontainers.DockerContainer)
 	if !ok {
-		return fmt.Errorf("creating %s: unexpected container type %T", spec.Name, ctr)
+		return nil, fmt.Errorf("creating %s: unexpected container type %T", spec.Name, ctr)
 	}
 	conn, err := grpc.NewClient("unix://"+daemon.SocketPath(dataDir), realnet.DialOptions(nil, 0)...)
 	if err != nil {
 		_ = dc.Terminate(ctx)
-		return fmt.Errorf("%s: %w", spec.Name, err)
+		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
 	n := &Node{Spec: spec, ctr: dc, ctlIP: ctlIP, conn: conn}
 	c.nodesMu.Lock()
@@ -599,13 +652,13 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec, cmd []string, ar
 			continue
 		}
 		if err := c.connect(ctx, s, spec.Name, ip); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := dc.Start(ctx); err != nil {
-		return fmt.Errorf("starting %s: %w", spec.Name, err)
+		return nil, fmt.Errorf("starting %s: %w", spec.Name, err)
 	}
-	return c.waitUp(ctx, n)
+	return n, nil
 }
 
 func (c *Cluster) connect(ctx context.Context, s *segment, node string, ip netip.Addr) error {
