@@ -22,6 +22,7 @@ var scenarioFiles = []string{
 	"../scenarios/real-partition.yaml",
 	"../scenarios/real-membership.yaml",
 	"../scenarios/security-join-rotated-token.yaml",
+	"../scenarios/security-root-rotation-partition.yaml",
 }
 
 // The package's shared state, set by TestMain.

@@ -1,7 +1,9 @@
 package scenarios
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +47,7 @@ func RealSupport(sc *Scenario) []error {
 		case Crash, Restart, Stop, Start, Isolate, Heal,
 			Create, Remove, Scale, Update, Rollback, Secret, Config,
 			Drain, Pause, Activate, Promote, Demote, FailTasks,
-			RemoveManager, RemoveWorker, RotateJoinToken:
+			RemoveManager, RemoveWorker, RotateJoinToken, RotateRootCA:
 		case AddManager, AddWorker, JoinWithOldToken:
 			n++
 		case Partition:
@@ -53,7 +55,7 @@ func RealSupport(sc *Scenario) []error {
 		case Expect:
 			for _, c := range a.Conditions {
 				switch c.(type) {
-				case Leader, Managers, NodesReady, Running, Completed, NodeTasks, Converged:
+				case Leader, Managers, NodesReady, Running, Completed, NodeTasks, Converged, RootRotated:
 				default:
 					at(st.Line, "expect "+strings.SplitN(c.String(), "=", 2)[0])
 				}
@@ -269,6 +271,9 @@ type RealWorld struct {
 	shared int
 	// oldTokens are the join tokens rotate_join_token replaced, by role.
 	oldTokens map[string]string
+	// oldRootKey is the key ID of the root the last rotate_root_ca
+	// replaced (nil before any).
+	oldRootKey []byte
 	// clients are the file's clients (nil without): they start once the
 	// file's services are set up, and stop when the run's summary is
 	// asked for (Stats).
@@ -982,6 +987,8 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 		return w.rotateJoinToken(ctx, a.Role)
 	case JoinWithOldToken:
 		return w.joinWithOldToken(ctx, a.Name)
+	case RotateRootCA:
+		return w.rotateRootCA(ctx)
 	}
 	return fmt.Errorf("%s: %w", a.Kind(), ErrNotReal)
 }
@@ -1130,6 +1137,78 @@ func (w *RealWorld) joinWithOldToken(ctx context.Context, name string) error {
 	w.notes = append(w.notes, fmt.Sprintf("security: %s, joining with a rotated token, was refused: %s", name, lastLine(out)))
 	w.mu.Unlock()
 	return nil
+}
+
+// rotateRootCA starts a root rotation through the leader, noting the
+// root it replaces: the one that signed the certificate the leader
+// presents.
+func (w *RealWorld) rotateRootCA(ctx context.Context) error {
+	var old []byte
+	err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+		if old == nil {
+			l, _ := w.leader()
+			if l == "" {
+				return status.Error(codes.Unavailable, "no leader")
+			}
+			cert, err := w.c.Node(l).PresentedCertificate(ctx)
+			if err != nil {
+				return status.Error(codes.Unavailable, err.Error())
+			}
+			old = cert.AuthorityKeyId
+		}
+		_, err := ctl.RotateRootCA(ctx, &rpc.Empty{})
+		if retried && status.Code(err) == codes.FailedPrecondition {
+			return nil // the earlier attempt started it: a rotation is under way
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rotate the root CA: %w", err)
+	}
+	w.mu.Lock()
+	w.oldRootKey = old
+	w.mu.Unlock()
+	return nil
+}
+
+// rootRotated holds when every node that has not left presents a
+// certificate of one root, and not of the root the last rotation
+// replaced.
+func (w *RealWorld) rootRotated() (bool, string) {
+	w.mu.Lock()
+	old := w.oldRootKey
+	w.mu.Unlock()
+	if old == nil {
+		return false, "no root rotation was started"
+	}
+	var names []string
+	for _, n := range w.Nodes() {
+		if !n.Removed {
+			names = append(names, n.Name)
+		}
+	}
+	certs := askEach(names, func(ctx context.Context, name string) (*x509.Certificate, error) {
+		return w.c.Node(name).PresentedCertificate(ctx)
+	})
+	var behind []string
+	roots := map[string]bool{}
+	for i, c := range certs {
+		switch {
+		case c == nil:
+			behind = append(behind, names[i]+" (no answer)")
+		case bytes.Equal(c.AuthorityKeyId, old):
+			behind = append(behind, names[i])
+		default:
+			roots[string(c.AuthorityKeyId)] = true
+		}
+	}
+	switch {
+	case len(behind) > 0:
+		return false, fmt.Sprintf("%d of %d nodes on the new root (not %s)", len(names)-len(behind), len(names), strings.Join(behind, ", "))
+	case len(roots) > 1:
+		return false, fmt.Sprintf("the %d nodes present certificates of %d roots", len(names), len(roots))
+	}
+	return true, fmt.Sprintf("all %d nodes present a certificate of the new root", len(names))
 }
 
 // lastLine is the last non-empty line of s.
@@ -1305,6 +1384,8 @@ func (w *RealWorld) Holds(c Condition) (bool, string) {
 		return len(done) == c.N, fmt.Sprintf("%d completed", len(done))
 	case Converged:
 		return w.converged(ctx)
+	case RootRotated:
+		return w.rootRotated()
 	}
 	return false, fmt.Sprintf("%s: %v", c, ErrNotReal)
 }

@@ -28,7 +28,7 @@ steps:
   - at: 10s
     clock_skew: {node: m2, by: 2s}
   - link: {from: m1, to: m2, latency: 200ms}
-  - expect: {root_rotated: true, within: 10s}
+  - compromise: m2
   - partition: [[m1], [m2, m3]]
   - heal: all
   - expect: {leader: elected, converged: true, within: 10s}
@@ -47,7 +47,7 @@ steps:
 	want := []string{
 		"x.yaml:7: step clock_skew: not supported with --real",
 		"x.yaml:9: step link: not supported with --real",
-		"x.yaml:10: expect root_rotated: not supported with --real",
+		"x.yaml:10: step compromise: not supported with --real",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("RealSupport:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -57,7 +57,7 @@ steps:
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no real-*.yaml files: %v", err)
 	}
-	files = append(files, "service-lifecycle.yaml", "leader-crash.yaml", "security-join-rotated-token.yaml")
+	files = append(files, "service-lifecycle.yaml", "leader-crash.yaml", "security-join-rotated-token.yaml", "security-root-rotation-partition.yaml")
 	line := regexp.MustCompile(`^[^:]+\.yaml(:\d+)?: `)
 	for _, f := range files {
 		sc, err := ParseFile(f)
@@ -67,6 +67,24 @@ steps:
 		for _, err := range RealSupport(sc) {
 			t.Errorf("%s is meant for --real: %v", f, err)
 		}
+	}
+	// Conditions too.
+	sc, err = Parse("z.yaml", []byte(`name: z
+cluster: {managers: 3}
+steps:
+  - autolock: on
+  - restart: m1
+  - expect: {locked: m1, within: 10s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, err := range RealSupport(sc) {
+		got = append(got, err.Error())
+	}
+	if want := "z.yaml:4: step autolock: not supported with --real\nz.yaml:6: expect locked m1: not supported with --real"; strings.Join(got, "\n") != want {
+		t.Errorf("RealSupport:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}
 	// Nodes that steps add count against the limit of a paired cluster.
 	sc, err = Parse("y.yaml", []byte(`name: y

@@ -3,6 +3,8 @@ package realcluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -129,6 +131,38 @@ func (n *Node) Daemon() rpc.DaemonClient { return rpc.NewDaemonClient(n.conn) }
 // only callers with a certificate of the cluster (this process has none;
 // it uses the node's local socket).
 func (n *Node) Addr() string { return netip.AddrPortFrom(n.ctlIP, Port).String() }
+
+// PresentedCertificate is the certificate the node presents to whoever
+// connects to it now (its TLS leaf on the control network): this process
+// holds no certificate, so the handshake fails after the node's part.
+func (n *Node) PresentedCertificate(ctx context.Context) (*x509.Certificate, error) {
+	var leaf *x509.Certificate
+	cfg := &tls.Config{
+		InsecureSkipVerify: true, // only read, never trusted
+		NextProtos:         []string{"h2"},
+		MinVersion:         tls.VersionTLS13,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("no certificate")
+			}
+			c, err := x509.ParseCertificate(raw[0])
+			leaf = c
+			return err
+		},
+	}
+	d := tls.Dialer{Config: cfg}
+	conn, err := d.DialContext(ctx, "tcp", n.Addr())
+	if conn != nil {
+		conn.Close()
+	}
+	if leaf != nil {
+		return leaf, nil
+	}
+	if err == nil {
+		err = errors.New("the handshake gave no certificate")
+	}
+	return nil, fmt.Errorf("%s's certificate: %w", n.Spec.Name, err)
+}
 
 // Cluster is a running real cluster.
 type Cluster struct {
