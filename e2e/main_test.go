@@ -23,6 +23,7 @@ var scenarioFiles = []string{
 	"../scenarios/real-membership.yaml",
 	"../scenarios/security-join-rotated-token.yaml",
 	"../scenarios/security-root-rotation-partition.yaml",
+	"../scenarios/autolock-restart-all-managers.yaml",
 }
 
 // The package's shared state, set by TestMain.

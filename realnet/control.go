@@ -2,6 +2,8 @@ package realnet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -391,4 +393,15 @@ func (s *ControlServer) RotateRootCA(ctx context.Context, _ *rpc.Empty) (*rpc.Em
 		m.CA().RotateRootCA(done0(done))
 	})
 	return v, GRPCError(err)
+}
+
+// UnlockKeyFingerprint names an unlock key without revealing it: the first
+// 8 bytes of its SHA-256, in hex ("" for no key). A manager's status gives
+// the fingerprint of the key its disk is wrapped under.
+func UnlockKeyFingerprint(key string) string {
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:8])
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/realnet"
 	"github.com/swarmsim/swarmsim/realnet/docker"
 	"github.com/swarmsim/swarmsim/realnet/realcluster"
 	"github.com/swarmsim/swarmsim/realnet/rpc"
@@ -47,7 +48,8 @@ func RealSupport(sc *Scenario) []error {
 		case Crash, Restart, Stop, Start, Isolate, Heal,
 			Create, Remove, Scale, Update, Rollback, Secret, Config,
 			Drain, Pause, Activate, Promote, Demote, FailTasks,
-			RemoveManager, RemoveWorker, RotateJoinToken, RotateRootCA:
+			RemoveManager, RemoveWorker, RotateJoinToken, RotateRootCA,
+			Autolock, RotateUnlockKey, Unlock:
 		case AddManager, AddWorker, JoinWithOldToken:
 			n++
 		case Partition:
@@ -55,7 +57,8 @@ func RealSupport(sc *Scenario) []error {
 		case Expect:
 			for _, c := range a.Conditions {
 				switch c.(type) {
-				case Leader, Managers, NodesReady, Running, Completed, NodeTasks, Converged, RootRotated:
+				case Leader, Managers, NodesReady, Running, Completed, NodeTasks, Converged, RootRotated,
+					Locked, Unlocked:
 				default:
 					at(st.Line, "expect "+strings.SplitN(c.String(), "=", 2)[0])
 				}
@@ -271,6 +274,10 @@ type RealWorld struct {
 	shared int
 	// oldTokens are the join tokens rotate_join_token replaced, by role.
 	oldTokens map[string]string
+	// unlockKey is the cluster's unlock key as the last autolock or
+	// rotate_unlock_key step was told it ("" while autolock is off), as
+	// an operator keeps it.
+	unlockKey string
 	// oldRootKey is the key ID of the root the last rotate_root_ca
 	// replaced (nil before any).
 	oldRootKey []byte
@@ -989,6 +996,16 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 		return w.joinWithOldToken(ctx, a.Name)
 	case RotateRootCA:
 		return w.rotateRootCA(ctx)
+	case Autolock:
+		return w.setUnlockKey(ctx, func(ctx context.Context, ctl rpc.ControlClient) (*rpc.UnlockKey, error) {
+			return ctl.SetAutolock(ctx, &rpc.SetAutolockRequest{Autolock: a.On})
+		})
+	case RotateUnlockKey:
+		return w.setUnlockKey(ctx, func(ctx context.Context, ctl rpc.ControlClient) (*rpc.UnlockKey, error) {
+			return ctl.RotateUnlockKey(ctx, &rpc.RotateUnlockKeyRequest{})
+		})
+	case Unlock:
+		return w.unlock(ctx, targets)
 	}
 	return fmt.Errorf("%s: %w", a.Kind(), ErrNotReal)
 }
@@ -1211,6 +1228,96 @@ func (w *RealWorld) rootRotated() (bool, string) {
 	return true, fmt.Sprintf("all %d nodes present a certificate of the new root", len(names))
 }
 
+// setUnlockKey turns autolock on or off, or rotates the unlock key,
+// through the leader's control API, keeps the key it answers, and finishes
+// once every running, unlocked manager says its disk keys are wrapped
+// under that key (under none with autolock off) and synced: a crash from
+// then on comes back locked with it.
+func (w *RealWorld) setUnlockKey(ctx context.Context, call func(context.Context, rpc.ControlClient) (*rpc.UnlockKey, error)) error {
+	var key string
+	err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, _ bool) error {
+		k, err := call(ctx, ctl)
+		key = k.GetUnlockKey()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.unlockKey = key
+	w.mu.Unlock()
+	want := realnet.UnlockKeyFingerprint(key)
+	for {
+		behind := []string{}
+		for _, m := range w.statuses() {
+			if m.st.GetLocked() || m.st.GetRole() != "manager" {
+				continue
+			}
+			if m.st.GetUnlockKeyFingerprint() != want || !m.st.GetKeysDurable() {
+				behind = append(behind, m.name)
+			}
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not re-wrap their keys: %w", strings.Join(behind, ", "), ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// unlock gives each locked manager of targets the unlock key through its
+// local socket, as `swarmd unlock` does; `unlock: all` unlocks the locked
+// ones, and fails if none was.
+func (w *RealWorld) unlock(ctx context.Context, targets []string) error {
+	w.mu.Lock()
+	key := w.unlockKey
+	w.mu.Unlock()
+	if key == "" {
+		return errors.New("autolock is off: there is no unlock key to give")
+	}
+	unlocked := 0
+	for _, name := range targets {
+		d := w.c.Node(name).Daemon()
+		st, err := d.Status(ctx, &rpc.Empty{})
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if !st.GetLocked() {
+			continue
+		}
+		if _, err := d.Unlock(ctx, &rpc.UnlockRequest{Key: key}); err != nil {
+			return fmt.Errorf("unlock %s: %w", name, err)
+		}
+		unlocked++
+	}
+	if unlocked == 0 {
+		return fmt.Errorf("none of %s is locked", strings.Join(targets, ", "))
+	}
+	return nil
+}
+
+// lockState evaluates `locked: X` and `unlocked: X` on X's own status.
+func (w *RealWorld) lockState(ctx context.Context, sel Selector, wantLocked bool) (bool, string) {
+	names := sel.Resolve(w.candidates(), w.Leader(), w.chooser)
+	if len(names) == 0 {
+		return false, "no node " + sel.String()
+	}
+	name := names[0]
+	st, err := w.c.Node(name).Daemon().Status(ctx, &rpc.Empty{})
+	switch {
+	case err != nil:
+		return false, name + ": " + err.Error()
+	case st.GetLocked():
+		return wantLocked, name + " is locked"
+	case st.GetRole() != "manager":
+		return false, name + " runs no manager"
+	}
+	return !wantLocked, name + " is unlocked"
+}
+
 // lastLine is the last non-empty line of s.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
@@ -1386,6 +1493,10 @@ func (w *RealWorld) Holds(c Condition) (bool, string) {
 		return w.converged(ctx)
 	case RootRotated:
 		return w.rootRotated()
+	case Locked:
+		return w.lockState(ctx, c.Node, true)
+	case Unlocked:
+		return w.lockState(ctx, c.Node, false)
 	}
 	return false, fmt.Sprintf("%s: %v", c, ErrNotReal)
 }

@@ -57,7 +57,8 @@ steps:
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no real-*.yaml files: %v", err)
 	}
-	files = append(files, "service-lifecycle.yaml", "leader-crash.yaml", "security-join-rotated-token.yaml", "security-root-rotation-partition.yaml")
+	files = append(files, "service-lifecycle.yaml", "leader-crash.yaml", "security-join-rotated-token.yaml", "security-root-rotation-partition.yaml",
+		"autolock-restart-all-managers.yaml")
 	line := regexp.MustCompile(`^[^:]+\.yaml(:\d+)?: `)
 	for _, f := range files {
 		sc, err := ParseFile(f)
@@ -68,11 +69,11 @@ steps:
 			t.Errorf("%s is meant for --real: %v", f, err)
 		}
 	}
-	// Conditions too.
+	// A cluster autolocked from its start, too (swarmd init has no such
+	// flag).
 	sc, err = Parse("z.yaml", []byte(`name: z
-cluster: {managers: 3}
+cluster: {managers: 3, autolock: true}
 steps:
-  - autolock: on
   - restart: m1
   - expect: {locked: m1, within: 10s}
 `))
@@ -83,7 +84,7 @@ steps:
 	for _, err := range RealSupport(sc) {
 		got = append(got, err.Error())
 	}
-	if want := "z.yaml:4: step autolock: not supported with --real\nz.yaml:6: expect locked m1: not supported with --real"; strings.Join(got, "\n") != want {
+	if want := "z.yaml: cluster.autolock: not supported with --real"; strings.Join(got, "\n") != want {
 		t.Errorf("RealSupport:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}
 	// Nodes that steps add count against the limit of a paired cluster.

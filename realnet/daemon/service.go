@@ -68,6 +68,10 @@ func (d *Daemon) status() *rpc.StatusResponse {
 	if c := m.Store().Cluster(manager.ClusterID); c != nil {
 		out.ClusterId = c.Id
 	}
+	if disk := d.node.Disk(); disk != nil {
+		out.UnlockKeyFingerprint = realnet.UnlockKeyFingerprint(disk.UnlockKey())
+		out.KeysDurable = disk.KeysDurable()
+	}
 	return out
 }
 

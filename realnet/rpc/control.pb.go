@@ -1629,9 +1629,14 @@ type StatusResponse struct {
 	ClusterId string   `protobuf:"bytes,15,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	// locked: an autolocked manager that restarted and waits for
 	// `swarmd unlock`; it serves nothing else meanwhile.
-	Locked        bool `protobuf:"varint,16,opt,name=locked,proto3" json:"locked,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Locked bool `protobuf:"varint,16,opt,name=locked,proto3" json:"locked,omitempty"`
+	// unlock_key_fingerprint names the unlock key this manager's disk keys
+	// are wrapped under (realnet.UnlockKeyFingerprint; "" when autolock is
+	// off), and keys_durable says that wrapping is synced.
+	UnlockKeyFingerprint string `protobuf:"bytes,17,opt,name=unlock_key_fingerprint,json=unlockKeyFingerprint,proto3" json:"unlock_key_fingerprint,omitempty"`
+	KeysDurable          bool   `protobuf:"varint,18,opt,name=keys_durable,json=keysDurable,proto3" json:"keys_durable,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1772,6 +1777,20 @@ func (x *StatusResponse) GetClusterId() string {
 func (x *StatusResponse) GetLocked() bool {
 	if x != nil {
 		return x.Locked
+	}
+	return false
+}
+
+func (x *StatusResponse) GetUnlockKeyFingerprint() string {
+	if x != nil {
+		return x.UnlockKeyFingerprint
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetKeysDurable() bool {
+	if x != nil {
+		return x.KeysDurable
 	}
 	return false
 }
@@ -2031,7 +2050,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04addr\x18\x03 \x01(\tR\x04addr\x12\x18\n" +
 	"\alearner\x18\x04 \x01(\bR\alearner\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xd2\x03\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xab\x04\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
@@ -2050,7 +2069,9 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\bdata_dir\x18\x0e \x01(\tR\adataDir\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x0f \x01(\tR\tclusterId\x12\x16\n" +
-	"\x06locked\x18\x10 \x01(\bR\x06locked\"^\n" +
+	"\x06locked\x18\x10 \x01(\bR\x06locked\x124\n" +
+	"\x16unlock_key_fingerprint\x18\x11 \x01(\tR\x14unlockKeyFingerprint\x12!\n" +
+	"\fkeys_durable\x18\x12 \x01(\bR\vkeysDurable\"^\n" +
 	"\x16AppliedDigestsResponse\x12\x14\n" +
 	"\x05block\x18\x01 \x01(\x04R\x05block\x12.\n" +
 	"\adigests\x18\x02 \x03(\v2\x14.swarm.AppliedDigestR\adigests\"B\n" +
