@@ -187,7 +187,7 @@ type Cluster struct {
 	placed  int
 	pairOff int
 
-	mu sync.Mutex // guards segments' cut sets
+	mu sync.Mutex // guards the segments, their addresses and cut sets
 }
 
 // Start creates the networks and starts every node: init on the first,
