@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/swarmsim/swarmsim/engine/raft"
+	"github.com/swarmsim/swarmsim/realnet"
 	"github.com/swarmsim/swarmsim/realnet/rpc"
 )
 
@@ -199,5 +201,15 @@ func TestNotApplied(t *testing.T) {
 	}
 	if notApplied(context.DeadlineExceeded) {
 		t.Error("a bare deadline counted as not applied")
+	}
+	// What swarmd answers for a change whose outcome the engine does not
+	// know must keep it open; a manager that is not one refuses it unmade.
+	for _, err := range []error{raft.ErrLeadershipLost, raft.ErrTimeout, raft.ErrStopped, &raft.NotLeaderError{}} {
+		if notApplied(realnet.GRPCError(err)) {
+			t.Errorf("swarmd's answer to %v (%v) counted as not applied", err, realnet.GRPCError(err))
+		}
+	}
+	if !notApplied(realnet.GRPCError(realnet.ErrNotManager)) {
+		t.Error("a node that is no manager: counted as maybe applied")
 	}
 }
