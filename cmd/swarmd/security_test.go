@@ -259,6 +259,23 @@ func TestAutolock(t *testing.T) {
 	if ls := h.services(m1.addr); len(ls) != 1 || ls[0].Name != "web" {
 		t.Fatalf("services after unlock: %+v", ls)
 	}
+	// The local socket names the key the disk is wrapped under; the
+	// network port, where any member may ask, does not.
+	local, err := dialKV(t, m1).status()
+	if err != nil || local.GetUnlockKeyFingerprint() != realnet.UnlockKeyFingerprint(key) || !local.GetKeysDurable() {
+		t.Fatalf("local status: fingerprint %q durable %v (%v); want %q", local.GetUnlockKeyFingerprint(), local.GetKeysDurable(), err, realnet.UnlockKeyFingerprint(key))
+	}
+	conn, err := grpc.NewClient(m1.addr, realnet.DialOptions(self, 0)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	remote, err := rpc.NewDaemonClient(conn).Status(ctx, &rpc.Empty{})
+	if err != nil || remote.GetUnlockKeyFingerprint() != "" || remote.GetRole() != "manager" {
+		t.Fatalf("status over the network: %v (%v); want a manager's, without the key's fingerprint", remote, err)
+	}
 }
 
 // A root rotation over real TLS: nodes renew under the new root without

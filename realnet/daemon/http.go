@@ -59,7 +59,7 @@ func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	h := Health{Status: "ok", NodeID: string(d.id), Role: "worker"}
 	err := d.loop.Do(ctx, func() {
-		st := d.status()
+		st := d.status(false)
 		h.Role, h.Leader, h.IsLeader = st.Role, st.Leader, st.IsLeader
 	})
 	h.Backlog = d.loop.Backlog()

@@ -145,7 +145,7 @@ func (d *Daemon) serveLocal() error {
 		}),
 	)
 	rpc.RegisterControlServer(d.local, realnet.NewControlServer(d.loop, d.manager))
-	rpc.RegisterDaemonServer(d.local, &daemonServer{d: d})
+	rpc.RegisterDaemonServer(d.local, &daemonServer{d: d, local: true})
 	go func() {
 		if err := d.local.Serve(lis); err != nil {
 			d.log.Error("local socket server stopped", "err", err)

@@ -21,19 +21,23 @@ import (
 type daemonServer struct {
 	rpc.UnimplementedDaemonServer
 	d *Daemon
+	// local: served on the node's local socket, to its operator.
+	local bool
 }
 
 // Status says what this node is, from its loop.
 func (s *daemonServer) Status(ctx context.Context, _ *rpc.Empty) (*rpc.StatusResponse, error) {
 	var out *rpc.StatusResponse
-	if err := s.d.loop.Do(ctx, func() { out = s.d.status() }); err != nil {
+	if err := s.d.loop.Do(ctx, func() { out = s.d.status(s.local) }); err != nil {
 		return nil, realnet.GRPCError(err)
 	}
 	return out, nil
 }
 
-// status runs on the loop.
-func (d *Daemon) status() *rpc.StatusResponse {
+// status runs on the loop. Only the local socket's caller hears the
+// unlock key's fingerprint: a passphrase set as the key could be guessed
+// from it offline.
+func (d *Daemon) status(local bool) *rpc.StatusResponse {
 	out := &rpc.StatusResponse{NodeId: string(d.id), Role: "worker", DataDir: d.opts.DataDir}
 	if addr, ok := d.tr.Book().Lookup(d.id); ok {
 		out.Addr = addr
@@ -68,7 +72,7 @@ func (d *Daemon) status() *rpc.StatusResponse {
 	if c := m.Store().Cluster(manager.ClusterID); c != nil {
 		out.ClusterId = c.Id
 	}
-	if disk := d.node.Disk(); disk != nil {
+	if disk := d.node.Disk(); disk != nil && local {
 		out.UnlockKeyFingerprint = realnet.UnlockKeyFingerprint(disk.UnlockKey())
 		out.KeysDurable = disk.KeysDurable()
 	}

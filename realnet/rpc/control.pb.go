@@ -1632,7 +1632,8 @@ type StatusResponse struct {
 	Locked bool `protobuf:"varint,16,opt,name=locked,proto3" json:"locked,omitempty"`
 	// unlock_key_fingerprint names the unlock key this manager's disk keys
 	// are wrapped under (realnet.UnlockKeyFingerprint; "" when autolock is
-	// off), and keys_durable says that wrapping is synced.
+	// off), and keys_durable says that wrapping is synced. Both are given
+	// on the node's local socket only.
 	UnlockKeyFingerprint string `protobuf:"bytes,17,opt,name=unlock_key_fingerprint,json=unlockKeyFingerprint,proto3" json:"unlock_key_fingerprint,omitempty"`
 	KeysDurable          bool   `protobuf:"varint,18,opt,name=keys_durable,json=keysDurable,proto3" json:"keys_durable,omitempty"`
 	unknownFields        protoimpl.UnknownFields
