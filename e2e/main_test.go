@@ -24,6 +24,8 @@ var scenarioFiles = []string{
 	"../scenarios/security-join-rotated-token.yaml",
 	"../scenarios/security-root-rotation-partition.yaml",
 	"../scenarios/autolock-restart-all-managers.yaml",
+	"../scenarios/security-compromised-worker.yaml",
+	"../scenarios/security-removed-node.yaml",
 }
 
 // The package's shared state, set by TestMain.

@@ -15,11 +15,13 @@ import (
 	"time"
 
 	moby "github.com/moby/moby/client"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/swarmsim/swarmsim/engine/api"
+	"github.com/swarmsim/swarmsim/engine/env"
 	"github.com/swarmsim/swarmsim/realnet"
 	"github.com/swarmsim/swarmsim/realnet/docker"
 	"github.com/swarmsim/swarmsim/realnet/realcluster"
@@ -49,7 +51,7 @@ func RealSupport(sc *Scenario) []error {
 			Create, Remove, Scale, Update, Rollback, Secret, Config,
 			Drain, Pause, Activate, Promote, Demote, FailTasks,
 			RemoveManager, RemoveWorker, RotateJoinToken, RotateRootCA,
-			Autolock, RotateUnlockKey, Unlock:
+			Autolock, RotateUnlockKey, Unlock, Compromise:
 		case AddManager, AddWorker, JoinWithOldToken:
 			n++
 		case Partition:
@@ -1006,6 +1008,8 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 		})
 	case Unlock:
 		return w.unlock(ctx, targets)
+	case Compromise:
+		return w.compromise(ctx, targets[0])
 	}
 	return fmt.Errorf("%s: %w", a.Kind(), ErrNotReal)
 }
@@ -1316,6 +1320,69 @@ func (w *RealWorld) lockState(ctx context.Context, sel Selector, wantLocked bool
 		return false, name + " runs no manager"
 	}
 	return !wantLocked, name + " is unlocked"
+}
+
+// compromise steals name's certificate and key from its disk and, under
+// that identity, calls every control API method and every daemon method
+// but Status on every manager's network port, over mutual TLS: each must
+// be refused (PermissionDenied or Unauthenticated). A call that reaches no
+// one proves nothing; one that gets any other answer is a breach. Real
+// mode probes the RPC surface only: the simulator's compromise also
+// speaks raft and forges manager answers on the nodes' streams.
+func (w *RealWorld) compromise(ctx context.Context, name string) error {
+	creds, err := w.c.StealCredentials(name)
+	if err != nil {
+		return fmt.Errorf("compromise %s: %w", name, err)
+	}
+	if creds.Role() == env.RoleManager {
+		return fmt.Errorf("compromise %s: a manager's certificate may call everything; compromise a worker", name)
+	}
+	tc := realnet.NewNodeTLS(creds, "", nil).Config()
+	var methods []string
+	for _, sd := range []grpc.ServiceDesc{rpc.Control_ServiceDesc, rpc.Daemon_ServiceDesc} {
+		for _, m := range sd.Methods {
+			if full := "/" + sd.ServiceName + "/" + m.MethodName; full != rpc.Daemon_Status_FullMethodName {
+				methods = append(methods, full)
+			}
+		}
+	}
+	var sent, refused, lost int
+	var breaches []string
+	for _, mg := range w.upManagers() {
+		if mg == name {
+			continue
+		}
+		conn, err := grpc.NewClient(w.c.Node(mg).Addr(), realnet.DialOptions(tc, 0)...)
+		if err != nil {
+			return fmt.Errorf("compromise %s: %w", name, err)
+		}
+		for _, m := range methods {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := conn.Invoke(cctx, m, &rpc.Empty{}, &rpc.Empty{})
+			cancel()
+			sent++
+			switch status.Code(err) {
+			case codes.PermissionDenied, codes.Unauthenticated:
+				refused++
+			case codes.Unavailable, codes.DeadlineExceeded:
+				lost++
+			default:
+				breaches = append(breaches, fmt.Sprintf("%s on %s: %v", m, mg, err))
+			}
+		}
+		conn.Close()
+	}
+	w.mu.Lock()
+	w.notes = append(w.notes, fmt.Sprintf("security: compromise of %s at %s: %d calls sent to the managers' network ports, %d refused, %d reached no one",
+		name, FormatDuration(w.Now()), sent, refused, lost))
+	w.mu.Unlock()
+	switch {
+	case len(breaches) > 0:
+		return fmt.Errorf("the attacker holding %s's certificate got through: %s", name, strings.Join(breaches, "; "))
+	case refused == 0:
+		return fmt.Errorf("compromise %s: none of the attacker's %d calls was answered: the step proves nothing", name, sent)
+	}
+	return nil
 }
 
 // lastLine is the last non-empty line of s.

@@ -28,7 +28,6 @@ steps:
   - at: 10s
     clock_skew: {node: m2, by: 2s}
   - link: {from: m1, to: m2, latency: 200ms}
-  - compromise: m2
   - partition: [[m1], [m2, m3]]
   - heal: all
   - expect: {leader: elected, converged: true, within: 10s}
@@ -47,7 +46,6 @@ steps:
 	want := []string{
 		"x.yaml:7: step clock_skew: not supported with --real",
 		"x.yaml:9: step link: not supported with --real",
-		"x.yaml:10: step compromise: not supported with --real",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("RealSupport:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -58,7 +56,7 @@ steps:
 		t.Fatalf("no real-*.yaml files: %v", err)
 	}
 	files = append(files, "service-lifecycle.yaml", "leader-crash.yaml", "security-join-rotated-token.yaml", "security-root-rotation-partition.yaml",
-		"autolock-restart-all-managers.yaml")
+		"autolock-restart-all-managers.yaml", "security-compromised-worker.yaml", "security-removed-node.yaml")
 	line := regexp.MustCompile(`^[^:]+\.yaml(:\d+)?: `)
 	for _, f := range files {
 		sc, err := ParseFile(f)

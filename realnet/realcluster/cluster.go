@@ -28,6 +28,7 @@ import (
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 	"google.golang.org/grpc"
 
+	"github.com/swarmsim/swarmsim/engine/ca"
 	"github.com/swarmsim/swarmsim/realnet"
 	"github.com/swarmsim/swarmsim/realnet/daemon"
 	"github.com/swarmsim/swarmsim/realnet/docker"
@@ -162,6 +163,31 @@ func (n *Node) PresentedCertificate(ctx context.Context) (*x509.Certificate, err
 		err = errors.New("the handshake gave no certificate")
 	}
 	return nil, fmt.Errorf("%s's certificate: %w", n.Spec.Name, err)
+}
+
+// StealCredentials reads the certificate and key a node keeps in its data
+// directory, as whoever gets hold of its disk would: from a copy of its
+// write-ahead log, so that a running node is not disturbed.
+func (c *Cluster) StealCredentials(name string) (*ca.Credentials, error) {
+	if c.Node(name) == nil {
+		return nil, fmt.Errorf("no node %s", name)
+	}
+	tmp, err := os.MkdirTemp(c.dataRoot, "stolen-"+name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("realcluster: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.CopyFS(filepath.Join(tmp, "wal"), os.DirFS(filepath.Join(c.dataRoot, name, "wal"))); err != nil {
+		return nil, fmt.Errorf("copying %s's disk: %w", name, err)
+	}
+	creds, err := daemon.ReadCredentials(tmp)
+	if err == nil && creds == nil {
+		err = errors.New("it holds no certificate")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s's credentials: %w", name, err)
+	}
+	return creds, nil
 }
 
 // Cluster is a running real cluster.
