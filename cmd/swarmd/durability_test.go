@@ -83,8 +83,9 @@ func (c *kvConn) status() (*rpc.StatusResponse, error) {
 }
 
 // appliedDigests remembers the digest of each block of applied entries
-// the managers' status reported: a manager must report the same as every
-// other, and as itself before it was killed and re-applied its log.
+// the managers reported (Daemon.AppliedDigests): a manager must report the
+// same as every other, and as itself before it was killed and re-applied
+// its log.
 type appliedDigests struct {
 	seen     map[uint64]string // block's last index → "hash by manager"
 	compared int
