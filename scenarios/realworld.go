@@ -689,24 +689,50 @@ func (w *RealWorld) Leader() string {
 // answers or the one asked is no longer leader, until ctx ends. retried
 // tells f whether an earlier attempt may have been applied.
 func (w *RealWorld) control(ctx context.Context, f func(ctx context.Context, ctl rpc.ControlClient, retried bool) error) error {
+	return w.controlOn(ctx, func(ctx context.Context, n *realcluster.Node, retried bool) error {
+		return f(ctx, n.Control(), retried)
+	})
+}
+
+// controlOn is control for a call that needs more of the leader than its
+// control API (its daemon, its certificate): f gets the leader's node,
+// each attempt bounded by 10 s.
+func (w *RealWorld) controlOn(ctx context.Context, f func(ctx context.Context, n *realcluster.Node, retried bool) error) error {
+	return w.onLeader(ctx, retryControl, func(ctx context.Context, l string, _ *rpc.StatusResponse, retried bool) error {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return f(cctx, w.c.Node(l), retried)
+	})
+}
+
+// retryControl: the codes of a control call worth trying again on the
+// next leader (no leader, not the leader, timed out, lost a race).
+func retryControl(c codes.Code) bool {
+	switch c {
+	case codes.Unavailable, codes.FailedPrecondition, codes.DeadlineExceeded, codes.Aborted:
+		return true
+	}
+	return false
+}
+
+// onLeader calls f with the leader a quorum of managers names and its
+// status, again while none is known or f fails with a code retry accepts,
+// until ctx ends; retried tells f whether an earlier attempt may have
+// been applied.
+func (w *RealWorld) onLeader(ctx context.Context, retry func(codes.Code) bool, f func(ctx context.Context, leader string, st *rpc.StatusResponse, retried bool) error) error {
 	retried := false
 	for {
 		var err error
-		if l, _ := w.leader(); l == "" {
+		if l, st := w.leader(); l == "" {
 			err = errors.New("no leader")
 		} else {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err = f(cctx, w.c.Node(l).Control(), retried)
-			cancel()
-			if err == nil {
+			if err = f(ctx, l, st, retried); err == nil {
 				return nil
 			}
-			switch status.Code(err) {
-			case codes.Unavailable, codes.FailedPrecondition, codes.DeadlineExceeded, codes.Aborted:
-				retried = true
-			default:
+			if !retry(status.Code(err)) {
 				return err
 			}
+			retried = true
 		}
 		select {
 		case <-ctx.Done():
@@ -1017,19 +1043,12 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 // addNode starts a new node that joins through the leader; a manager
 // counts once it votes, a worker once it registered (and is labelled).
 func (w *RealWorld) addNode(ctx context.Context, name string, mgr bool, labels map[string]string) error {
-	for {
-		l, _ := w.leader()
-		if l != "" {
-			if err := w.c.Add(ctx, realcluster.NodeSpec{Name: name, Manager: mgr}, l); err != nil {
-				return err
-			}
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("add %s: no leader to join through: %w", name, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
+	never := func(codes.Code) bool { return false } // a node started is not started again
+	err := w.onLeader(ctx, never, func(ctx context.Context, l string, _ *rpc.StatusResponse, _ bool) error {
+		return w.c.Add(ctx, realcluster.NodeSpec{Name: name, Manager: mgr}, l)
+	})
+	if err != nil {
+		return fmt.Errorf("add %s: %w", name, err)
 	}
 	w.mu.Lock()
 	w.state[name] = &NodeState{Name: name, Manager: mgr, Up: true}
@@ -1048,32 +1067,20 @@ func (w *RealWorld) addNode(ctx context.Context, name string, mgr bool, labels m
 // hands its leadership over first), then the node's machine goes away.
 func (w *RealWorld) removeManager(ctx context.Context, name string) error {
 	id := w.c.Node(name).ID()
-	for {
-		l, st := w.leader()
-		if st != nil && !slices.ContainsFunc(st.GetMembers(), func(m *rpc.RaftMemberStatus) bool { return m.GetNodeId() == id }) {
-			break // out, by this call or by an earlier attempt
+	retry := func(c codes.Code) bool {
+		return c == codes.Unavailable || c == codes.DeadlineExceeded || c == codes.Aborted
+	}
+	err := w.onLeader(ctx, retry, func(ctx context.Context, l string, st *rpc.StatusResponse, _ bool) error {
+		if !slices.ContainsFunc(st.GetMembers(), func(m *rpc.RaftMemberStatus) bool { return m.GetNodeId() == id }) {
+			return nil // out, by this call or by an earlier attempt
 		}
-		var err error
-		if l == "" {
-			err = errors.New("no leader")
-		} else {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err = w.c.Node(l).Daemon().RemoveManager(cctx, &rpc.Ref{Ref: id})
-			cancel()
-			if err == nil {
-				break
-			}
-			switch status.Code(err) {
-			case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
-			default:
-				return fmt.Errorf("remove manager %s: %w", name, err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("remove manager %s: %w (last: %v)", name, ctx.Err(), err)
-		case <-time.After(200 * time.Millisecond):
-		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := w.c.Node(l).Daemon().RemoveManager(cctx, &rpc.Ref{Ref: id})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove manager %s: %w", name, err)
 	}
 	return w.goAway(ctx, name)
 }
@@ -1094,12 +1101,8 @@ func (w *RealWorld) removeWorker(ctx context.Context, name string) error {
 // the old one for join_with_old_token.
 func (w *RealWorld) rotateJoinToken(ctx context.Context, role string) error {
 	var old string
-	err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
-		l, _ := w.leader()
-		if l == "" {
-			return status.Error(codes.Unavailable, "no leader")
-		}
-		cur, err := w.c.Node(l).Daemon().JoinTokens(ctx, &rpc.Empty{})
+	err := w.controlOn(ctx, func(ctx context.Context, n *realcluster.Node, retried bool) error {
+		cur, err := n.Daemon().JoinTokens(ctx, &rpc.Empty{})
 		if err != nil {
 			return err
 		}
@@ -1111,7 +1114,7 @@ func (w *RealWorld) rotateJoinToken(ctx context.Context, role string) error {
 			return nil // the earlier attempt rotated it
 		}
 		old = tok
-		_, err = ctl.RotateJoinToken(ctx, &rpc.RotateJoinTokenRequest{Role: role})
+		_, err = n.Control().RotateJoinToken(ctx, &rpc.RotateJoinTokenRequest{Role: role})
 		return err
 	})
 	if err != nil {
@@ -1165,19 +1168,15 @@ func (w *RealWorld) joinWithOldToken(ctx context.Context, name string) error {
 // presents.
 func (w *RealWorld) rotateRootCA(ctx context.Context) error {
 	var old []byte
-	err := w.control(ctx, func(ctx context.Context, ctl rpc.ControlClient, retried bool) error {
+	err := w.controlOn(ctx, func(ctx context.Context, n *realcluster.Node, retried bool) error {
 		if old == nil {
-			l, _ := w.leader()
-			if l == "" {
-				return status.Error(codes.Unavailable, "no leader")
-			}
-			cert, err := w.c.Node(l).PresentedCertificate(ctx)
+			cert, err := n.PresentedCertificate(ctx)
 			if err != nil {
 				return status.Error(codes.Unavailable, err.Error())
 			}
 			old = cert.AuthorityKeyId
 		}
-		_, err := ctl.RotateRootCA(ctx, &rpc.Empty{})
+		_, err := n.Control().RotateRootCA(ctx, &rpc.Empty{})
 		if retried && status.Code(err) == codes.FailedPrecondition {
 			return nil // the earlier attempt started it: a rotation is under way
 		}
