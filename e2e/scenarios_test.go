@@ -25,6 +25,7 @@ func TestScenarioFiles(t *testing.T) {
 				t.Fatalf("%s failed:\n%s\nthe nodes' warnings and errors:\n%s", scenarioFiles[i], out.String(), troubles(logs.String()))
 			}
 			t.Logf("\n%s", out.String())
+			checkTermsLed(t, res.Notes, sc.Name)
 			if sc.Clients != nil {
 				checkClientsRan(t, res.Notes)
 				checkDigestsShared(t, res.Notes)
@@ -72,6 +73,34 @@ func checkDigestsShared(t *testing.T, notes []string) {
 		}
 	}
 	t.Errorf("no committed-stays-committed note among %q", notes)
+}
+
+// leaderChanges names the files whose leader is cut off or removed: a
+// second manager must lead.
+var leaderChanges = map[string]bool{"real-leader-isolated": true, "real-membership": true}
+
+// checkTermsLed fails the test unless the summary says the managers
+// reported the terms they led: at least one, and two or more, by two
+// managers or more, in a file whose leader is cut off or removed.
+func checkTermsLed(t *testing.T, notes []string, name string) {
+	t.Helper()
+	for _, n := range notes {
+		if rest, ok := strings.CutPrefix(n, "one-leader-per-term: "); ok {
+			var terms, managers int
+			if _, err := fmt.Sscanf(rest, "%d terms led, by %d managers", &terms, &managers); err != nil {
+				t.Fatalf("one-leader-per-term note %q: %v", n, err)
+			}
+			want := 1
+			if leaderChanges[name] {
+				want = 2
+			}
+			if terms < want || managers < want {
+				t.Errorf("%d terms led by %d managers, want %d or more of each: %s", terms, managers, want, n)
+			}
+			return
+		}
+	}
+	t.Errorf("no one-leader-per-term note among %q", notes)
 }
 
 // TestRealRefusesSimOnlySteps: a file with a step real mode cannot do is

@@ -321,7 +321,7 @@ func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun 
 	if ign := realIgnored(sc); len(ign) > 0 {
 		w.notes = append(w.notes, "ignored in real mode: "+strings.Join(ign, ", "))
 	}
-	w.notes = append(w.notes, "invariants checked in real mode, sampled every second: task-on-one-node (from Docker), one-leader-per-term (from the managers' status), committed-stays-committed (from the managers' digests of the entries they applied), replicas-bounded (from the leader's store); at the end, linearizable (on the clients' history, when the file has clients)")
+	w.notes = append(w.notes, "invariants checked in real mode, sampled every second: task-on-one-node (from Docker), one-leader-per-term (from the terms each manager led since it started), committed-stays-committed (from the managers' digests of the entries they applied), replicas-bounded (from the leader's store); at the end, linearizable (on the clients' history, when the file has clients)")
 	if sc.Clients != nil {
 		w.clients = newRealClients(*sc.Clients, seed, w.Now, w.upManagers, func(name string) kvAPI { return w.c.Node(name).Control() })
 	}
@@ -375,8 +375,8 @@ func (w *RealWorld) RunUntil(t time.Duration, stop func() bool) bool {
 
 // sample checks, once a second, the invariants real mode can see from
 // outside: task-on-one-node on Docker's view (no task runs in containers
-// on two nodes); one-leader-per-term on what the managers say of
-// themselves (no two managers lead in one term); replicas-bounded on the
+// on two nodes); one-leader-per-term on the terms each manager says it
+// led since it started (no two managers lead in one term); replicas-bounded on the
 // leader's store (as the simulator's checker counts it). Samples can miss
 // a short-lived breach; what they report did happen.
 func (w *RealWorld) sample() {
@@ -392,10 +392,14 @@ func (w *RealWorld) sample() {
 	}
 	sts := w.statuses()
 	if w.checks(OneLeaderPerTerm) {
-		w.sampleLeaders(sts)
+		w.sampleLeaders(askManagers(w, sts, func(ctx context.Context, d rpc.DaemonClient) (*rpc.LedTermsResponse, error) {
+			return d.LedTerms(ctx, &rpc.Empty{})
+		}))
 	}
 	if w.checks(CommittedStaysCommitted) {
-		w.sampleDigests(w.appliedDigests(sts))
+		w.sampleDigests(askManagers(w, sts, func(ctx context.Context, d rpc.DaemonClient) (*rpc.AppliedDigestsResponse, error) {
+			return d.AppliedDigests(ctx, &rpc.Empty{})
+		}))
 	}
 	if l, _ := w.leaderOf(sts); l != "" && w.checks(ReplicasBounded) {
 		w.sampleReplicas(w.c.Node(l).Control())
@@ -430,40 +434,44 @@ func (w *RealWorld) sampleContainers() {
 	}
 }
 
-// sampleLeaders records which manager said it led in which term.
-func (w *RealWorld) sampleLeaders(sts []managerStatus) {
-	for _, m := range sts {
-		if !m.st.GetIsLeader() {
-			continue
+// sampleLeaders records which manager led in which term, from every
+// term each has led since it started (Daemon.LedTerms), so that even a
+// leadership too short for any sample to see is checked.
+func (w *RealWorld) sampleLeaders(mls []managerAnswer[rpc.LedTermsResponse]) {
+	for _, m := range mls {
+		for _, term := range m.resp.GetTerms() {
+			if prev, ok := w.leaders[term]; ok && prev != m.name {
+				w.violate(OneLeaderPerTerm, "%s and %s both led term %d", prev, m.name, term)
+				return
+			}
+			w.leaders[term] = m.name
 		}
-		term := m.st.GetTerm()
-		if prev, ok := w.leaders[term]; ok && prev != m.name {
-			w.violate(OneLeaderPerTerm, "%s and %s both said they led in term %d", prev, m.name, term)
-			return
-		}
-		w.leaders[term] = m.name
 	}
 }
 
-// managerDigests is one manager's applied-entry digests.
-type managerDigests struct {
+// managerAnswer is one manager's answer to a question of its daemon.
+type managerAnswer[T any] struct {
 	name string
-	resp *rpc.AppliedDigestsResponse
+	resp *T
 }
 
-// appliedDigests asks the managers that answered their status for the
-// digests of the entries they applied, at once.
-func (w *RealWorld) appliedDigests(sts []managerStatus) []managerDigests {
-	var out []managerDigests
+// managerDigests is one manager's applied-entry digests.
+type managerDigests = managerAnswer[rpc.AppliedDigestsResponse]
+
+// askManagers asks the managers that answered their status a question of
+// their daemon (on the local socket), at once, and returns the answers
+// that came.
+func askManagers[T any](w *RealWorld, sts []managerStatus, ask func(context.Context, rpc.DaemonClient) (*T, error)) []managerAnswer[T] {
 	names := make([]string, len(sts))
 	for i, m := range sts {
 		names[i] = m.name
 	}
-	for i, r := range askEach(names, func(ctx context.Context, name string) (*rpc.AppliedDigestsResponse, error) {
-		return w.c.Node(name).Daemon().AppliedDigests(ctx, &rpc.Empty{})
+	var out []managerAnswer[T]
+	for i, r := range askEach(names, func(ctx context.Context, name string) (*T, error) {
+		return ask(ctx, w.c.Node(name).Daemon())
 	}) {
 		if r != nil {
-			out = append(out, managerDigests{names[i], r})
+			out = append(out, managerAnswer[T]{names[i], r})
 		}
 	}
 	return out
@@ -576,6 +584,13 @@ func (w *RealWorld) Stats() WorldStats {
 	w.mu.Lock()
 	notes := slices.Clone(w.notes)
 	w.mu.Unlock()
+	if w.checks(OneLeaderPerTerm) {
+		led := map[string]bool{}
+		for _, name := range w.leaders {
+			led[name] = true
+		}
+		notes = append(notes, fmt.Sprintf("one-leader-per-term: %d terms led, by %d managers", len(w.leaders), len(led)))
+	}
 	if w.checks(CommittedStaysCommitted) {
 		notes = append(notes, fmt.Sprintf("committed-stays-committed: %d blocks of applied entries reported, %d of them by two managers or more",
 			len(w.digests), w.shared))

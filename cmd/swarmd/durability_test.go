@@ -118,6 +118,34 @@ func (a *appliedDigests) check(t *testing.T, conns []*kvConn) {
 	}
 }
 
+// ledTerms remembers which manager said it led each term
+// (Daemon.LedTerms): no two may have led one. A killed manager forgets
+// the terms it led, so they are read before every kill as well as after.
+type ledTerms struct {
+	by map[uint64]string
+}
+
+func (l *ledTerms) check(t *testing.T, conns []*kvConn) {
+	t.Helper()
+	if l.by == nil {
+		l.by = map[uint64]string{}
+	}
+	for _, c := range conns {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		r, err := c.daemon.LedTerms(ctx, &rpc.Empty{})
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, term := range r.GetTerms() {
+			if prev, ok := l.by[term]; ok && prev != c.p.name {
+				t.Errorf("%s and %s both led term %d", prev, c.p.name, term)
+			}
+			l.by[term] = c.p.name
+		}
+	}
+}
+
 // write is one KVPut as the client saw it.
 type write struct {
 	key, value string
@@ -324,6 +352,7 @@ func TestKillNineManagers(t *testing.T) {
 
 	w := startWriters(conns, 6, seed)
 	digests := appliedDigests{}
+	led := ledTerms{}
 	// Each kind of kill, in a random order. Only losing a quorum at once
 	// (two or three managers) puts an acknowledged write at the mercy of
 	// what the killed managers had written; one manager at a time tests
@@ -366,6 +395,7 @@ func TestKillNineManagers(t *testing.T) {
 		case killAll:
 			victims, what = managers, "every manager"
 		}
+		led.check(t, conns)
 		sigkill(t, victims...)
 		t.Logf("round %d: killed %s, %d writes acknowledged so far", round+1, what, w.acks.Load())
 		time.Sleep(time.Duration(rnd.Int64N(int64(500 * time.Millisecond))))
@@ -374,6 +404,7 @@ func TestKillNineManagers(t *testing.T) {
 		}
 		h.eventually("every manager back, agreeing on a leader", func() bool { _, ok := leaderOf(conns); return ok })
 		digests.check(t, conns)
+		led.check(t, conns)
 	}
 	w.waitAcks(h, 20)
 	log := w.halt()
@@ -397,6 +428,19 @@ func TestKillNineManagers(t *testing.T) {
 		t.Error("no two reports of one block of applied entries were compared: committed-stays-committed was not checked")
 	}
 	t.Logf("%d reports of applied-entry blocks agreed with earlier ones", digests.compared)
+	led.check(t, conns)
+	// The first term, and one more after each round that killed every
+	// manager: fewer means the terms led were not read.
+	want := 1
+	for _, k := range kinds {
+		if k == killAll {
+			want++
+		}
+	}
+	if len(led.by) < want {
+		t.Errorf("%d terms led reported, want %d or more: %v", len(led.by), want, led.by)
+	}
+	t.Logf("%d terms led, each by one manager", len(led.by))
 	acked, ambiguous := checkWrites(t, leader, log)
 	if acked == 0 {
 		t.Fatal("no write was acknowledged: the test checked nothing")

@@ -146,6 +146,7 @@ type Daemon struct {
 	// Loop-owned.
 	node       *node.Node
 	digests    *appliedDigests // of the entries this node's manager applied
+	led        *ledTerms       // the terms this node's manager led
 	initTokens *api.JoinTokens
 	savedBook  uint64
 	refresh    env.Timer
@@ -576,12 +577,12 @@ func preflightJoin(ctx context.Context, opts Options, ident identity) (*rpc.Join
 // nodeConfig builds the engine node's configuration.
 func (d *Daemon) nodeConfig(ident identity, log *slog.Logger) node.Config {
 	opts := d.opts
-	d.digests = newAppliedDigests()
+	d.digests, d.led = newAppliedDigests(), &ledTerms{}
 	rc := raft.Config{
 		Tick:            opts.RaftTick,
 		ElectionTicks:   opts.ElectionTicks,
 		SnapshotEntries: opts.SnapshotEvery,
-		Observer:        d.digests,
+		Observer:        observers{d.digests, d.led},
 		Logf: func(format string, args ...any) {
 			d.log.Warn(fmt.Sprintf(format, args...), "component", "raft")
 		},

@@ -39,6 +39,7 @@ const (
 	methodRemoveManager = "/swarm.Daemon/RemoveManager"
 	methodUnlock        = "/swarm.Daemon/Unlock"
 	methodDigests       = "/swarm.Daemon/AppliedDigests"
+	methodLedTerms      = "/swarm.Daemon/LedTerms"
 	methodJoin          = "/swarm.Peer/Join"
 	methodStream        = "/swarm.Peer/Stream"
 )
@@ -60,6 +61,7 @@ var daemonTable = map[string][]env.Role{
 	methodLeave:            localOnly,
 	methodUnlock:           localOnly,
 	methodDigests:          localOnly,
+	methodLedTerms:         localOnly,
 	methodJoin:             anyone, // the token is the credential, checked by the handler
 	methodStream:           anyone, // every message on it is authorized on its own
 	"/swarm.Control/KVGet": managersOnly,

@@ -95,6 +95,22 @@ func (s *daemonServer) AppliedDigests(ctx context.Context, _ *rpc.Empty) (*rpc.A
 	return out, nil
 }
 
+// LedTerms lists the terms this manager became leader in.
+func (s *daemonServer) LedTerms(ctx context.Context, _ *rpc.Empty) (*rpc.LedTermsResponse, error) {
+	var out *rpc.LedTermsResponse
+	if err := s.d.loop.Do(ctx, func() {
+		if s.d.manager() != nil && s.d.led != nil {
+			out = &rpc.LedTermsResponse{Terms: s.d.led.terms()}
+		}
+	}); err != nil {
+		return nil, realnet.GRPCError(err)
+	}
+	if out == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this node is not a manager: it leads no raft term")
+	}
+	return out, nil
+}
+
 // JoinTokens returns the cluster's join tokens; managers only.
 func (s *daemonServer) JoinTokens(ctx context.Context, _ *rpc.Empty) (*api.JoinTokens, error) {
 	var out *api.JoinTokens

@@ -1907,6 +1907,52 @@ func (x *AppliedDigest) GetHash() uint64 {
 	return 0
 }
 
+type LedTermsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// terms are the latest terms (up to 1,024) this manager became leader
+	// in since it started, oldest first.
+	Terms         []uint64 `protobuf:"varint,1,rep,packed,name=terms,proto3" json:"terms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LedTermsResponse) Reset() {
+	*x = LedTermsResponse{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LedTermsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LedTermsResponse) ProtoMessage() {}
+
+func (x *LedTermsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LedTermsResponse.ProtoReflect.Descriptor instead.
+func (*LedTermsResponse) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *LedTermsResponse) GetTerms() []uint64 {
+	if x != nil {
+		return x.Terms
+	}
+	return nil
+}
+
 type LeaveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// force lets a manager leave: it is removed from raft first.
@@ -1917,7 +1963,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[33]
+	mi := &file_realnet_rpc_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +1975,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[33]
+	mi := &file_realnet_rpc_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +1988,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{33}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LeaveRequest) GetForce() bool {
@@ -2079,7 +2125,9 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\rAppliedDigest\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x01 \x01(\x04R\tlastIndex\x12\x12\n" +
-	"\x04hash\x18\x02 \x01(\x04R\x04hash\"$\n" +
+	"\x04hash\x18\x02 \x01(\x04R\x04hash\"(\n" +
+	"\x10LedTermsResponse\x12\x14\n" +
+	"\x05terms\x18\x01 \x03(\x04R\x05terms\"$\n" +
 	"\fLeaveRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force*\x8d\x01\n" +
 	"\bNodeEdit\x12\x12\n" +
@@ -2138,7 +2186,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x0fRotateUnlockKey\x12\x1d.swarm.RotateUnlockKeyRequest\x1a\x10.swarm.UnlockKey\x12;\n" +
 	"\rRotateDataKey\x12\f.swarm.Empty\x1a\x1c.swarm.RotateDataKeyResponse\x12G\n" +
 	"\x0fRotateJoinToken\x12\x1d.swarm.RotateJoinTokenRequest\x1a\x15.swarm.api.JoinTokens\x12*\n" +
-	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\xae\x02\n" +
+	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\xe1\x02\n" +
 	"\x06Daemon\x12-\n" +
 	"\x06Status\x12\f.swarm.Empty\x1a\x15.swarm.StatusResponse\x121\n" +
 	"\n" +
@@ -2147,7 +2195,8 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\rRemoveManager\x12\n" +
 	".swarm.Ref\x1a\f.swarm.Empty\x12,\n" +
 	"\x06Unlock\x12\x14.swarm.UnlockRequest\x1a\f.swarm.Empty\x12=\n" +
-	"\x0eAppliedDigests\x12\f.swarm.Empty\x1a\x1d.swarm.AppliedDigestsResponseB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
+	"\x0eAppliedDigests\x12\f.swarm.Empty\x1a\x1d.swarm.AppliedDigestsResponse\x121\n" +
+	"\bLedTerms\x12\f.swarm.Empty\x1a\x17.swarm.LedTermsResponseB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
 
 var (
 	file_realnet_rpc_control_proto_rawDescOnce sync.Once
@@ -2162,7 +2211,7 @@ func file_realnet_rpc_control_proto_rawDescGZIP() []byte {
 }
 
 var file_realnet_rpc_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_realnet_rpc_control_proto_goTypes = []any{
 	(NodeEdit)(0),                  // 0: swarm.NodeEdit
 	(*UnlockKey)(nil),              // 1: swarm.UnlockKey
@@ -2198,40 +2247,41 @@ var file_realnet_rpc_control_proto_goTypes = []any{
 	(*StatusResponse)(nil),         // 31: swarm.StatusResponse
 	(*AppliedDigestsResponse)(nil), // 32: swarm.AppliedDigestsResponse
 	(*AppliedDigest)(nil),          // 33: swarm.AppliedDigest
-	(*LeaveRequest)(nil),           // 34: swarm.LeaveRequest
-	nil,                            // 35: swarm.ListServicesRequest.LabelsEntry
-	nil,                            // 36: swarm.ListNodesRequest.LabelsEntry
-	(*api.ServiceSpec)(nil),        // 37: swarm.api.ServiceSpec
-	(*api.Service)(nil),            // 38: swarm.api.Service
-	(api.TaskState)(0),             // 39: swarm.api.TaskState
-	(*api.Task)(nil),               // 40: swarm.api.Task
-	(api.NodeRole)(0),              // 41: swarm.api.NodeRole
-	(*api.Node)(nil),               // 42: swarm.api.Node
-	(*api.NodeSpec)(nil),           // 43: swarm.api.NodeSpec
-	(*api.Secret)(nil),             // 44: swarm.api.Secret
-	(*api.Config)(nil),             // 45: swarm.api.Config
-	(*api.Network)(nil),            // 46: swarm.api.Network
-	(*api.SecretSpec)(nil),         // 47: swarm.api.SecretSpec
-	(*api.ConfigSpec)(nil),         // 48: swarm.api.ConfigSpec
-	(*api.NetworkSpec)(nil),        // 49: swarm.api.NetworkSpec
-	(*api.JoinTokens)(nil),         // 50: swarm.api.JoinTokens
+	(*LedTermsResponse)(nil),       // 34: swarm.LedTermsResponse
+	(*LeaveRequest)(nil),           // 35: swarm.LeaveRequest
+	nil,                            // 36: swarm.ListServicesRequest.LabelsEntry
+	nil,                            // 37: swarm.ListNodesRequest.LabelsEntry
+	(*api.ServiceSpec)(nil),        // 38: swarm.api.ServiceSpec
+	(*api.Service)(nil),            // 39: swarm.api.Service
+	(api.TaskState)(0),             // 40: swarm.api.TaskState
+	(*api.Task)(nil),               // 41: swarm.api.Task
+	(api.NodeRole)(0),              // 42: swarm.api.NodeRole
+	(*api.Node)(nil),               // 43: swarm.api.Node
+	(*api.NodeSpec)(nil),           // 44: swarm.api.NodeSpec
+	(*api.Secret)(nil),             // 45: swarm.api.Secret
+	(*api.Config)(nil),             // 46: swarm.api.Config
+	(*api.Network)(nil),            // 47: swarm.api.Network
+	(*api.SecretSpec)(nil),         // 48: swarm.api.SecretSpec
+	(*api.ConfigSpec)(nil),         // 49: swarm.api.ConfigSpec
+	(*api.NetworkSpec)(nil),        // 50: swarm.api.NetworkSpec
+	(*api.JoinTokens)(nil),         // 51: swarm.api.JoinTokens
 }
 var file_realnet_rpc_control_proto_depIdxs = []int32{
-	37, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	37, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	35, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
-	38, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
+	38, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	38, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	36, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
+	39, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
 	13, // 4: swarm.ListServicesResponse.statuses:type_name -> swarm.ServiceStatus
-	39, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
-	40, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
-	41, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
-	36, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
-	42, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
-	43, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
+	40, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
+	41, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
+	42, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
+	37, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
+	43, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
+	44, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
 	0,  // 11: swarm.UpdateNodeRequest.edit:type_name -> swarm.NodeEdit
-	44, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
-	45, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
-	46, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
+	45, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
+	46, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
+	47, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
 	30, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
 	33, // 16: swarm.AppliedDigestsResponse.digests:type_name -> swarm.AppliedDigest
 	9,  // 17: swarm.Control.CreateService:input_type -> swarm.CreateServiceRequest
@@ -2247,15 +2297,15 @@ var file_realnet_rpc_control_proto_depIdxs = []int32{
 	17, // 27: swarm.Control.ListNodes:input_type -> swarm.ListNodesRequest
 	19, // 28: swarm.Control.UpdateNode:input_type -> swarm.UpdateNodeRequest
 	20, // 29: swarm.Control.RemoveNode:input_type -> swarm.RemoveNodeRequest
-	47, // 30: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
+	48, // 30: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
 	7,  // 31: swarm.Control.GetSecret:input_type -> swarm.Ref
 	8,  // 32: swarm.Control.ListSecrets:input_type -> swarm.ListByNameRequest
 	7,  // 33: swarm.Control.RemoveSecret:input_type -> swarm.Ref
-	48, // 34: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
+	49, // 34: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
 	7,  // 35: swarm.Control.GetConfig:input_type -> swarm.Ref
 	8,  // 36: swarm.Control.ListConfigs:input_type -> swarm.ListByNameRequest
 	7,  // 37: swarm.Control.RemoveConfig:input_type -> swarm.Ref
-	49, // 38: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
+	50, // 38: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
 	7,  // 39: swarm.Control.GetNetwork:input_type -> swarm.Ref
 	8,  // 40: swarm.Control.ListNetworks:input_type -> swarm.ListByNameRequest
 	7,  // 41: swarm.Control.RemoveNetwork:input_type -> swarm.Ref
@@ -2270,52 +2320,54 @@ var file_realnet_rpc_control_proto_depIdxs = []int32{
 	6,  // 50: swarm.Control.RotateRootCA:input_type -> swarm.Empty
 	6,  // 51: swarm.Daemon.Status:input_type -> swarm.Empty
 	6,  // 52: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
-	34, // 53: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
+	35, // 53: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
 	7,  // 54: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
 	29, // 55: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
 	6,  // 56: swarm.Daemon.AppliedDigests:input_type -> swarm.Empty
-	38, // 57: swarm.Control.CreateService:output_type -> swarm.api.Service
-	38, // 58: swarm.Control.UpdateService:output_type -> swarm.api.Service
-	38, // 59: swarm.Control.ScaleService:output_type -> swarm.api.Service
-	38, // 60: swarm.Control.RollbackService:output_type -> swarm.api.Service
-	6,  // 61: swarm.Control.RemoveService:output_type -> swarm.Empty
-	38, // 62: swarm.Control.GetService:output_type -> swarm.api.Service
-	14, // 63: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
-	40, // 64: swarm.Control.GetTask:output_type -> swarm.api.Task
-	16, // 65: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
-	42, // 66: swarm.Control.GetNode:output_type -> swarm.api.Node
-	18, // 67: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
-	42, // 68: swarm.Control.UpdateNode:output_type -> swarm.api.Node
-	6,  // 69: swarm.Control.RemoveNode:output_type -> swarm.Empty
-	44, // 70: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
-	44, // 71: swarm.Control.GetSecret:output_type -> swarm.api.Secret
-	21, // 72: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
-	6,  // 73: swarm.Control.RemoveSecret:output_type -> swarm.Empty
-	45, // 74: swarm.Control.CreateConfig:output_type -> swarm.api.Config
-	45, // 75: swarm.Control.GetConfig:output_type -> swarm.api.Config
-	22, // 76: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
-	6,  // 77: swarm.Control.RemoveConfig:output_type -> swarm.Empty
-	46, // 78: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
-	46, // 79: swarm.Control.GetNetwork:output_type -> swarm.api.Network
-	23, // 80: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
-	6,  // 81: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
-	25, // 82: swarm.Control.KVGet:output_type -> swarm.KVValue
-	6,  // 83: swarm.Control.KVPut:output_type -> swarm.Empty
-	28, // 84: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
-	1,  // 85: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
-	1,  // 86: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
-	1,  // 87: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
-	4,  // 88: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
-	50, // 89: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
-	6,  // 90: swarm.Control.RotateRootCA:output_type -> swarm.Empty
-	31, // 91: swarm.Daemon.Status:output_type -> swarm.StatusResponse
-	50, // 92: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
-	6,  // 93: swarm.Daemon.Leave:output_type -> swarm.Empty
-	6,  // 94: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
-	6,  // 95: swarm.Daemon.Unlock:output_type -> swarm.Empty
-	32, // 96: swarm.Daemon.AppliedDigests:output_type -> swarm.AppliedDigestsResponse
-	57, // [57:97] is the sub-list for method output_type
-	17, // [17:57] is the sub-list for method input_type
+	6,  // 57: swarm.Daemon.LedTerms:input_type -> swarm.Empty
+	39, // 58: swarm.Control.CreateService:output_type -> swarm.api.Service
+	39, // 59: swarm.Control.UpdateService:output_type -> swarm.api.Service
+	39, // 60: swarm.Control.ScaleService:output_type -> swarm.api.Service
+	39, // 61: swarm.Control.RollbackService:output_type -> swarm.api.Service
+	6,  // 62: swarm.Control.RemoveService:output_type -> swarm.Empty
+	39, // 63: swarm.Control.GetService:output_type -> swarm.api.Service
+	14, // 64: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
+	41, // 65: swarm.Control.GetTask:output_type -> swarm.api.Task
+	16, // 66: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
+	43, // 67: swarm.Control.GetNode:output_type -> swarm.api.Node
+	18, // 68: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
+	43, // 69: swarm.Control.UpdateNode:output_type -> swarm.api.Node
+	6,  // 70: swarm.Control.RemoveNode:output_type -> swarm.Empty
+	45, // 71: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
+	45, // 72: swarm.Control.GetSecret:output_type -> swarm.api.Secret
+	21, // 73: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
+	6,  // 74: swarm.Control.RemoveSecret:output_type -> swarm.Empty
+	46, // 75: swarm.Control.CreateConfig:output_type -> swarm.api.Config
+	46, // 76: swarm.Control.GetConfig:output_type -> swarm.api.Config
+	22, // 77: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
+	6,  // 78: swarm.Control.RemoveConfig:output_type -> swarm.Empty
+	47, // 79: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
+	47, // 80: swarm.Control.GetNetwork:output_type -> swarm.api.Network
+	23, // 81: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
+	6,  // 82: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
+	25, // 83: swarm.Control.KVGet:output_type -> swarm.KVValue
+	6,  // 84: swarm.Control.KVPut:output_type -> swarm.Empty
+	28, // 85: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
+	1,  // 86: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
+	1,  // 87: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
+	1,  // 88: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
+	4,  // 89: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
+	51, // 90: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
+	6,  // 91: swarm.Control.RotateRootCA:output_type -> swarm.Empty
+	31, // 92: swarm.Daemon.Status:output_type -> swarm.StatusResponse
+	51, // 93: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
+	6,  // 94: swarm.Daemon.Leave:output_type -> swarm.Empty
+	6,  // 95: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
+	6,  // 96: swarm.Daemon.Unlock:output_type -> swarm.Empty
+	32, // 97: swarm.Daemon.AppliedDigests:output_type -> swarm.AppliedDigestsResponse
+	34, // 98: swarm.Daemon.LedTerms:output_type -> swarm.LedTermsResponse
+	58, // [58:99] is the sub-list for method output_type
+	17, // [17:58] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -2332,7 +2384,7 @@ func file_realnet_rpc_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_realnet_rpc_control_proto_rawDesc), len(file_realnet_rpc_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

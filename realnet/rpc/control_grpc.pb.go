@@ -1409,6 +1409,7 @@ const (
 	Daemon_RemoveManager_FullMethodName  = "/swarm.Daemon/RemoveManager"
 	Daemon_Unlock_FullMethodName         = "/swarm.Daemon/Unlock"
 	Daemon_AppliedDigests_FullMethodName = "/swarm.Daemon/AppliedDigests"
+	Daemon_LedTerms_FullMethodName       = "/swarm.Daemon/LedTerms"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -1431,6 +1432,10 @@ type DaemonClient interface {
 	// block, so that a checker outside can compare managers, and a manager
 	// before and after a restart (managers only; local socket only).
 	AppliedDigests(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*AppliedDigestsResponse, error)
+	// LedTerms lists the raft terms this manager became leader in, so that
+	// a checker outside can tell whether two managers led one term, however
+	// short their leadership (managers only; local socket only).
+	LedTerms(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*LedTermsResponse, error)
 }
 
 type daemonClient struct {
@@ -1501,6 +1506,16 @@ func (c *daemonClient) AppliedDigests(ctx context.Context, in *Empty, opts ...gr
 	return out, nil
 }
 
+func (c *daemonClient) LedTerms(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*LedTermsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LedTermsResponse)
+	err := c.cc.Invoke(ctx, Daemon_LedTerms_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -1521,6 +1536,10 @@ type DaemonServer interface {
 	// block, so that a checker outside can compare managers, and a manager
 	// before and after a restart (managers only; local socket only).
 	AppliedDigests(context.Context, *Empty) (*AppliedDigestsResponse, error)
+	// LedTerms lists the raft terms this manager became leader in, so that
+	// a checker outside can tell whether two managers led one term, however
+	// short their leadership (managers only; local socket only).
+	LedTerms(context.Context, *Empty) (*LedTermsResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -1548,6 +1567,9 @@ func (UnimplementedDaemonServer) Unlock(context.Context, *UnlockRequest) (*Empty
 }
 func (UnimplementedDaemonServer) AppliedDigests(context.Context, *Empty) (*AppliedDigestsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AppliedDigests not implemented")
+}
+func (UnimplementedDaemonServer) LedTerms(context.Context, *Empty) (*LedTermsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LedTerms not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1678,6 +1700,24 @@ func _Daemon_AppliedDigests_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_LedTerms_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).LedTerms(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_LedTerms_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).LedTerms(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1708,6 +1748,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AppliedDigests",
 			Handler:    _Daemon_AppliedDigests_Handler,
+		},
+		{
+			MethodName: "LedTerms",
+			Handler:    _Daemon_LedTerms_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
