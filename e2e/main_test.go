@@ -26,6 +26,7 @@ var scenarioFiles = []string{
 	"../scenarios/autolock-restart-all-managers.yaml",
 	"../scenarios/security-compromised-worker.yaml",
 	"../scenarios/security-removed-node.yaml",
+	"../scenarios/real-clock-skew.yaml",
 }
 
 // The package's shared state, set by TestMain.

@@ -106,13 +106,13 @@ func checkTermsLed(t *testing.T, notes []string, name string) {
 // TestRealRefusesSimOnlySteps: a file with a step real mode cannot do is
 // refused by file, line and key, before anything starts.
 func TestRealRefusesSimOnlySteps(t *testing.T) {
-	sc, err := scenarios.ParseFile("../scenarios/clock-skew.yaml")
+	sc, err := scenarios.ParseFile("../scenarios/lossy-network.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = scenarios.RunReal(sc, scenarios.Options{})
-	if err == nil || !strings.Contains(err.Error(), "../scenarios/clock-skew.yaml:13: step clock_skew: not supported with --real") {
-		t.Fatalf("RunReal(clock-skew.yaml) = %v, want a refusal naming file, line and key", err)
+	if err == nil || !strings.Contains(err.Error(), "../scenarios/lossy-network.yaml:19: step link: not supported with --real") {
+		t.Fatalf("RunReal(lossy-network.yaml) = %v, want a refusal naming file, line and key", err)
 	}
 }
 

@@ -30,6 +30,7 @@ type Loop struct {
 
 	ran     atomic.Uint64 // functions run, for liveness checks
 	backlog atomic.Int64
+	skew    atomic.Int64 // nanoseconds Now runs ahead of the machine's clock
 }
 
 var (
@@ -172,8 +173,14 @@ func (l *Loop) Ran() uint64 { return l.ran.Load() }
 // Backlog is the number of functions posted and not yet run.
 func (l *Loop) Backlog() int64 { return l.backlog.Load() }
 
-// Now is the wall clock.
-func (l *Loop) Now() time.Time { return time.Now() }
+// Now is the wall clock, moved by the skew SetSkew set.
+func (l *Loop) Now() time.Time { return time.Now().Add(time.Duration(l.skew.Load())) }
+
+// SetSkew makes Now run d ahead of the machine's wall clock (behind when
+// negative), as a machine whose clock is set wrong: for fault-injection
+// tests. Monotonic, and so every timer and timeout, does not move. Safe
+// to call from any goroutine.
+func (l *Loop) SetSkew(d time.Duration) { l.skew.Store(int64(d)) }
 
 // monoStart anchors Monotonic: time.Since measures with the monotonic
 // reading time.Now took here, whatever the wall clock does since.

@@ -106,3 +106,61 @@ func TestNodeTLS(t *testing.T) {
 		t.Fatalf("the impostor got %v", imp.got)
 	}
 }
+
+// A node whose clock runs past its peers' certificates' NotAfter refuses
+// them, so nothing it sends gets through; set right (Loop.SetSkew), it
+// reaches them again. Its monotonic clock never moved.
+func TestNodeTLSSkewedClock(t *testing.T) {
+	rnd, now := NewRand(), time.Now()
+	boot, err := ca.NewBootstrap(rnd, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(id env.NodeID, role env.Role) *ca.Credentials {
+		c, err := boot.Issue(id, role, rnd, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	clock := NewLoop()
+	defer clock.Stop()
+	m := startNode(t, "m", TransportConfig{Role: env.RoleManager, TLS: NewNodeTLS(issue("m", env.RoleManager), "", nil).Config(), Authorize: caAuthorize})
+	w := startNode(t, "w", TransportConfig{Role: env.RoleWorker, TLS: NewNodeTLS(issue("w", env.RoleWorker), "", clock.Now).Config(), Authorize: caAuthorize})
+	w.tr.Book().Learn("m", m.addr, true, AddrStatic)
+
+	mono := clock.Monotonic()
+	clock.SetSkew(100 * 24 * time.Hour) // past the 90 days certificates last
+	if d := clock.Now().Sub(now); d < 100*24*time.Hour {
+		t.Fatalf("skewed clock reads %v after the certificates were issued", d)
+	}
+	if d := clock.Monotonic() - mono; d < 0 || d > time.Hour {
+		t.Fatalf("the monotonic clock moved by %v", d)
+	}
+	w.tr.Send("m", &api.Heartbeat{SessionId: "s"})
+	got := 0
+	for w.tr.PeerStats("m").Lost == 0 && got == 0 && !ctxDone(t) {
+		time.Sleep(10 * time.Millisecond)
+		m.mu.Lock()
+		got = len(m.got)
+		m.mu.Unlock()
+	}
+	if got != 0 {
+		t.Fatalf("the manager got %d messages from a worker whose clock says its certificate expired", got)
+	}
+
+	clock.SetSkew(0)
+	for {
+		w.tr.Send("m", &api.Heartbeat{SessionId: "s"})
+		m.mu.Lock()
+		got := len(m.got)
+		m.mu.Unlock()
+		if got > 0 {
+			return
+		}
+		if ctxDone(t) {
+			t.Fatal("the worker set right did not reach the manager")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -51,7 +51,7 @@ func RealSupport(sc *Scenario) []error {
 			Create, Remove, Scale, Update, Rollback, Secret, Config,
 			Drain, Pause, Activate, Promote, Demote, FailTasks,
 			RemoveManager, RemoveWorker, RotateJoinToken, RotateRootCA,
-			Autolock, RotateUnlockKey, Unlock, Compromise:
+			Autolock, RotateUnlockKey, Unlock, Compromise, ClockSkew:
 		case AddManager, AddWorker, JoinWithOldToken:
 			n++
 		case Partition:
@@ -276,6 +276,9 @@ type RealWorld struct {
 	shared int
 	// oldTokens are the join tokens rotate_join_token replaced, by role.
 	oldTokens map[string]string
+	// skews are the clock_skew steps' last word on each node's clock:
+	// a machine's clock, which its daemon is told again when it restarts.
+	skews map[string]time.Duration
 	// unlockKey is the cluster's unlock key as the last autolock or
 	// rotate_unlock_key step was told it ("" while autolock is off), as
 	// an operator keeps it.
@@ -295,7 +298,7 @@ type RealWorld struct {
 func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun string, seed uint64, swarmdImage string) (*RealWorld, error) {
 	w := &RealWorld{sc: sc, cli: cli, run: imageRun, wallStart: time.Now(), chooser: seeded{rand.New(rand.NewPCG(seed, 0x7265616c))},
 		state: map[string]*NodeState{}, specs: map[string]Service{}, leaders: map[uint64]string{}, bounds: map[string]int{},
-		digests: map[blockKey]blockSeen{}, oldTokens: map[string]string{}}
+		digests: map[blockKey]blockSeen{}, oldTokens: map[string]string{}, skews: map[string]time.Duration{}}
 	cfg := realcluster.Config{
 		Run: realcluster.NewRunID(), Image: swarmdImage,
 		RaftTick: sc.Cluster.Raft.Tick, ElectionTicks: sc.Cluster.Raft.ElectionTicks, SnapshotEvery: sc.Cluster.Raft.SnapshotEvery,
@@ -860,6 +863,21 @@ func (w *RealWorld) createService(ctx context.Context, svc Service) error {
 	return err
 }
 
+// skewClock tells n's daemon how far its clock is off (on its local
+// socket): the daemon's wall clock, not the machine's, moves.
+func (w *RealWorld) skewClock(ctx context.Context, n string, by time.Duration) error {
+	if _, err := w.c.Node(n).Daemon().SkewClock(ctx, &rpc.SkewClockRequest{By: int64(by)}); err != nil {
+		return fmt.Errorf("skewing %s's clock: %w", n, err)
+	}
+	return nil
+}
+
+func (w *RealWorld) isUp(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.state[name].Up
+}
+
 func (w *RealWorld) setState(name string, f func(*NodeState)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -905,7 +923,18 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 				return err
 			}
 			w.setState(n, func(s *NodeState) { s.Up, s.Crashed, s.Stopped = true, false, false })
+			if by := w.skews[n]; by != 0 {
+				return w.skewClock(ctx, n, by)
+			}
 			return nil
+		})
+	case ClockSkew:
+		return each(func(n string) error {
+			w.skews[n] = a.By
+			if !w.isUp(n) {
+				return nil // told when it restarts
+			}
+			return w.skewClock(ctx, n, a.By)
 		})
 	case Partition:
 		var groups [][]string

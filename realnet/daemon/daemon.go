@@ -268,7 +268,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.initTokens = ident.tokens
 	switch opts.Security {
 	case SecurityCA:
-		d.nodeTLS = realnet.NewNodeTLS(ident.creds, ident.token, nil)
+		d.nodeTLS = realnet.NewNodeTLS(ident.creds, ident.token, d.loop.Now)
 		d.tls = d.nodeTLS.Config()
 	case SecurityStatic:
 		d.tls = opts.TLS

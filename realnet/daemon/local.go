@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -40,6 +41,7 @@ const (
 	methodUnlock        = "/swarm.Daemon/Unlock"
 	methodDigests       = "/swarm.Daemon/AppliedDigests"
 	methodLedTerms      = "/swarm.Daemon/LedTerms"
+	methodSkewClock     = "/swarm.Daemon/SkewClock"
 	methodJoin          = "/swarm.Peer/Join"
 	methodStream        = "/swarm.Peer/Stream"
 )
@@ -62,6 +64,7 @@ var daemonTable = map[string][]env.Role{
 	methodUnlock:           localOnly,
 	methodDigests:          localOnly,
 	methodLedTerms:         localOnly,
+	methodSkewClock:        localOnly,
 	methodJoin:             anyone, // the token is the credential, checked by the handler
 	methodStream:           anyone, // every message on it is authorized on its own
 	"/swarm.Control/KVGet": managersOnly,
@@ -132,7 +135,7 @@ func (d *Daemon) serveLocal() error {
 		realnet.KeepaliveEnforcement(), // callers dial with realnet.DialOptions
 		grpc.MaxRecvMsgSize(realnet.DefaultMaxMessageBytes), grpc.MaxSendMsgSize(realnet.DefaultMaxMessageBytes),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if d.locked.Load() && info.FullMethod != methodUnlock && info.FullMethod != methodStatus {
+			if d.locked.Load() && info.FullMethod != methodUnlock && info.FullMethod != methodStatus && info.FullMethod != methodSkewClock {
 				return nil, status.Error(codes.FailedPrecondition, ErrLocked.Error())
 			}
 			if _, daemonRPC := daemonTable[info.FullMethod]; !daemonRPC {
@@ -154,6 +157,21 @@ func (d *Daemon) serveLocal() error {
 		}
 	}()
 	return nil
+}
+
+// SkewClock sets how far the node's wall clock runs from the machine's.
+// It is served on the local socket only (daemonTable), even while the
+// node is locked: a clock set wrong is the machine's, not the daemon's.
+// TLS checks certificates at the handshake only, so the node also drops
+// its connections to its peers: its next handshakes check them by the new
+// clock, as they would on a machine whose clock was wrong when it
+// connected.
+func (s *daemonServer) SkewClock(_ context.Context, req *rpc.SkewClockRequest) (*rpc.Empty, error) {
+	by := time.Duration(req.GetBy())
+	s.d.loop.SetSkew(by)
+	s.d.tr.Reconnect()
+	s.d.log.Warn("wall clock skewed for a fault-injection test; connections to peers dropped", "by", by.String())
+	return &rpc.Empty{}, nil
 }
 
 // Unlock gives a locked manager the cluster's unlock key. It is served

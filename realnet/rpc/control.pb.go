@@ -1486,6 +1486,52 @@ func (x *KVCASResponse) GetSwapped() bool {
 	return false
 }
 
+type SkewClockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// by is the skew in nanoseconds: ahead when positive, behind when
+	// negative, none when 0.
+	By            int64 `protobuf:"varint,1,opt,name=by,proto3" json:"by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkewClockRequest) Reset() {
+	*x = SkewClockRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkewClockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkewClockRequest) ProtoMessage() {}
+
+func (x *SkewClockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkewClockRequest.ProtoReflect.Descriptor instead.
+func (*SkewClockRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SkewClockRequest) GetBy() int64 {
+	if x != nil {
+		return x.By
+	}
+	return 0
+}
+
 type UnlockRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1495,7 +1541,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	mi := &file_realnet_rpc_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1553,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	mi := &file_realnet_rpc_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1566,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{28}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UnlockRequest) GetKey() string {
@@ -1543,7 +1589,7 @@ type RaftMemberStatus struct {
 
 func (x *RaftMemberStatus) Reset() {
 	*x = RaftMemberStatus{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[29]
+	mi := &file_realnet_rpc_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1601,7 @@ func (x *RaftMemberStatus) String() string {
 func (*RaftMemberStatus) ProtoMessage() {}
 
 func (x *RaftMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[29]
+	mi := &file_realnet_rpc_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1614,7 @@ func (x *RaftMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMemberStatus.ProtoReflect.Descriptor instead.
 func (*RaftMemberStatus) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{29}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RaftMemberStatus) GetRaftId() uint64 {
@@ -1642,7 +1688,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[30]
+	mi := &file_realnet_rpc_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1700,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[30]
+	mi := &file_realnet_rpc_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1713,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{30}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1809,7 +1855,7 @@ type AppliedDigestsResponse struct {
 
 func (x *AppliedDigestsResponse) Reset() {
 	*x = AppliedDigestsResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[31]
+	mi := &file_realnet_rpc_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1867,7 @@ func (x *AppliedDigestsResponse) String() string {
 func (*AppliedDigestsResponse) ProtoMessage() {}
 
 func (x *AppliedDigestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[31]
+	mi := &file_realnet_rpc_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1880,7 @@ func (x *AppliedDigestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedDigestsResponse.ProtoReflect.Descriptor instead.
 func (*AppliedDigestsResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{31}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AppliedDigestsResponse) GetBlock() uint64 {
@@ -1865,7 +1911,7 @@ type AppliedDigest struct {
 
 func (x *AppliedDigest) Reset() {
 	*x = AppliedDigest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[32]
+	mi := &file_realnet_rpc_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +1923,7 @@ func (x *AppliedDigest) String() string {
 func (*AppliedDigest) ProtoMessage() {}
 
 func (x *AppliedDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[32]
+	mi := &file_realnet_rpc_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +1936,7 @@ func (x *AppliedDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedDigest.ProtoReflect.Descriptor instead.
 func (*AppliedDigest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{32}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AppliedDigest) GetLastIndex() uint64 {
@@ -1918,7 +1964,7 @@ type LedTermsResponse struct {
 
 func (x *LedTermsResponse) Reset() {
 	*x = LedTermsResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[33]
+	mi := &file_realnet_rpc_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +1976,7 @@ func (x *LedTermsResponse) String() string {
 func (*LedTermsResponse) ProtoMessage() {}
 
 func (x *LedTermsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[33]
+	mi := &file_realnet_rpc_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +1989,7 @@ func (x *LedTermsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedTermsResponse.ProtoReflect.Descriptor instead.
 func (*LedTermsResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{33}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LedTermsResponse) GetTerms() []uint64 {
@@ -1963,7 +2009,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[34]
+	mi := &file_realnet_rpc_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2021,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[34]
+	mi := &file_realnet_rpc_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2034,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{34}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LeaveRequest) GetForce() bool {
@@ -2089,7 +2135,9 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x03old\x18\x02 \x01(\tR\x03old\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\tR\x05value\")\n" +
 	"\rKVCASResponse\x12\x18\n" +
-	"\aswapped\x18\x01 \x01(\bR\aswapped\"!\n" +
+	"\aswapped\x18\x01 \x01(\bR\aswapped\"\"\n" +
+	"\x10SkewClockRequest\x12\x0e\n" +
+	"\x02by\x18\x01 \x01(\x03R\x02by\"!\n" +
 	"\rUnlockRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"\x8a\x01\n" +
 	"\x10RaftMemberStatus\x12\x17\n" +
@@ -2186,7 +2234,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x0fRotateUnlockKey\x12\x1d.swarm.RotateUnlockKeyRequest\x1a\x10.swarm.UnlockKey\x12;\n" +
 	"\rRotateDataKey\x12\f.swarm.Empty\x1a\x1c.swarm.RotateDataKeyResponse\x12G\n" +
 	"\x0fRotateJoinToken\x12\x1d.swarm.RotateJoinTokenRequest\x1a\x15.swarm.api.JoinTokens\x12*\n" +
-	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\xe1\x02\n" +
+	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\x95\x03\n" +
 	"\x06Daemon\x12-\n" +
 	"\x06Status\x12\f.swarm.Empty\x1a\x15.swarm.StatusResponse\x121\n" +
 	"\n" +
@@ -2196,7 +2244,8 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	".swarm.Ref\x1a\f.swarm.Empty\x12,\n" +
 	"\x06Unlock\x12\x14.swarm.UnlockRequest\x1a\f.swarm.Empty\x12=\n" +
 	"\x0eAppliedDigests\x12\f.swarm.Empty\x1a\x1d.swarm.AppliedDigestsResponse\x121\n" +
-	"\bLedTerms\x12\f.swarm.Empty\x1a\x17.swarm.LedTermsResponseB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
+	"\bLedTerms\x12\f.swarm.Empty\x1a\x17.swarm.LedTermsResponse\x122\n" +
+	"\tSkewClock\x12\x17.swarm.SkewClockRequest\x1a\f.swarm.EmptyB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
 
 var (
 	file_realnet_rpc_control_proto_rawDescOnce sync.Once
@@ -2211,7 +2260,7 @@ func file_realnet_rpc_control_proto_rawDescGZIP() []byte {
 }
 
 var file_realnet_rpc_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_realnet_rpc_control_proto_goTypes = []any{
 	(NodeEdit)(0),                  // 0: swarm.NodeEdit
 	(*UnlockKey)(nil),              // 1: swarm.UnlockKey
@@ -2242,48 +2291,49 @@ var file_realnet_rpc_control_proto_goTypes = []any{
 	(*KVPutRequest)(nil),           // 26: swarm.KVPutRequest
 	(*KVCASRequest)(nil),           // 27: swarm.KVCASRequest
 	(*KVCASResponse)(nil),          // 28: swarm.KVCASResponse
-	(*UnlockRequest)(nil),          // 29: swarm.UnlockRequest
-	(*RaftMemberStatus)(nil),       // 30: swarm.RaftMemberStatus
-	(*StatusResponse)(nil),         // 31: swarm.StatusResponse
-	(*AppliedDigestsResponse)(nil), // 32: swarm.AppliedDigestsResponse
-	(*AppliedDigest)(nil),          // 33: swarm.AppliedDigest
-	(*LedTermsResponse)(nil),       // 34: swarm.LedTermsResponse
-	(*LeaveRequest)(nil),           // 35: swarm.LeaveRequest
-	nil,                            // 36: swarm.ListServicesRequest.LabelsEntry
-	nil,                            // 37: swarm.ListNodesRequest.LabelsEntry
-	(*api.ServiceSpec)(nil),        // 38: swarm.api.ServiceSpec
-	(*api.Service)(nil),            // 39: swarm.api.Service
-	(api.TaskState)(0),             // 40: swarm.api.TaskState
-	(*api.Task)(nil),               // 41: swarm.api.Task
-	(api.NodeRole)(0),              // 42: swarm.api.NodeRole
-	(*api.Node)(nil),               // 43: swarm.api.Node
-	(*api.NodeSpec)(nil),           // 44: swarm.api.NodeSpec
-	(*api.Secret)(nil),             // 45: swarm.api.Secret
-	(*api.Config)(nil),             // 46: swarm.api.Config
-	(*api.Network)(nil),            // 47: swarm.api.Network
-	(*api.SecretSpec)(nil),         // 48: swarm.api.SecretSpec
-	(*api.ConfigSpec)(nil),         // 49: swarm.api.ConfigSpec
-	(*api.NetworkSpec)(nil),        // 50: swarm.api.NetworkSpec
-	(*api.JoinTokens)(nil),         // 51: swarm.api.JoinTokens
+	(*SkewClockRequest)(nil),       // 29: swarm.SkewClockRequest
+	(*UnlockRequest)(nil),          // 30: swarm.UnlockRequest
+	(*RaftMemberStatus)(nil),       // 31: swarm.RaftMemberStatus
+	(*StatusResponse)(nil),         // 32: swarm.StatusResponse
+	(*AppliedDigestsResponse)(nil), // 33: swarm.AppliedDigestsResponse
+	(*AppliedDigest)(nil),          // 34: swarm.AppliedDigest
+	(*LedTermsResponse)(nil),       // 35: swarm.LedTermsResponse
+	(*LeaveRequest)(nil),           // 36: swarm.LeaveRequest
+	nil,                            // 37: swarm.ListServicesRequest.LabelsEntry
+	nil,                            // 38: swarm.ListNodesRequest.LabelsEntry
+	(*api.ServiceSpec)(nil),        // 39: swarm.api.ServiceSpec
+	(*api.Service)(nil),            // 40: swarm.api.Service
+	(api.TaskState)(0),             // 41: swarm.api.TaskState
+	(*api.Task)(nil),               // 42: swarm.api.Task
+	(api.NodeRole)(0),              // 43: swarm.api.NodeRole
+	(*api.Node)(nil),               // 44: swarm.api.Node
+	(*api.NodeSpec)(nil),           // 45: swarm.api.NodeSpec
+	(*api.Secret)(nil),             // 46: swarm.api.Secret
+	(*api.Config)(nil),             // 47: swarm.api.Config
+	(*api.Network)(nil),            // 48: swarm.api.Network
+	(*api.SecretSpec)(nil),         // 49: swarm.api.SecretSpec
+	(*api.ConfigSpec)(nil),         // 50: swarm.api.ConfigSpec
+	(*api.NetworkSpec)(nil),        // 51: swarm.api.NetworkSpec
+	(*api.JoinTokens)(nil),         // 52: swarm.api.JoinTokens
 }
 var file_realnet_rpc_control_proto_depIdxs = []int32{
-	38, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	38, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	36, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
-	39, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
+	39, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	39, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	37, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
+	40, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
 	13, // 4: swarm.ListServicesResponse.statuses:type_name -> swarm.ServiceStatus
-	40, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
-	41, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
-	42, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
-	37, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
-	43, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
-	44, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
+	41, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
+	42, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
+	43, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
+	38, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
+	44, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
+	45, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
 	0,  // 11: swarm.UpdateNodeRequest.edit:type_name -> swarm.NodeEdit
-	45, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
-	46, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
-	47, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
-	30, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
-	33, // 16: swarm.AppliedDigestsResponse.digests:type_name -> swarm.AppliedDigest
+	46, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
+	47, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
+	48, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
+	31, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
+	34, // 16: swarm.AppliedDigestsResponse.digests:type_name -> swarm.AppliedDigest
 	9,  // 17: swarm.Control.CreateService:input_type -> swarm.CreateServiceRequest
 	10, // 18: swarm.Control.UpdateService:input_type -> swarm.UpdateServiceRequest
 	11, // 19: swarm.Control.ScaleService:input_type -> swarm.ScaleServiceRequest
@@ -2297,15 +2347,15 @@ var file_realnet_rpc_control_proto_depIdxs = []int32{
 	17, // 27: swarm.Control.ListNodes:input_type -> swarm.ListNodesRequest
 	19, // 28: swarm.Control.UpdateNode:input_type -> swarm.UpdateNodeRequest
 	20, // 29: swarm.Control.RemoveNode:input_type -> swarm.RemoveNodeRequest
-	48, // 30: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
+	49, // 30: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
 	7,  // 31: swarm.Control.GetSecret:input_type -> swarm.Ref
 	8,  // 32: swarm.Control.ListSecrets:input_type -> swarm.ListByNameRequest
 	7,  // 33: swarm.Control.RemoveSecret:input_type -> swarm.Ref
-	49, // 34: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
+	50, // 34: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
 	7,  // 35: swarm.Control.GetConfig:input_type -> swarm.Ref
 	8,  // 36: swarm.Control.ListConfigs:input_type -> swarm.ListByNameRequest
 	7,  // 37: swarm.Control.RemoveConfig:input_type -> swarm.Ref
-	50, // 38: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
+	51, // 38: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
 	7,  // 39: swarm.Control.GetNetwork:input_type -> swarm.Ref
 	8,  // 40: swarm.Control.ListNetworks:input_type -> swarm.ListByNameRequest
 	7,  // 41: swarm.Control.RemoveNetwork:input_type -> swarm.Ref
@@ -2320,54 +2370,56 @@ var file_realnet_rpc_control_proto_depIdxs = []int32{
 	6,  // 50: swarm.Control.RotateRootCA:input_type -> swarm.Empty
 	6,  // 51: swarm.Daemon.Status:input_type -> swarm.Empty
 	6,  // 52: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
-	35, // 53: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
+	36, // 53: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
 	7,  // 54: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
-	29, // 55: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
+	30, // 55: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
 	6,  // 56: swarm.Daemon.AppliedDigests:input_type -> swarm.Empty
 	6,  // 57: swarm.Daemon.LedTerms:input_type -> swarm.Empty
-	39, // 58: swarm.Control.CreateService:output_type -> swarm.api.Service
-	39, // 59: swarm.Control.UpdateService:output_type -> swarm.api.Service
-	39, // 60: swarm.Control.ScaleService:output_type -> swarm.api.Service
-	39, // 61: swarm.Control.RollbackService:output_type -> swarm.api.Service
-	6,  // 62: swarm.Control.RemoveService:output_type -> swarm.Empty
-	39, // 63: swarm.Control.GetService:output_type -> swarm.api.Service
-	14, // 64: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
-	41, // 65: swarm.Control.GetTask:output_type -> swarm.api.Task
-	16, // 66: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
-	43, // 67: swarm.Control.GetNode:output_type -> swarm.api.Node
-	18, // 68: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
-	43, // 69: swarm.Control.UpdateNode:output_type -> swarm.api.Node
-	6,  // 70: swarm.Control.RemoveNode:output_type -> swarm.Empty
-	45, // 71: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
-	45, // 72: swarm.Control.GetSecret:output_type -> swarm.api.Secret
-	21, // 73: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
-	6,  // 74: swarm.Control.RemoveSecret:output_type -> swarm.Empty
-	46, // 75: swarm.Control.CreateConfig:output_type -> swarm.api.Config
-	46, // 76: swarm.Control.GetConfig:output_type -> swarm.api.Config
-	22, // 77: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
-	6,  // 78: swarm.Control.RemoveConfig:output_type -> swarm.Empty
-	47, // 79: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
-	47, // 80: swarm.Control.GetNetwork:output_type -> swarm.api.Network
-	23, // 81: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
-	6,  // 82: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
-	25, // 83: swarm.Control.KVGet:output_type -> swarm.KVValue
-	6,  // 84: swarm.Control.KVPut:output_type -> swarm.Empty
-	28, // 85: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
-	1,  // 86: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
-	1,  // 87: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
-	1,  // 88: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
-	4,  // 89: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
-	51, // 90: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
-	6,  // 91: swarm.Control.RotateRootCA:output_type -> swarm.Empty
-	31, // 92: swarm.Daemon.Status:output_type -> swarm.StatusResponse
-	51, // 93: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
-	6,  // 94: swarm.Daemon.Leave:output_type -> swarm.Empty
-	6,  // 95: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
-	6,  // 96: swarm.Daemon.Unlock:output_type -> swarm.Empty
-	32, // 97: swarm.Daemon.AppliedDigests:output_type -> swarm.AppliedDigestsResponse
-	34, // 98: swarm.Daemon.LedTerms:output_type -> swarm.LedTermsResponse
-	58, // [58:99] is the sub-list for method output_type
-	17, // [17:58] is the sub-list for method input_type
+	29, // 58: swarm.Daemon.SkewClock:input_type -> swarm.SkewClockRequest
+	40, // 59: swarm.Control.CreateService:output_type -> swarm.api.Service
+	40, // 60: swarm.Control.UpdateService:output_type -> swarm.api.Service
+	40, // 61: swarm.Control.ScaleService:output_type -> swarm.api.Service
+	40, // 62: swarm.Control.RollbackService:output_type -> swarm.api.Service
+	6,  // 63: swarm.Control.RemoveService:output_type -> swarm.Empty
+	40, // 64: swarm.Control.GetService:output_type -> swarm.api.Service
+	14, // 65: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
+	42, // 66: swarm.Control.GetTask:output_type -> swarm.api.Task
+	16, // 67: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
+	44, // 68: swarm.Control.GetNode:output_type -> swarm.api.Node
+	18, // 69: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
+	44, // 70: swarm.Control.UpdateNode:output_type -> swarm.api.Node
+	6,  // 71: swarm.Control.RemoveNode:output_type -> swarm.Empty
+	46, // 72: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
+	46, // 73: swarm.Control.GetSecret:output_type -> swarm.api.Secret
+	21, // 74: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
+	6,  // 75: swarm.Control.RemoveSecret:output_type -> swarm.Empty
+	47, // 76: swarm.Control.CreateConfig:output_type -> swarm.api.Config
+	47, // 77: swarm.Control.GetConfig:output_type -> swarm.api.Config
+	22, // 78: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
+	6,  // 79: swarm.Control.RemoveConfig:output_type -> swarm.Empty
+	48, // 80: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
+	48, // 81: swarm.Control.GetNetwork:output_type -> swarm.api.Network
+	23, // 82: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
+	6,  // 83: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
+	25, // 84: swarm.Control.KVGet:output_type -> swarm.KVValue
+	6,  // 85: swarm.Control.KVPut:output_type -> swarm.Empty
+	28, // 86: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
+	1,  // 87: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
+	1,  // 88: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
+	1,  // 89: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
+	4,  // 90: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
+	52, // 91: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
+	6,  // 92: swarm.Control.RotateRootCA:output_type -> swarm.Empty
+	32, // 93: swarm.Daemon.Status:output_type -> swarm.StatusResponse
+	52, // 94: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
+	6,  // 95: swarm.Daemon.Leave:output_type -> swarm.Empty
+	6,  // 96: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
+	6,  // 97: swarm.Daemon.Unlock:output_type -> swarm.Empty
+	33, // 98: swarm.Daemon.AppliedDigests:output_type -> swarm.AppliedDigestsResponse
+	35, // 99: swarm.Daemon.LedTerms:output_type -> swarm.LedTermsResponse
+	6,  // 100: swarm.Daemon.SkewClock:output_type -> swarm.Empty
+	59, // [59:101] is the sub-list for method output_type
+	17, // [17:59] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -2384,7 +2436,7 @@ func file_realnet_rpc_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_realnet_rpc_control_proto_rawDesc), len(file_realnet_rpc_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1410,6 +1410,7 @@ const (
 	Daemon_Unlock_FullMethodName         = "/swarm.Daemon/Unlock"
 	Daemon_AppliedDigests_FullMethodName = "/swarm.Daemon/AppliedDigests"
 	Daemon_LedTerms_FullMethodName       = "/swarm.Daemon/LedTerms"
+	Daemon_SkewClock_FullMethodName      = "/swarm.Daemon/SkewClock"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -1436,6 +1437,15 @@ type DaemonClient interface {
 	// a checker outside can tell whether two managers led one term, however
 	// short their leadership (managers only; local socket only).
 	LedTerms(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*LedTermsResponse, error)
+	// SkewClock sets how far this node's wall clock runs from the machine's
+	// (what it stamps, and checks certificates' validity by; timeouts are
+	// measured on the monotonic clock and do not move), for fault-injection
+	// tests: a clock set wrong without touching the machine's. The node
+	// drops its connections to its peers, so that its next handshakes check
+	// their certificates by the new clock. It lasts until the daemon stops,
+	// and is served even while the node is locked (local socket only: a
+	// caller there could set the machine's clock).
+	SkewClock(ctx context.Context, in *SkewClockRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type daemonClient struct {
@@ -1516,6 +1526,16 @@ func (c *daemonClient) LedTerms(ctx context.Context, in *Empty, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *daemonClient) SkewClock(ctx context.Context, in *SkewClockRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Daemon_SkewClock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -1540,6 +1560,15 @@ type DaemonServer interface {
 	// a checker outside can tell whether two managers led one term, however
 	// short their leadership (managers only; local socket only).
 	LedTerms(context.Context, *Empty) (*LedTermsResponse, error)
+	// SkewClock sets how far this node's wall clock runs from the machine's
+	// (what it stamps, and checks certificates' validity by; timeouts are
+	// measured on the monotonic clock and do not move), for fault-injection
+	// tests: a clock set wrong without touching the machine's. The node
+	// drops its connections to its peers, so that its next handshakes check
+	// their certificates by the new clock. It lasts until the daemon stops,
+	// and is served even while the node is locked (local socket only: a
+	// caller there could set the machine's clock).
+	SkewClock(context.Context, *SkewClockRequest) (*Empty, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -1570,6 +1599,9 @@ func (UnimplementedDaemonServer) AppliedDigests(context.Context, *Empty) (*Appli
 }
 func (UnimplementedDaemonServer) LedTerms(context.Context, *Empty) (*LedTermsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LedTerms not implemented")
+}
+func (UnimplementedDaemonServer) SkewClock(context.Context, *SkewClockRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SkewClock not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1718,6 +1750,24 @@ func _Daemon_LedTerms_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_SkewClock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SkewClockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).SkewClock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_SkewClock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).SkewClock(ctx, req.(*SkewClockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1752,6 +1802,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LedTerms",
 			Handler:    _Daemon_LedTerms_Handler,
+		},
+		{
+			MethodName: "SkewClock",
+			Handler:    _Daemon_SkewClock_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
