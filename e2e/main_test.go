@@ -27,6 +27,7 @@ var scenarioFiles = []string{
 	"../scenarios/security-compromised-worker.yaml",
 	"../scenarios/security-removed-node.yaml",
 	"../scenarios/real-clock-skew.yaml",
+	"../scenarios/real-autolock-from-init.yaml",
 }
 
 // The package's shared state, set by TestMain.

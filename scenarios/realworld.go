@@ -40,9 +40,6 @@ func RealSupport(sc *Scenario) []error {
 	at := func(line int, what string) {
 		errs = append(errs, fmt.Errorf("%s:%d: %s: %w", sc.File, line, what, ErrNotReal))
 	}
-	if sc.Cluster.Autolock {
-		errs = append(errs, fmt.Errorf("%s: cluster.autolock: %w", sc.File, ErrNotReal))
-	}
 	paired := false
 	n := len(sc.Cluster.InitialNodes())
 	for _, st := range sc.Steps {
@@ -302,7 +299,7 @@ func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun 
 	cfg := realcluster.Config{
 		Run: realcluster.NewRunID(), Image: swarmdImage,
 		RaftTick: sc.Cluster.Raft.Tick, ElectionTicks: sc.Cluster.Raft.ElectionTicks, SnapshotEvery: sc.Cluster.Raft.SnapshotEvery,
-		HeartbeatPeriod: sc.Cluster.Dispatcher.Heartbeat,
+		HeartbeatPeriod: sc.Cluster.Dispatcher.Heartbeat, Autolock: sc.Cluster.Autolock,
 	}
 	for _, st := range sc.Steps {
 		if _, ok := st.Action.(Partition); ok {
@@ -319,6 +316,20 @@ func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun 
 		return nil, err
 	}
 	w.c = c
+	if sc.Cluster.Autolock {
+		// Keep the key, as an operator keeps what init printed, once every
+		// manager's disk is wrapped under it.
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := w.setUnlockKey(actx, func(ctx context.Context, ctl rpc.ControlClient) (*rpc.UnlockKey, error) {
+			return ctl.GetUnlockKey(ctx, &rpc.Empty{})
+		})
+		cancel()
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			return nil, errors.Join(fmt.Errorf("cluster.autolock: %w", err), c.Close(cctx))
+		}
+	}
 	w.start = time.Now()
 	w.notes = append(w.notes, "real mode: swarmd containers on Docker, wall-clock time")
 	if ign := realIgnored(sc); len(ign) > 0 {
@@ -581,9 +592,12 @@ func (w *RealWorld) Violation() *Violation {
 	return w.broken
 }
 
-// Stats implements World. It also stops the clients and checks their
-// history.
+// Stats implements World. It samples the invariants a last time (what
+// happened since the last second's sample counts too), then stops the
+// clients and checks their history.
 func (w *RealWorld) Stats() WorldStats {
+	w.lastChk = time.Time{}
+	w.sample()
 	w.mu.Lock()
 	notes := slices.Clone(w.notes)
 	w.mu.Unlock()

@@ -66,24 +66,6 @@ steps:
 			t.Errorf("%s is meant for --real: %v", f, err)
 		}
 	}
-	// A cluster autolocked from its start, too (swarmd init has no such
-	// flag).
-	sc, err = Parse("z.yaml", []byte(`name: z
-cluster: {managers: 3, autolock: true}
-steps:
-  - restart: m1
-  - expect: {locked: m1, within: 10s}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = nil
-	for _, err := range RealSupport(sc) {
-		got = append(got, err.Error())
-	}
-	if want := "z.yaml: cluster.autolock: not supported with --real"; strings.Join(got, "\n") != want {
-		t.Errorf("RealSupport:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
-	}
 	// Nodes that steps add count against the limit of a paired cluster.
 	sc, err = Parse("y.yaml", []byte(`name: y
 cluster: {managers: 3, workers: 27}

@@ -14,9 +14,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/swarmsim/swarmsim/realnet"
 	"github.com/swarmsim/swarmsim/realnet/daemon"
+	"github.com/swarmsim/swarmsim/realnet/rpc"
 )
 
 const (
@@ -36,6 +40,7 @@ type daemonFlags struct {
 	electionTicks                        int
 	snapshotEvery                        uint64
 	token                                string
+	autolock                             bool // init only
 }
 
 func (f *daemonFlags) register(cmd *cobra.Command) {
@@ -67,11 +72,16 @@ func newInitCmd() *cobra.Command {
 		Long: `init starts a new cluster: this node becomes its only manager (a raft group of
 one), draws two distinct join tokens (one for managers, one for workers),
 prints them, and keeps running in the foreground. On a data directory that
-already holds a node, init resumes that node instead.`,
+already holds a node, init resumes that node instead.
+
+With --autolock, the new cluster starts autolocked, as after ` + "`swarmd swarm update --autolock=true`" + `:
+init prints the unlock key, which a manager needs when it restarts. A
+resumed node keeps the cluster's own setting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runDaemon(cmd, &f, modeInit) },
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&f.autolock, "autolock", false, "start the new cluster autolocked and print its unlock key")
 	return cmd
 }
 
@@ -143,8 +153,17 @@ func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ..
 		}
 		return err
 	}
-	if mode == modeInit && d.JoinTokens() != nil {
-		printInit(cmd, d, f)
+	if mode == modeInit && d.Created() {
+		key := ""
+		if f.autolock {
+			if key, err = enableAutolock(ctx, f.dataDir); err != nil {
+				d.Stop()
+				return err
+			}
+		}
+		printInit(cmd, d, f, key)
+	} else if mode == modeInit && f.autolock {
+		warnNotAutolocked(ctx, f.dataDir, log)
 	}
 	select {
 	case <-ctx.Done():
@@ -155,7 +174,55 @@ func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ..
 	return d.Err()
 }
 
-func printInit(cmd *cobra.Command, d *daemon.Daemon, f *daemonFlags) {
+// enableAutolock turns autolock on for the cluster this node just
+// started, through its own local socket, once it leads, and returns the
+// unlock key.
+func enableAutolock(ctx context.Context, dataDir string) (string, error) {
+	conn, err := grpc.NewClient("unix://"+daemon.SocketPath(dataDir), realnet.DialOptions(nil, 0)...)
+	if err != nil {
+		return "", fmt.Errorf("init --autolock: %w", err)
+	}
+	defer conn.Close()
+	ctl := rpc.NewControlClient(conn)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		k, err := ctl.SetAutolock(ctx, &rpc.SetAutolockRequest{Autolock: true})
+		if err == nil {
+			return k.GetUnlockKey(), nil
+		}
+		// Until this node leads its raft group of one and has written the
+		// cluster's object, the control API answers Unavailable or
+		// FailedPrecondition.
+		if c := status.Code(err); c != codes.Unavailable && c != codes.FailedPrecondition || ctx.Err() != nil {
+			return "", fmt.Errorf("init --autolock: the cluster was started but not autolocked: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// warnNotAutolocked warns when init --autolock resumed a node whose
+// cluster is not autolocked (an init whose autolock failed, say): the
+// flag changes only a new cluster.
+func warnNotAutolocked(ctx context.Context, dataDir string, log *slog.Logger) {
+	conn, err := grpc.NewClient("unix://"+daemon.SocketPath(dataDir), realnet.DialOptions(nil, 0)...)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := rpc.NewDaemonClient(conn).Status(ctx, &rpc.Empty{})
+	if err == nil && st.GetRole() == "manager" && !st.GetLocked() && st.GetUnlockKeyFingerprint() == "" {
+		log.Warn("init --autolock resumed a node of a cluster that is not autolocked: the flag applies to a new cluster only; " +
+			"swarmd swarm update --autolock=true turns it on")
+	}
+}
+
+func printInit(cmd *cobra.Command, d *daemon.Daemon, f *daemonFlags, unlockKey string) {
 	addr := f.advertise
 	if addr == "" {
 		addr = f.listen
@@ -166,6 +233,9 @@ func printInit(cmd *cobra.Command, d *daemon.Daemon, f *daemonFlags) {
 	fmt.Fprintf(out, "To add a worker to this swarm, run the following command:\n\n    swarmd join --token %s %s\n\n", t.Worker, addr)
 	fmt.Fprintf(out, "To add a manager to this swarm, run the following command:\n\n    swarmd join --token %s %s\n\n", t.Manager, addr)
 	fmt.Fprintf(out, "To manage it from this machine (over the owner-only socket in the data directory):\n\n    export SWARMD_DATA_DIR=%s\n    swarmd node ls\n\n", f.dataDir)
+	if unlockKey != "" {
+		fmt.Fprintf(out, "To unlock a manager after it restarts, run `swarmd unlock` and give it this key:\n\n    %s\n\nKeep it safe: a restarted manager cannot read its data without it.\n\n", unlockKey)
+	}
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

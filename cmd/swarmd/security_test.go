@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -275,6 +276,63 @@ func TestAutolock(t *testing.T) {
 	remote, err := rpc.NewDaemonClient(conn).Status(ctx, &rpc.Empty{})
 	if err != nil || remote.GetUnlockKeyFingerprint() != "" || remote.GetRole() != "manager" {
 		t.Fatalf("status over the network: %v (%v); want a manager's, without the key's fingerprint", remote, err)
+	}
+}
+
+// init --autolock starts a cluster autolocked: it prints the unlock key
+// the manager's disk is wrapped under, the manager restarted with the same
+// command comes back locked, and that key unlocks it.
+func TestInitAutolock(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	m1 := h.start("m1", freePort(t), "init", "--autolock")
+	var key string
+	h.eventually("init prints the unlock key", func() bool {
+		out, err := os.ReadFile(m1.log)
+		if err != nil {
+			return false
+		}
+		_, after, ok := strings.Cut(string(out), "give it this key:")
+		if !ok {
+			return false
+		}
+		key, _, _ = strings.Cut(strings.TrimSpace(after), "\n")
+		return true
+	})
+	if !strings.HasPrefix(key, crypt.UnlockKeyPrefix) {
+		t.Fatalf("init printed %q as the unlock key", key)
+	}
+	if got := strings.TrimSpace(h.must(m1.addr, "unlock-key", "-q")); got != key {
+		t.Fatalf("unlock-key says %q; init printed %q", got, key)
+	}
+	h.eventually("m1's disk keys wrapped under it, and synced", func() bool {
+		st, err := dialKV(t, m1).status()
+		return err == nil && st.GetUnlockKeyFingerprint() == realnet.UnlockKeyFingerprint(key) && st.GetKeysDurable()
+	})
+
+	h.stop(m1)
+	h.launch(m1, "init", "--autolock") // resumes: the cluster's setting applies
+	h.eventually("m1 back, locked", func() bool { st, ok := h.rawStatus(m1); return ok && st.Locked })
+	if _, errs, code := h.cliTo([]string{"--data-dir", m1.dir}, key+"\n", "unlock"); code != 0 {
+		t.Fatalf("unlock: exit %d: %s", code, errs)
+	}
+	h.eventually("m1 unlocked and leading", func() bool { st, ok := h.status(m1); return ok && st.IsLeader })
+	if got := strings.TrimSpace(h.must(m1.addr, "unlock-key", "-q")); got != key {
+		t.Fatalf("after the restart, unlock-key says %q; want the key init printed, %q", got, key)
+	}
+
+	// On a node of a cluster started without it, the flag changes nothing,
+	// and says so.
+	x := h.start("x", freePort(t), "init")
+	h.eventually("x leads", func() bool { st, ok := h.status(x); return ok && st.IsLeader })
+	h.stop(x)
+	h.launch(x, "init", "--autolock")
+	h.eventually("x warns that its cluster is not autolocked", func() bool {
+		out, err := os.ReadFile(x.log)
+		return err == nil && strings.Contains(string(out), "a cluster that is not autolocked")
+	})
+	if st, ok := h.rawStatus(x); !ok || st.Locked {
+		t.Fatalf("x after init --autolock resumed it: %+v", st)
 	}
 }
 

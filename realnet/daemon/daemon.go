@@ -148,6 +148,7 @@ type Daemon struct {
 	digests    *appliedDigests // of the entries this node's manager applied
 	led        *ledTerms       // the terms this node's manager led
 	initTokens *api.JoinTokens
+	created    bool // this start created the cluster
 	savedBook  uint64
 	refresh    env.Timer
 
@@ -172,6 +173,9 @@ type identity struct {
 	raftID     uint64
 	joinTarget env.NodeID
 	tokens     *api.JoinTokens
+	// created: this start made the identity, and the cluster (init on an
+	// empty data directory).
+	created bool
 	// rootCA is the root init created, for the first cluster object
 	// (kept until then: a first manager that crashes before its first
 	// leadership bootstraps again with the same root).
@@ -265,7 +269,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 	}
 	opts = d.opts
-	d.initTokens = ident.tokens
+	d.initTokens, d.created = ident.tokens, ident.created
 	switch opts.Security {
 	case SecurityCA:
 		d.nodeTLS = realnet.NewNodeTLS(ident.creds, ident.token, d.loop.Now)
@@ -449,6 +453,7 @@ func (d *Daemon) identify(ctx context.Context, meta map[string][]byte) (identity
 		}
 		ident.tokens, ident.rootCA, ident.creds = boot.Tokens, boot.RootCA(), creds
 		ident.token = ident.tokens.Manager
+		ident.created = true
 	case ModeJoin:
 		resp, err := preflightJoin(ctx, opts, ident)
 		if err != nil {
@@ -771,6 +776,10 @@ func (d *Daemon) DiskStats() wal.Stats { return d.wal.Stats() }
 
 // JoinTokens returns the tokens this node drew (Init), nil otherwise.
 func (d *Daemon) JoinTokens() *api.JoinTokens { return d.initTokens }
+
+// Created reports whether this start created a new cluster (init on an
+// empty data directory), rather than resumed a node.
+func (d *Daemon) Created() bool { return d.created }
 
 // Done is closed once the daemon has stopped (Stop, or a Leave).
 func (d *Daemon) Done() <-chan struct{} { return d.done }

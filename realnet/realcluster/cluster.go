@@ -62,6 +62,8 @@ type Config struct {
 	// Paired gives every pair of nodes a network of its own, so that
 	// any two can be cut apart; otherwise they share one network.
 	Paired bool
+	// Autolock starts the cluster autolocked (swarmd init --autolock).
+	Autolock bool
 	// Daemon flags passed to every node (zero: swarmd's defaults).
 	RaftTick        time.Duration
 	ElectionTicks   int
@@ -250,7 +252,11 @@ func Start(ctx context.Context, cli *client.Client, cfg Config) (c *Cluster, err
 		return c, err
 	}
 	first := cfg.Nodes[0]
-	if err := c.startNode(ctx, first, []string{"init"}); err != nil {
+	initArgs := []string{"init"}
+	if cfg.Autolock {
+		initArgs = append(initArgs, "--autolock")
+	}
+	if err := c.startNode(ctx, first, initArgs); err != nil {
 		return c, err
 	}
 	ctx2, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
