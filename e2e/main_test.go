@@ -28,6 +28,7 @@ var scenarioFiles = []string{
 	"../scenarios/security-removed-node.yaml",
 	"../scenarios/real-clock-skew.yaml",
 	"../scenarios/real-autolock-from-init.yaml",
+	"../scenarios/real-link-faults.yaml",
 }
 
 // The package's shared state, set by TestMain.

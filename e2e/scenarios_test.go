@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -75,9 +76,9 @@ func checkDigestsShared(t *testing.T, notes []string) {
 	t.Errorf("no committed-stays-committed note among %q", notes)
 }
 
-// leaderChanges names the files whose leader is cut off or removed: a
-// second manager must lead.
-var leaderChanges = map[string]bool{"real-leader-isolated": true, "real-membership": true}
+// leaderChanges names the files whose first leader (m1, which ran init)
+// is cut off or removed: a second manager must lead.
+var leaderChanges = map[string]bool{"real-leader-isolated": true, "real-membership": true, "real-link-faults": true}
 
 // checkTermsLed fails the test unless the summary says the managers
 // reported the terms they led: at least one, and two or more, by two
@@ -103,16 +104,16 @@ func checkTermsLed(t *testing.T, notes []string, name string) {
 	t.Errorf("no one-leader-per-term note among %q", notes)
 }
 
-// TestRealRefusesSimOnlySteps: a file with a step real mode cannot do is
-// refused by file, line and key, before anything starts.
-func TestRealRefusesSimOnlySteps(t *testing.T) {
-	sc, err := scenarios.ParseFile("../scenarios/lossy-network.yaml")
+// TestRealRefusesLargeClusters: a file with more nodes than real mode can
+// start is refused, by file and key, before anything starts.
+func TestRealRefusesLargeClusters(t *testing.T) {
+	sc, err := scenarios.ParseFile("../scenarios/scale-10k-workers.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = scenarios.RunReal(sc, scenarios.Options{})
-	if err == nil || !strings.Contains(err.Error(), "../scenarios/lossy-network.yaml:19: step link: not supported with --real") {
-		t.Fatalf("RunReal(lossy-network.yaml) = %v, want a refusal naming file, line and key", err)
+	if err == nil || !strings.Contains(err.Error(), "../scenarios/scale-10k-workers.yaml: cluster: ") || !errors.Is(err, scenarios.ErrNotReal) {
+		t.Fatalf("RunReal(scale-10k-workers.yaml) = %v, want a refusal naming file and key", err)
 	}
 }
 

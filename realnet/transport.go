@@ -172,6 +172,9 @@ type TransportStats struct {
 	Received, Denied, DecodeErrors       uint64
 	Refused                              uint64 // streams refused at open
 	StreamsOpened, InboundStreams, Peers int
+	// FaultLost counts the messages a faulty link (SetLinkFault) lost on
+	// purpose.
+	FaultLost uint64
 }
 
 // Transport is env.Transport over gRPC: see the package documentation.
@@ -219,6 +222,12 @@ type Transport struct {
 
 	join func(context.Context, *rpc.JoinRequest) (*rpc.JoinResponse, error)
 	rpc.UnimplementedPeerServer
+
+	// faults are the links a fault-injection test made faulty (nil: none,
+	// the usual case, which costs Send one atomic load).
+	faults    atomic.Pointer[map[env.NodeID]*faultyLink]
+	faultMu   sync.Mutex // serializes SetLinkFault
+	faultLost atomic.Uint64
 }
 
 var _ env.Transport = (*Transport)(nil)
@@ -310,6 +319,12 @@ func (t *Transport) Send(to env.NodeID, m env.Message) {
 	if joinerAnswer(e.GetMethod()) && t.answerJoiner(to, e) {
 		return
 	}
+	if fs := t.faults.Load(); fs != nil {
+		if l := (*fs)[to]; l != nil {
+			l.send(e)
+			return
+		}
+	}
 	if ps := t.peer(to); ps != nil {
 		ps.enqueue(e)
 	}
@@ -354,7 +369,7 @@ func (t *Transport) Stats() TransportStats {
 	s := TransportStats{
 		EncodeErrors: t.encodeErrors.Load(), Received: t.received.Load(), Denied: t.denied.Load(),
 		DecodeErrors: t.decodeErrors.Load(), Refused: t.refused.Load(), StreamsOpened: int(t.opened.Load()),
-		InboundStreams: int(t.inboundStreams.Load()), Peers: len(peers),
+		InboundStreams: int(t.inboundStreams.Load()), Peers: len(peers), FaultLost: t.faultLost.Load(),
 	}
 	for _, ps := range peers {
 		p := ps.stats()

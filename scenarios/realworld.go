@@ -48,7 +48,7 @@ func RealSupport(sc *Scenario) []error {
 			Create, Remove, Scale, Update, Rollback, Secret, Config,
 			Drain, Pause, Activate, Promote, Demote, FailTasks,
 			RemoveManager, RemoveWorker, RotateJoinToken, RotateRootCA,
-			Autolock, RotateUnlockKey, Unlock, Compromise, ClockSkew:
+			Autolock, RotateUnlockKey, Unlock, Compromise, ClockSkew, Link:
 		case AddManager, AddWorker, JoinWithOldToken:
 			n++
 		case Partition:
@@ -87,7 +87,7 @@ func realIgnored(sc *Scenario) []string {
 		out = append(out, "executor.fail")
 	}
 	if given("network.latency") || sc.Network.Loss > 0 || sc.Network.Duplicate > 0 || sc.Network.Reorder {
-		out = append(out, "network (links are Docker bridges; only cuts are real)")
+		out = append(out, "network (the default link models; link steps apply, in the sending swarmd's transport)")
 	}
 	if given("cluster.disk.sync") {
 		out = append(out, "cluster.disk.sync")
@@ -276,6 +276,9 @@ type RealWorld struct {
 	// skews are the clock_skew steps' last word on each node's clock:
 	// a machine's clock, which its daemon is told again when it restarts.
 	skews map[string]time.Duration
+	// links are the link steps' last word on each link (from, to): the
+	// sender's daemon is told again when it restarts.
+	links map[[2]string]LinkModel
 	// unlockKey is the cluster's unlock key as the last autolock or
 	// rotate_unlock_key step was told it ("" while autolock is off), as
 	// an operator keeps it.
@@ -295,7 +298,7 @@ type RealWorld struct {
 func NewRealWorld(ctx context.Context, cli *moby.Client, sc *Scenario, imageRun string, seed uint64, swarmdImage string) (*RealWorld, error) {
 	w := &RealWorld{sc: sc, cli: cli, run: imageRun, wallStart: time.Now(), chooser: seeded{rand.New(rand.NewPCG(seed, 0x7265616c))},
 		state: map[string]*NodeState{}, specs: map[string]Service{}, leaders: map[uint64]string{}, bounds: map[string]int{},
-		digests: map[blockKey]blockSeen{}, oldTokens: map[string]string{}, skews: map[string]time.Duration{}}
+		digests: map[blockKey]blockSeen{}, oldTokens: map[string]string{}, skews: map[string]time.Duration{}, links: map[[2]string]LinkModel{}}
 	cfg := realcluster.Config{
 		Run: realcluster.NewRunID(), Image: swarmdImage,
 		RaftTick: sc.Cluster.Raft.Tick, ElectionTicks: sc.Cluster.Raft.ElectionTicks, SnapshotEvery: sc.Cluster.Raft.SnapshotEvery,
@@ -886,6 +889,20 @@ func (w *RealWorld) skewClock(ctx context.Context, n string, by time.Duration) e
 	return nil
 }
 
+// setLink makes the messages from's daemon sends to's suffer m (on
+// from's local socket): raft, the dispatcher's and the CA's messages.
+func (w *RealWorld) setLink(ctx context.Context, from, to string, m LinkModel) error {
+	req := &rpc.SetLinkFaultRequest{
+		To:      w.c.Node(to).ID(),
+		Latency: int64(m.Latency.Min), Jitter: int64(m.Latency.Max - m.Latency.Min),
+		Loss: m.Loss, Duplicate: m.Duplicate, Reorder: m.Reorder,
+	}
+	if _, err := w.c.Node(from).Daemon().SetLinkFault(ctx, req); err != nil {
+		return fmt.Errorf("link %s -> %s: %w", from, to, err)
+	}
+	return nil
+}
+
 func (w *RealWorld) isUp(name string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -938,10 +955,41 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 			}
 			w.setState(n, func(s *NodeState) { s.Up, s.Crashed, s.Stopped = true, false, false })
 			if by := w.skews[n]; by != 0 {
-				return w.skewClock(ctx, n, by)
+				if err := w.skewClock(ctx, n, by); err != nil {
+					return err
+				}
+			}
+			var tos []string
+			for k := range w.links {
+				if k[0] == n {
+					tos = append(tos, k[1])
+				}
+			}
+			slices.Sort(tos)
+			for _, to := range tos {
+				if err := w.setLink(ctx, n, to, w.links[[2]string{n, to}]); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
+	case Link:
+		i := slices.Index(targets, "|")
+		for _, from := range targets[:i] {
+			for _, to := range targets[i+1:] {
+				if from == to {
+					continue
+				}
+				w.links[[2]string{from, to}] = a.Model
+				if !w.isUp(from) {
+					continue // told when it restarts
+				}
+				if err := w.setLink(ctx, from, to, a.Model); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	case ClockSkew:
 		return each(func(n string) error {
 			w.skews[n] = a.By

@@ -42,6 +42,7 @@ const (
 	methodDigests       = "/swarm.Daemon/AppliedDigests"
 	methodLedTerms      = "/swarm.Daemon/LedTerms"
 	methodSkewClock     = "/swarm.Daemon/SkewClock"
+	methodSetLinkFault  = "/swarm.Daemon/SetLinkFault"
 	methodJoin          = "/swarm.Peer/Join"
 	methodStream        = "/swarm.Peer/Stream"
 )
@@ -65,6 +66,7 @@ var daemonTable = map[string][]env.Role{
 	methodDigests:          localOnly,
 	methodLedTerms:         localOnly,
 	methodSkewClock:        localOnly,
+	methodSetLinkFault:     localOnly,
 	methodJoin:             anyone, // the token is the credential, checked by the handler
 	methodStream:           anyone, // every message on it is authorized on its own
 	"/swarm.Control/KVGet": managersOnly,
@@ -171,6 +173,21 @@ func (s *daemonServer) SkewClock(_ context.Context, req *rpc.SkewClockRequest) (
 	s.d.loop.SetSkew(by)
 	s.d.tr.Reconnect()
 	s.d.log.Warn("wall clock skewed for a fault-injection test; connections to peers dropped", "by", by.String())
+	return &rpc.Empty{}, nil
+}
+
+// SetLinkFault makes the messages the node sends one peer suffer a link
+// fault. It is served on the local socket only (daemonTable).
+func (s *daemonServer) SetLinkFault(_ context.Context, req *rpc.SetLinkFaultRequest) (*rpc.Empty, error) {
+	f := realnet.LinkFault{
+		Latency: time.Duration(req.GetLatency()), Jitter: time.Duration(req.GetJitter()),
+		Loss: req.GetLoss(), Duplicate: req.GetDuplicate(), Reorder: req.GetReorder(),
+	}
+	if err := s.d.tr.SetLinkFault(env.NodeID(req.GetTo()), f); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	s.d.log.Warn("link to a peer made faulty for a fault-injection test", "to", req.GetTo(),
+		"latency", f.Latency.String(), "jitter", f.Jitter.String(), "loss", f.Loss, "duplicate", f.Duplicate, "reorder", f.Reorder)
 	return &rpc.Empty{}, nil
 }
 

@@ -39,7 +39,7 @@ func TestAuthorizeRPC(t *testing.T) {
 		}
 	}
 	for _, m := range methods {
-		local := m == methodLeave || m == methodUnlock || m == methodDigests || m == methodLedTerms || m == methodSkewClock
+		local := m == methodLeave || m == methodUnlock || m == methodDigests || m == methodLedTerms || m == methodSkewClock || m == methodSetLinkFault
 		if err := d.authorizeRPC(mgr, m); (err == nil) == local {
 			t.Errorf("%s as a manager over the network: %v", m, err)
 		}

@@ -1486,6 +1486,94 @@ func (x *KVCASResponse) GetSwapped() bool {
 	return false
 }
 
+type SetLinkFaultRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// to is the peer's node ID.
+	To string `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	// Each message waits latency plus up to jitter (nanoseconds).
+	Latency int64 `protobuf:"varint,2,opt,name=latency,proto3" json:"latency,omitempty"`
+	Jitter  int64 `protobuf:"varint,3,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	// loss and duplicate are probabilities, in [0, 1].
+	Loss      float64 `protobuf:"fixed64,4,opt,name=loss,proto3" json:"loss,omitempty"`
+	Duplicate float64 `protobuf:"fixed64,5,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// reorder lets a message overtake one sent before it.
+	Reorder       bool `protobuf:"varint,6,opt,name=reorder,proto3" json:"reorder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLinkFaultRequest) Reset() {
+	*x = SetLinkFaultRequest{}
+	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLinkFaultRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLinkFaultRequest) ProtoMessage() {}
+
+func (x *SetLinkFaultRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLinkFaultRequest.ProtoReflect.Descriptor instead.
+func (*SetLinkFaultRequest) Descriptor() ([]byte, []int) {
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SetLinkFaultRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *SetLinkFaultRequest) GetLatency() int64 {
+	if x != nil {
+		return x.Latency
+	}
+	return 0
+}
+
+func (x *SetLinkFaultRequest) GetJitter() int64 {
+	if x != nil {
+		return x.Jitter
+	}
+	return 0
+}
+
+func (x *SetLinkFaultRequest) GetLoss() float64 {
+	if x != nil {
+		return x.Loss
+	}
+	return 0
+}
+
+func (x *SetLinkFaultRequest) GetDuplicate() float64 {
+	if x != nil {
+		return x.Duplicate
+	}
+	return 0
+}
+
+func (x *SetLinkFaultRequest) GetReorder() bool {
+	if x != nil {
+		return x.Reorder
+	}
+	return false
+}
+
 type SkewClockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// by is the skew in nanoseconds: ahead when positive, behind when
@@ -1497,7 +1585,7 @@ type SkewClockRequest struct {
 
 func (x *SkewClockRequest) Reset() {
 	*x = SkewClockRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	mi := &file_realnet_rpc_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1597,7 @@ func (x *SkewClockRequest) String() string {
 func (*SkewClockRequest) ProtoMessage() {}
 
 func (x *SkewClockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[28]
+	mi := &file_realnet_rpc_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1610,7 @@ func (x *SkewClockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkewClockRequest.ProtoReflect.Descriptor instead.
 func (*SkewClockRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{28}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SkewClockRequest) GetBy() int64 {
@@ -1541,7 +1629,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[29]
+	mi := &file_realnet_rpc_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1641,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[29]
+	mi := &file_realnet_rpc_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1654,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{29}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UnlockRequest) GetKey() string {
@@ -1589,7 +1677,7 @@ type RaftMemberStatus struct {
 
 func (x *RaftMemberStatus) Reset() {
 	*x = RaftMemberStatus{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[30]
+	mi := &file_realnet_rpc_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1689,7 @@ func (x *RaftMemberStatus) String() string {
 func (*RaftMemberStatus) ProtoMessage() {}
 
 func (x *RaftMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[30]
+	mi := &file_realnet_rpc_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1702,7 @@ func (x *RaftMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMemberStatus.ProtoReflect.Descriptor instead.
 func (*RaftMemberStatus) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{30}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RaftMemberStatus) GetRaftId() uint64 {
@@ -1688,7 +1776,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[31]
+	mi := &file_realnet_rpc_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1788,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[31]
+	mi := &file_realnet_rpc_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1801,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{31}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1855,7 +1943,7 @@ type AppliedDigestsResponse struct {
 
 func (x *AppliedDigestsResponse) Reset() {
 	*x = AppliedDigestsResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[32]
+	mi := &file_realnet_rpc_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1955,7 @@ func (x *AppliedDigestsResponse) String() string {
 func (*AppliedDigestsResponse) ProtoMessage() {}
 
 func (x *AppliedDigestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[32]
+	mi := &file_realnet_rpc_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1968,7 @@ func (x *AppliedDigestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedDigestsResponse.ProtoReflect.Descriptor instead.
 func (*AppliedDigestsResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{32}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AppliedDigestsResponse) GetBlock() uint64 {
@@ -1911,7 +1999,7 @@ type AppliedDigest struct {
 
 func (x *AppliedDigest) Reset() {
 	*x = AppliedDigest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[33]
+	mi := &file_realnet_rpc_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2011,7 @@ func (x *AppliedDigest) String() string {
 func (*AppliedDigest) ProtoMessage() {}
 
 func (x *AppliedDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[33]
+	mi := &file_realnet_rpc_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2024,7 @@ func (x *AppliedDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedDigest.ProtoReflect.Descriptor instead.
 func (*AppliedDigest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{33}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AppliedDigest) GetLastIndex() uint64 {
@@ -1964,7 +2052,7 @@ type LedTermsResponse struct {
 
 func (x *LedTermsResponse) Reset() {
 	*x = LedTermsResponse{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[34]
+	mi := &file_realnet_rpc_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2064,7 @@ func (x *LedTermsResponse) String() string {
 func (*LedTermsResponse) ProtoMessage() {}
 
 func (x *LedTermsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[34]
+	mi := &file_realnet_rpc_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2077,7 @@ func (x *LedTermsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedTermsResponse.ProtoReflect.Descriptor instead.
 func (*LedTermsResponse) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{34}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LedTermsResponse) GetTerms() []uint64 {
@@ -2009,7 +2097,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_realnet_rpc_control_proto_msgTypes[35]
+	mi := &file_realnet_rpc_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2109,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_realnet_rpc_control_proto_msgTypes[35]
+	mi := &file_realnet_rpc_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2122,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{35}
+	return file_realnet_rpc_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LeaveRequest) GetForce() bool {
@@ -2135,7 +2223,14 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x03old\x18\x02 \x01(\tR\x03old\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\tR\x05value\")\n" +
 	"\rKVCASResponse\x12\x18\n" +
-	"\aswapped\x18\x01 \x01(\bR\aswapped\"\"\n" +
+	"\aswapped\x18\x01 \x01(\bR\aswapped\"\xa3\x01\n" +
+	"\x13SetLinkFaultRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\x12\x18\n" +
+	"\alatency\x18\x02 \x01(\x03R\alatency\x12\x16\n" +
+	"\x06jitter\x18\x03 \x01(\x03R\x06jitter\x12\x12\n" +
+	"\x04loss\x18\x04 \x01(\x01R\x04loss\x12\x1c\n" +
+	"\tduplicate\x18\x05 \x01(\x01R\tduplicate\x12\x18\n" +
+	"\areorder\x18\x06 \x01(\bR\areorder\"\"\n" +
 	"\x10SkewClockRequest\x12\x0e\n" +
 	"\x02by\x18\x01 \x01(\x03R\x02by\"!\n" +
 	"\rUnlockRequest\x12\x10\n" +
@@ -2234,7 +2329,7 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x0fRotateUnlockKey\x12\x1d.swarm.RotateUnlockKeyRequest\x1a\x10.swarm.UnlockKey\x12;\n" +
 	"\rRotateDataKey\x12\f.swarm.Empty\x1a\x1c.swarm.RotateDataKeyResponse\x12G\n" +
 	"\x0fRotateJoinToken\x12\x1d.swarm.RotateJoinTokenRequest\x1a\x15.swarm.api.JoinTokens\x12*\n" +
-	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\x95\x03\n" +
+	"\fRotateRootCA\x12\f.swarm.Empty\x1a\f.swarm.Empty2\xcf\x03\n" +
 	"\x06Daemon\x12-\n" +
 	"\x06Status\x12\f.swarm.Empty\x1a\x15.swarm.StatusResponse\x121\n" +
 	"\n" +
@@ -2245,7 +2340,8 @@ const file_realnet_rpc_control_proto_rawDesc = "" +
 	"\x06Unlock\x12\x14.swarm.UnlockRequest\x1a\f.swarm.Empty\x12=\n" +
 	"\x0eAppliedDigests\x12\f.swarm.Empty\x1a\x1d.swarm.AppliedDigestsResponse\x121\n" +
 	"\bLedTerms\x12\f.swarm.Empty\x1a\x17.swarm.LedTermsResponse\x122\n" +
-	"\tSkewClock\x12\x17.swarm.SkewClockRequest\x1a\f.swarm.EmptyB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
+	"\tSkewClock\x12\x17.swarm.SkewClockRequest\x1a\f.swarm.Empty\x128\n" +
+	"\fSetLinkFault\x12\x1a.swarm.SetLinkFaultRequest\x1a\f.swarm.EmptyB*Z(github.com/swarmsim/swarmsim/realnet/rpcb\x06proto3"
 
 var (
 	file_realnet_rpc_control_proto_rawDescOnce sync.Once
@@ -2260,7 +2356,7 @@ func file_realnet_rpc_control_proto_rawDescGZIP() []byte {
 }
 
 var file_realnet_rpc_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_realnet_rpc_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_realnet_rpc_control_proto_goTypes = []any{
 	(NodeEdit)(0),                  // 0: swarm.NodeEdit
 	(*UnlockKey)(nil),              // 1: swarm.UnlockKey
@@ -2291,49 +2387,50 @@ var file_realnet_rpc_control_proto_goTypes = []any{
 	(*KVPutRequest)(nil),           // 26: swarm.KVPutRequest
 	(*KVCASRequest)(nil),           // 27: swarm.KVCASRequest
 	(*KVCASResponse)(nil),          // 28: swarm.KVCASResponse
-	(*SkewClockRequest)(nil),       // 29: swarm.SkewClockRequest
-	(*UnlockRequest)(nil),          // 30: swarm.UnlockRequest
-	(*RaftMemberStatus)(nil),       // 31: swarm.RaftMemberStatus
-	(*StatusResponse)(nil),         // 32: swarm.StatusResponse
-	(*AppliedDigestsResponse)(nil), // 33: swarm.AppliedDigestsResponse
-	(*AppliedDigest)(nil),          // 34: swarm.AppliedDigest
-	(*LedTermsResponse)(nil),       // 35: swarm.LedTermsResponse
-	(*LeaveRequest)(nil),           // 36: swarm.LeaveRequest
-	nil,                            // 37: swarm.ListServicesRequest.LabelsEntry
-	nil,                            // 38: swarm.ListNodesRequest.LabelsEntry
-	(*api.ServiceSpec)(nil),        // 39: swarm.api.ServiceSpec
-	(*api.Service)(nil),            // 40: swarm.api.Service
-	(api.TaskState)(0),             // 41: swarm.api.TaskState
-	(*api.Task)(nil),               // 42: swarm.api.Task
-	(api.NodeRole)(0),              // 43: swarm.api.NodeRole
-	(*api.Node)(nil),               // 44: swarm.api.Node
-	(*api.NodeSpec)(nil),           // 45: swarm.api.NodeSpec
-	(*api.Secret)(nil),             // 46: swarm.api.Secret
-	(*api.Config)(nil),             // 47: swarm.api.Config
-	(*api.Network)(nil),            // 48: swarm.api.Network
-	(*api.SecretSpec)(nil),         // 49: swarm.api.SecretSpec
-	(*api.ConfigSpec)(nil),         // 50: swarm.api.ConfigSpec
-	(*api.NetworkSpec)(nil),        // 51: swarm.api.NetworkSpec
-	(*api.JoinTokens)(nil),         // 52: swarm.api.JoinTokens
+	(*SetLinkFaultRequest)(nil),    // 29: swarm.SetLinkFaultRequest
+	(*SkewClockRequest)(nil),       // 30: swarm.SkewClockRequest
+	(*UnlockRequest)(nil),          // 31: swarm.UnlockRequest
+	(*RaftMemberStatus)(nil),       // 32: swarm.RaftMemberStatus
+	(*StatusResponse)(nil),         // 33: swarm.StatusResponse
+	(*AppliedDigestsResponse)(nil), // 34: swarm.AppliedDigestsResponse
+	(*AppliedDigest)(nil),          // 35: swarm.AppliedDigest
+	(*LedTermsResponse)(nil),       // 36: swarm.LedTermsResponse
+	(*LeaveRequest)(nil),           // 37: swarm.LeaveRequest
+	nil,                            // 38: swarm.ListServicesRequest.LabelsEntry
+	nil,                            // 39: swarm.ListNodesRequest.LabelsEntry
+	(*api.ServiceSpec)(nil),        // 40: swarm.api.ServiceSpec
+	(*api.Service)(nil),            // 41: swarm.api.Service
+	(api.TaskState)(0),             // 42: swarm.api.TaskState
+	(*api.Task)(nil),               // 43: swarm.api.Task
+	(api.NodeRole)(0),              // 44: swarm.api.NodeRole
+	(*api.Node)(nil),               // 45: swarm.api.Node
+	(*api.NodeSpec)(nil),           // 46: swarm.api.NodeSpec
+	(*api.Secret)(nil),             // 47: swarm.api.Secret
+	(*api.Config)(nil),             // 48: swarm.api.Config
+	(*api.Network)(nil),            // 49: swarm.api.Network
+	(*api.SecretSpec)(nil),         // 50: swarm.api.SecretSpec
+	(*api.ConfigSpec)(nil),         // 51: swarm.api.ConfigSpec
+	(*api.NetworkSpec)(nil),        // 52: swarm.api.NetworkSpec
+	(*api.JoinTokens)(nil),         // 53: swarm.api.JoinTokens
 }
 var file_realnet_rpc_control_proto_depIdxs = []int32{
-	39, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	39, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
-	37, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
-	40, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
+	40, // 0: swarm.CreateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	40, // 1: swarm.UpdateServiceRequest.spec:type_name -> swarm.api.ServiceSpec
+	38, // 2: swarm.ListServicesRequest.labels:type_name -> swarm.ListServicesRequest.LabelsEntry
+	41, // 3: swarm.ListServicesResponse.services:type_name -> swarm.api.Service
 	13, // 4: swarm.ListServicesResponse.statuses:type_name -> swarm.ServiceStatus
-	41, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
-	42, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
-	43, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
-	38, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
-	44, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
-	45, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
+	42, // 5: swarm.ListTasksRequest.desired_states:type_name -> swarm.api.TaskState
+	43, // 6: swarm.ListTasksResponse.tasks:type_name -> swarm.api.Task
+	44, // 7: swarm.ListNodesRequest.roles:type_name -> swarm.api.NodeRole
+	39, // 8: swarm.ListNodesRequest.labels:type_name -> swarm.ListNodesRequest.LabelsEntry
+	45, // 9: swarm.ListNodesResponse.nodes:type_name -> swarm.api.Node
+	46, // 10: swarm.UpdateNodeRequest.spec:type_name -> swarm.api.NodeSpec
 	0,  // 11: swarm.UpdateNodeRequest.edit:type_name -> swarm.NodeEdit
-	46, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
-	47, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
-	48, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
-	31, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
-	34, // 16: swarm.AppliedDigestsResponse.digests:type_name -> swarm.AppliedDigest
+	47, // 12: swarm.ListSecretsResponse.secrets:type_name -> swarm.api.Secret
+	48, // 13: swarm.ListConfigsResponse.configs:type_name -> swarm.api.Config
+	49, // 14: swarm.ListNetworksResponse.networks:type_name -> swarm.api.Network
+	32, // 15: swarm.StatusResponse.members:type_name -> swarm.RaftMemberStatus
+	35, // 16: swarm.AppliedDigestsResponse.digests:type_name -> swarm.AppliedDigest
 	9,  // 17: swarm.Control.CreateService:input_type -> swarm.CreateServiceRequest
 	10, // 18: swarm.Control.UpdateService:input_type -> swarm.UpdateServiceRequest
 	11, // 19: swarm.Control.ScaleService:input_type -> swarm.ScaleServiceRequest
@@ -2347,15 +2444,15 @@ var file_realnet_rpc_control_proto_depIdxs = []int32{
 	17, // 27: swarm.Control.ListNodes:input_type -> swarm.ListNodesRequest
 	19, // 28: swarm.Control.UpdateNode:input_type -> swarm.UpdateNodeRequest
 	20, // 29: swarm.Control.RemoveNode:input_type -> swarm.RemoveNodeRequest
-	49, // 30: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
+	50, // 30: swarm.Control.CreateSecret:input_type -> swarm.api.SecretSpec
 	7,  // 31: swarm.Control.GetSecret:input_type -> swarm.Ref
 	8,  // 32: swarm.Control.ListSecrets:input_type -> swarm.ListByNameRequest
 	7,  // 33: swarm.Control.RemoveSecret:input_type -> swarm.Ref
-	50, // 34: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
+	51, // 34: swarm.Control.CreateConfig:input_type -> swarm.api.ConfigSpec
 	7,  // 35: swarm.Control.GetConfig:input_type -> swarm.Ref
 	8,  // 36: swarm.Control.ListConfigs:input_type -> swarm.ListByNameRequest
 	7,  // 37: swarm.Control.RemoveConfig:input_type -> swarm.Ref
-	51, // 38: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
+	52, // 38: swarm.Control.CreateNetwork:input_type -> swarm.api.NetworkSpec
 	7,  // 39: swarm.Control.GetNetwork:input_type -> swarm.Ref
 	8,  // 40: swarm.Control.ListNetworks:input_type -> swarm.ListByNameRequest
 	7,  // 41: swarm.Control.RemoveNetwork:input_type -> swarm.Ref
@@ -2370,56 +2467,58 @@ var file_realnet_rpc_control_proto_depIdxs = []int32{
 	6,  // 50: swarm.Control.RotateRootCA:input_type -> swarm.Empty
 	6,  // 51: swarm.Daemon.Status:input_type -> swarm.Empty
 	6,  // 52: swarm.Daemon.JoinTokens:input_type -> swarm.Empty
-	36, // 53: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
+	37, // 53: swarm.Daemon.Leave:input_type -> swarm.LeaveRequest
 	7,  // 54: swarm.Daemon.RemoveManager:input_type -> swarm.Ref
-	30, // 55: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
+	31, // 55: swarm.Daemon.Unlock:input_type -> swarm.UnlockRequest
 	6,  // 56: swarm.Daemon.AppliedDigests:input_type -> swarm.Empty
 	6,  // 57: swarm.Daemon.LedTerms:input_type -> swarm.Empty
-	29, // 58: swarm.Daemon.SkewClock:input_type -> swarm.SkewClockRequest
-	40, // 59: swarm.Control.CreateService:output_type -> swarm.api.Service
-	40, // 60: swarm.Control.UpdateService:output_type -> swarm.api.Service
-	40, // 61: swarm.Control.ScaleService:output_type -> swarm.api.Service
-	40, // 62: swarm.Control.RollbackService:output_type -> swarm.api.Service
-	6,  // 63: swarm.Control.RemoveService:output_type -> swarm.Empty
-	40, // 64: swarm.Control.GetService:output_type -> swarm.api.Service
-	14, // 65: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
-	42, // 66: swarm.Control.GetTask:output_type -> swarm.api.Task
-	16, // 67: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
-	44, // 68: swarm.Control.GetNode:output_type -> swarm.api.Node
-	18, // 69: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
-	44, // 70: swarm.Control.UpdateNode:output_type -> swarm.api.Node
-	6,  // 71: swarm.Control.RemoveNode:output_type -> swarm.Empty
-	46, // 72: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
-	46, // 73: swarm.Control.GetSecret:output_type -> swarm.api.Secret
-	21, // 74: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
-	6,  // 75: swarm.Control.RemoveSecret:output_type -> swarm.Empty
-	47, // 76: swarm.Control.CreateConfig:output_type -> swarm.api.Config
-	47, // 77: swarm.Control.GetConfig:output_type -> swarm.api.Config
-	22, // 78: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
-	6,  // 79: swarm.Control.RemoveConfig:output_type -> swarm.Empty
-	48, // 80: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
-	48, // 81: swarm.Control.GetNetwork:output_type -> swarm.api.Network
-	23, // 82: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
-	6,  // 83: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
-	25, // 84: swarm.Control.KVGet:output_type -> swarm.KVValue
-	6,  // 85: swarm.Control.KVPut:output_type -> swarm.Empty
-	28, // 86: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
-	1,  // 87: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
-	1,  // 88: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
-	1,  // 89: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
-	4,  // 90: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
-	52, // 91: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
-	6,  // 92: swarm.Control.RotateRootCA:output_type -> swarm.Empty
-	32, // 93: swarm.Daemon.Status:output_type -> swarm.StatusResponse
-	52, // 94: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
-	6,  // 95: swarm.Daemon.Leave:output_type -> swarm.Empty
-	6,  // 96: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
-	6,  // 97: swarm.Daemon.Unlock:output_type -> swarm.Empty
-	33, // 98: swarm.Daemon.AppliedDigests:output_type -> swarm.AppliedDigestsResponse
-	35, // 99: swarm.Daemon.LedTerms:output_type -> swarm.LedTermsResponse
-	6,  // 100: swarm.Daemon.SkewClock:output_type -> swarm.Empty
-	59, // [59:101] is the sub-list for method output_type
-	17, // [17:59] is the sub-list for method input_type
+	30, // 58: swarm.Daemon.SkewClock:input_type -> swarm.SkewClockRequest
+	29, // 59: swarm.Daemon.SetLinkFault:input_type -> swarm.SetLinkFaultRequest
+	41, // 60: swarm.Control.CreateService:output_type -> swarm.api.Service
+	41, // 61: swarm.Control.UpdateService:output_type -> swarm.api.Service
+	41, // 62: swarm.Control.ScaleService:output_type -> swarm.api.Service
+	41, // 63: swarm.Control.RollbackService:output_type -> swarm.api.Service
+	6,  // 64: swarm.Control.RemoveService:output_type -> swarm.Empty
+	41, // 65: swarm.Control.GetService:output_type -> swarm.api.Service
+	14, // 66: swarm.Control.ListServices:output_type -> swarm.ListServicesResponse
+	43, // 67: swarm.Control.GetTask:output_type -> swarm.api.Task
+	16, // 68: swarm.Control.ListTasks:output_type -> swarm.ListTasksResponse
+	45, // 69: swarm.Control.GetNode:output_type -> swarm.api.Node
+	18, // 70: swarm.Control.ListNodes:output_type -> swarm.ListNodesResponse
+	45, // 71: swarm.Control.UpdateNode:output_type -> swarm.api.Node
+	6,  // 72: swarm.Control.RemoveNode:output_type -> swarm.Empty
+	47, // 73: swarm.Control.CreateSecret:output_type -> swarm.api.Secret
+	47, // 74: swarm.Control.GetSecret:output_type -> swarm.api.Secret
+	21, // 75: swarm.Control.ListSecrets:output_type -> swarm.ListSecretsResponse
+	6,  // 76: swarm.Control.RemoveSecret:output_type -> swarm.Empty
+	48, // 77: swarm.Control.CreateConfig:output_type -> swarm.api.Config
+	48, // 78: swarm.Control.GetConfig:output_type -> swarm.api.Config
+	22, // 79: swarm.Control.ListConfigs:output_type -> swarm.ListConfigsResponse
+	6,  // 80: swarm.Control.RemoveConfig:output_type -> swarm.Empty
+	49, // 81: swarm.Control.CreateNetwork:output_type -> swarm.api.Network
+	49, // 82: swarm.Control.GetNetwork:output_type -> swarm.api.Network
+	23, // 83: swarm.Control.ListNetworks:output_type -> swarm.ListNetworksResponse
+	6,  // 84: swarm.Control.RemoveNetwork:output_type -> swarm.Empty
+	25, // 85: swarm.Control.KVGet:output_type -> swarm.KVValue
+	6,  // 86: swarm.Control.KVPut:output_type -> swarm.Empty
+	28, // 87: swarm.Control.KVCAS:output_type -> swarm.KVCASResponse
+	1,  // 88: swarm.Control.GetUnlockKey:output_type -> swarm.UnlockKey
+	1,  // 89: swarm.Control.SetAutolock:output_type -> swarm.UnlockKey
+	1,  // 90: swarm.Control.RotateUnlockKey:output_type -> swarm.UnlockKey
+	4,  // 91: swarm.Control.RotateDataKey:output_type -> swarm.RotateDataKeyResponse
+	53, // 92: swarm.Control.RotateJoinToken:output_type -> swarm.api.JoinTokens
+	6,  // 93: swarm.Control.RotateRootCA:output_type -> swarm.Empty
+	33, // 94: swarm.Daemon.Status:output_type -> swarm.StatusResponse
+	53, // 95: swarm.Daemon.JoinTokens:output_type -> swarm.api.JoinTokens
+	6,  // 96: swarm.Daemon.Leave:output_type -> swarm.Empty
+	6,  // 97: swarm.Daemon.RemoveManager:output_type -> swarm.Empty
+	6,  // 98: swarm.Daemon.Unlock:output_type -> swarm.Empty
+	34, // 99: swarm.Daemon.AppliedDigests:output_type -> swarm.AppliedDigestsResponse
+	36, // 100: swarm.Daemon.LedTerms:output_type -> swarm.LedTermsResponse
+	6,  // 101: swarm.Daemon.SkewClock:output_type -> swarm.Empty
+	6,  // 102: swarm.Daemon.SetLinkFault:output_type -> swarm.Empty
+	60, // [60:103] is the sub-list for method output_type
+	17, // [17:60] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -2436,7 +2535,7 @@ func file_realnet_rpc_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_realnet_rpc_control_proto_rawDesc), len(file_realnet_rpc_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1411,6 +1411,7 @@ const (
 	Daemon_AppliedDigests_FullMethodName = "/swarm.Daemon/AppliedDigests"
 	Daemon_LedTerms_FullMethodName       = "/swarm.Daemon/LedTerms"
 	Daemon_SkewClock_FullMethodName      = "/swarm.Daemon/SkewClock"
+	Daemon_SetLinkFault_FullMethodName   = "/swarm.Daemon/SetLinkFault"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -1446,6 +1447,10 @@ type DaemonClient interface {
 	// and is served even while the node is locked (local socket only: a
 	// caller there could set the machine's clock).
 	SkewClock(ctx context.Context, in *SkewClockRequest, opts ...grpc.CallOption) (*Empty, error)
+	// SetLinkFault makes the messages this node sends one peer late, lost or
+	// duplicated (realnet.LinkFault), for fault-injection tests; all zero
+	// ends it. It lasts until the daemon stops (local socket only).
+	SetLinkFault(ctx context.Context, in *SetLinkFaultRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type daemonClient struct {
@@ -1536,6 +1541,16 @@ func (c *daemonClient) SkewClock(ctx context.Context, in *SkewClockRequest, opts
 	return out, nil
 }
 
+func (c *daemonClient) SetLinkFault(ctx context.Context, in *SetLinkFaultRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Daemon_SetLinkFault_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -1569,6 +1584,10 @@ type DaemonServer interface {
 	// and is served even while the node is locked (local socket only: a
 	// caller there could set the machine's clock).
 	SkewClock(context.Context, *SkewClockRequest) (*Empty, error)
+	// SetLinkFault makes the messages this node sends one peer late, lost or
+	// duplicated (realnet.LinkFault), for fault-injection tests; all zero
+	// ends it. It lasts until the daemon stops (local socket only).
+	SetLinkFault(context.Context, *SetLinkFaultRequest) (*Empty, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -1602,6 +1621,9 @@ func (UnimplementedDaemonServer) LedTerms(context.Context, *Empty) (*LedTermsRes
 }
 func (UnimplementedDaemonServer) SkewClock(context.Context, *SkewClockRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method SkewClock not implemented")
+}
+func (UnimplementedDaemonServer) SetLinkFault(context.Context, *SetLinkFaultRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLinkFault not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1768,6 +1790,24 @@ func _Daemon_SkewClock_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_SetLinkFault_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLinkFaultRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).SetLinkFault(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_SetLinkFault_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).SetLinkFault(ctx, req.(*SetLinkFaultRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1806,6 +1846,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SkewClock",
 			Handler:    _Daemon_SkewClock_Handler,
+		},
+		{
+			MethodName: "SetLinkFault",
+			Handler:    _Daemon_SetLinkFault_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
