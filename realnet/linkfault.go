@@ -26,12 +26,17 @@ type LinkFault struct {
 	Reorder         bool
 }
 
-// Check rejects what no link can do: a negative delay, a probability
-// outside [0, 1].
+// maxLinkDelay bounds a faulty link's latency plus jitter.
+const maxLinkDelay = time.Hour
+
+// Check rejects what no link can do: a negative delay, or one over an
+// hour; a probability outside [0, 1].
 func (f LinkFault) Check() error {
 	switch {
 	case f.Latency < 0 || f.Jitter < 0:
 		return fmt.Errorf("link fault: negative latency %v or jitter %v", f.Latency, f.Jitter)
+	case f.Latency > maxLinkDelay || f.Jitter > maxLinkDelay-f.Latency:
+		return fmt.Errorf("link fault: latency %v plus jitter %v over %v", f.Latency, f.Jitter, maxLinkDelay)
 	case !(f.Loss >= 0 && f.Loss <= 1) || !(f.Duplicate >= 0 && f.Duplicate <= 1):
 		return fmt.Errorf("link fault: loss %v and duplicate %v must be within [0, 1]", f.Loss, f.Duplicate)
 	}

@@ -1,6 +1,7 @@
 package realnet
 
 import (
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -68,7 +69,8 @@ func TestTransportLinkFault(t *testing.T) {
 		}
 	}
 
-	for _, bad := range []LinkFault{{Latency: -1}, {Jitter: -time.Second}, {Loss: 1.5}, {Duplicate: -0.1}} {
+	for _, bad := range []LinkFault{{Latency: -1}, {Jitter: -time.Second}, {Loss: 1.5}, {Duplicate: -0.1},
+		{Jitter: math.MaxInt64}, {Latency: time.Hour, Jitter: 1}, {Loss: math.NaN()}} {
 		if err := a.tr.SetLinkFault("b", bad); err == nil {
 			t.Errorf("SetLinkFault(%+v) accepted", bad)
 		}

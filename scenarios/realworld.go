@@ -393,9 +393,11 @@ func (w *RealWorld) RunUntil(t time.Duration, stop func() bool) bool {
 // sample checks, once a second, the invariants real mode can see from
 // outside: task-on-one-node on Docker's view (no task runs in containers
 // on two nodes); one-leader-per-term on the terms each manager says it
-// led since it started (no two managers lead in one term); replicas-bounded on the
-// leader's store (as the simulator's checker counts it). Samples can miss
-// a short-lived breach; what they report did happen.
+// led since it started (no two managers lead in one term);
+// committed-stays-committed on the managers' digests of what they
+// applied; replicas-bounded on the leader's store (as the simulator's
+// checker counts it). Samples of Docker's containers and of the leader's
+// store can miss a short-lived breach; what they report did happen.
 func (w *RealWorld) sample() {
 	if time.Since(w.lastChk) < time.Second {
 		return

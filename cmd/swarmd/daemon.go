@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -178,7 +179,7 @@ func runDaemon(cmd *cobra.Command, f *daemonFlags, mode daemon.Mode, joinAddr ..
 // started, through its own local socket, once it leads, and returns the
 // unlock key.
 func enableAutolock(ctx context.Context, dataDir string) (string, error) {
-	conn, err := grpc.NewClient("unix://"+daemon.SocketPath(dataDir), realnet.DialOptions(nil, 0)...)
+	conn, err := dialSelf(dataDir)
 	if err != nil {
 		return "", fmt.Errorf("init --autolock: %w", err)
 	}
@@ -204,11 +205,20 @@ func enableAutolock(ctx context.Context, dataDir string) (string, error) {
 	}
 }
 
+// dialSelf connects to this node's own local socket.
+func dialSelf(dataDir string) (*grpc.ClientConn, error) {
+	sock, err := filepath.Abs(daemon.SocketPath(dataDir))
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient("unix://"+sock, realnet.DialOptions(nil, 0)...)
+}
+
 // warnNotAutolocked warns when init --autolock resumed a node whose
 // cluster is not autolocked (an init whose autolock failed, say): the
 // flag changes only a new cluster.
 func warnNotAutolocked(ctx context.Context, dataDir string, log *slog.Logger) {
-	conn, err := grpc.NewClient("unix://"+daemon.SocketPath(dataDir), realnet.DialOptions(nil, 0)...)
+	conn, err := dialSelf(dataDir)
 	if err != nil {
 		return
 	}
