@@ -20,7 +20,7 @@ run: ## run the default scenario in the simulator and print its report (SCENARIO
 	$(GO) run ./cmd/swarmsim run $(SCENARIO)
 
 test: ## run every test (what CI runs)
-	$(GO) test ./...
+	$(GO) test -timeout 30m ./...
 
 SEEDS ?= 1..500
 
