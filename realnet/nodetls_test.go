@@ -12,23 +12,31 @@ import (
 
 func caAuthorize(p env.Peer, method string) error { return ca.Authorize(method, p) }
 
-// Over the CA's TLS: a joiner without a certificate reaches a manager
-// pinned by its token and gets the CA's answer on its own stream, and
-// nothing else; a joiner whose token names another root reaches nobody; a
-// worker is known by its certificate and refused raft.
-func TestNodeTLS(t *testing.T) {
-	rnd, now := NewRand(), time.Now()
+// clusterCA bootstraps a cluster CA at now and returns it with a function
+// that issues a node's credentials under it.
+func clusterCA(t *testing.T, now time.Time) (*ca.Bootstrap, func(env.NodeID, env.Role) *ca.Credentials) {
+	t.Helper()
+	rnd := NewRand()
 	boot, err := ca.NewBootstrap(rnd, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	issue := func(id env.NodeID, role env.Role) *ca.Credentials {
+	return boot, func(id env.NodeID, role env.Role) *ca.Credentials {
 		c, err := boot.Issue(id, role, rnd, now, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
+}
+
+// Over the CA's TLS: a joiner without a certificate reaches a manager
+// pinned by its token and gets the CA's answer on its own stream, and
+// nothing else; a joiner whose token names another root reaches nobody; a
+// worker is known by its certificate and refused raft.
+func TestNodeTLS(t *testing.T) {
+	rnd, now := NewRand(), time.Now()
+	boot, issue := clusterCA(t, now)
 	mgr := issue("m", env.RoleManager)
 	org := mgr.Cert.Peer.Org
 	m := startNode(t, "m", TransportConfig{Role: env.RoleManager, TLS: NewNodeTLS(mgr, "", nil).Config(), Authorize: caAuthorize})
@@ -111,18 +119,8 @@ func TestNodeTLS(t *testing.T) {
 // them, so nothing it sends gets through; set right (Loop.SetSkew), it
 // reaches them again. Its monotonic clock never moved.
 func TestNodeTLSSkewedClock(t *testing.T) {
-	rnd, now := NewRand(), time.Now()
-	boot, err := ca.NewBootstrap(rnd, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(id env.NodeID, role env.Role) *ca.Credentials {
-		c, err := boot.Issue(id, role, rnd, now, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	now := time.Now()
+	_, issue := clusterCA(t, now)
 	clock := NewLoop()
 	defer clock.Stop()
 	m := startNode(t, "m", TransportConfig{Role: env.RoleManager, TLS: NewNodeTLS(issue("m", env.RoleManager), "", nil).Config(), Authorize: caAuthorize})
