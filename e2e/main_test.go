@@ -29,6 +29,7 @@ var scenarioFiles = []string{
 	"../scenarios/real-clock-skew.yaml",
 	"../scenarios/real-autolock-from-init.yaml",
 	"../scenarios/real-link-faults.yaml",
+	"../scenarios/lossy-network.yaml",
 }
 
 // The package's shared state, set by TestMain.

@@ -27,6 +27,8 @@ func TestScenarioFiles(t *testing.T) {
 			}
 			t.Logf("\n%s", out.String())
 			checkTermsLed(t, res.Notes, sc.Name)
+			faulty := sc.Network.Loss > 0 || sc.Network.Duplicate > 0 || sc.Network.Reorder
+			checkNetworkSet(t, res.Notes, len(sc.Cluster.InitialNodes()), faulty)
 			if sc.Clients != nil {
 				checkClientsRan(t, res.Notes)
 				checkDigestsShared(t, res.Notes)
@@ -74,6 +76,29 @@ func checkDigestsShared(t *testing.T, notes []string) {
 		}
 	}
 	t.Errorf("no committed-stays-committed note among %q", notes)
+}
+
+// checkNetworkSet fails the test if the summary says the file's network
+// model was set on fewer links than n nodes have, or, for a file whose
+// model is faulty, does not say it was set.
+func checkNetworkSet(t *testing.T, notes []string, n int, faulty bool) {
+	t.Helper()
+	seen := false
+	for _, note := range notes {
+		if rest, ok := strings.CutPrefix(note, "network: "); ok {
+			var links int
+			if _, err := fmt.Sscanf(rest, "the file's link model set on %d links", &links); err != nil {
+				t.Fatalf("network note %q: %v", note, err)
+			}
+			if links < n*(n-1) {
+				t.Errorf("the file's link model set on %d links; %d nodes have %d", links, n, n*(n-1))
+			}
+			seen = true
+		}
+	}
+	if faulty && !seen {
+		t.Errorf("no network note among %q, though the file's links are faulty", notes)
+	}
 }
 
 // leaderChanges names the files whose first leader (m1, which ran init)

@@ -75,6 +75,13 @@ func RealSupport(sc *Scenario) []error {
 
 // realIgnored lists the settings the file gives (not those it left to
 // the defaults) that have no real counterpart.
+// setsNetwork says whether the file gives a model for every link
+// (network:), which real mode then applies in each swarmd's transport.
+func setsNetwork(sc *Scenario) bool {
+	return !slices.ContainsFunc(sc.Defaults, func(d string) bool { return strings.HasPrefix(d, "network.latency") }) ||
+		sc.Network.Loss > 0 || sc.Network.Duplicate > 0 || sc.Network.Reorder
+}
+
 func realIgnored(sc *Scenario) []string {
 	given := func(key string) bool {
 		return !slices.ContainsFunc(sc.Defaults, func(d string) bool { return strings.HasPrefix(d, key) })
@@ -85,9 +92,6 @@ func realIgnored(sc *Scenario) []string {
 	}
 	if sc.Executor.Fail > 0 {
 		out = append(out, "executor.fail")
-	}
-	if given("network.latency") || sc.Network.Loss > 0 || sc.Network.Duplicate > 0 || sc.Network.Reorder {
-		out = append(out, "network (the default link models; link steps apply, in the sending swarmd's transport)")
 	}
 	if given("cluster.disk.sync") {
 		out = append(out, "cluster.disk.sync")
@@ -279,6 +283,8 @@ type RealWorld struct {
 	// links are the link steps' last word on each link (from, to): the
 	// sender's daemon is told again when it restarts.
 	links map[[2]string]LinkModel
+	// networkLinks counts the links given the file's network model.
+	networkLinks int
 	// unlockKey is the cluster's unlock key as the last autolock or
 	// rotate_unlock_key step was told it ("" while autolock is off), as
 	// an operator keeps it.
@@ -613,6 +619,9 @@ func (w *RealWorld) Stats() WorldStats {
 		}
 		notes = append(notes, fmt.Sprintf("one-leader-per-term: %d terms led, by %d managers", len(w.leaders), len(led)))
 	}
+	if setsNetwork(w.sc) {
+		notes = append(notes, fmt.Sprintf("network: the file's link model set on %d links, in the sending swarmd's transport", w.networkLinks))
+	}
 	if w.checks(CommittedStaysCommitted) {
 		notes = append(notes, fmt.Sprintf("committed-stays-committed: %d blocks of applied entries reported, %d of them by two managers or more",
 			len(w.digests), w.shared))
@@ -795,6 +804,13 @@ func (w *RealWorld) stepContext() (context.Context, context.CancelFunc) {
 func (w *RealWorld) setup() error {
 	ctx, cancel := w.stepContext()
 	defer cancel()
+	var initial []string
+	for _, n := range w.sc.Cluster.InitialNodes() {
+		initial = append(initial, n.Name)
+	}
+	if err := w.defaultLinks(ctx, initial); err != nil {
+		return err
+	}
 	for _, n := range w.sc.Cluster.InitialNodes() {
 		if len(n.Labels) == 0 {
 			continue
@@ -887,6 +903,38 @@ func (w *RealWorld) createService(ctx context.Context, svc Service) error {
 func (w *RealWorld) skewClock(ctx context.Context, n string, by time.Duration) error {
 	if _, err := w.c.Node(n).Daemon().SkewClock(ctx, &rpc.SkewClockRequest{By: int64(by)}); err != nil {
 		return fmt.Errorf("skewing %s's clock: %w", n, err)
+	}
+	return nil
+}
+
+// defaultLinks gives every link to and from the nodes named the file's
+// network model (when it sets one), except those a link step set. The
+// nodes joined before: their joins ran on plain links.
+func (w *RealWorld) defaultLinks(ctx context.Context, names []string) error {
+	if !setsNetwork(w.sc) {
+		return nil
+	}
+	w.mu.Lock()
+	all := slices.Clone(w.order)
+	w.mu.Unlock()
+	for _, n := range names {
+		for _, o := range all {
+			if o == n {
+				continue
+			}
+			for _, k := range [][2]string{{n, o}, {o, n}} {
+				if _, ok := w.links[k]; ok {
+					continue
+				}
+				w.links[k] = w.sc.Network
+				if w.isUp(k[0]) {
+					if err := w.setLink(ctx, k[0], k[1], w.sc.Network); err != nil {
+						return err
+					}
+					w.networkLinks++
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -1162,6 +1210,9 @@ func (w *RealWorld) addNode(ctx context.Context, name string, mgr bool, labels m
 	w.state[name] = &NodeState{Name: name, Manager: mgr, Up: true}
 	w.order = append(w.order, name)
 	w.mu.Unlock()
+	if err := w.defaultLinks(ctx, []string{name}); err != nil {
+		return err
+	}
 	if mgr {
 		return w.waitVoter(ctx, name, true)
 	}

@@ -313,6 +313,20 @@ func TestInitAutolock(t *testing.T) {
 	h.stop(m1)
 	h.launch(m1, "init", "--autolock") // resumes: the cluster's setting applies
 	h.eventually("m1 back, locked", func() bool { st, ok := h.rawStatus(m1); return ok && st.Locked })
+	// Locked, its local socket still takes the fault injections that stand
+	// for its machine's clock and network, and nothing of the manager's.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	local := dialKV(t, m1).daemon
+	if _, err := local.SkewClock(ctx, &rpc.SkewClockRequest{}); err != nil {
+		t.Fatalf("SkewClock on a locked node: %v", err)
+	}
+	if _, err := local.SetLinkFault(ctx, &rpc.SetLinkFaultRequest{To: "someone"}); err != nil {
+		t.Fatalf("SetLinkFault on a locked node: %v", err)
+	}
+	if _, err := local.LedTerms(ctx, &rpc.Empty{}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("LedTerms on a locked node: %v", err)
+	}
 	if _, errs, code := h.cliTo([]string{"--data-dir", m1.dir}, key+"\n", "unlock"); code != 0 {
 		t.Fatalf("unlock: exit %d: %s", code, errs)
 	}

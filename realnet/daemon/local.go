@@ -74,6 +74,11 @@ var daemonTable = map[string][]env.Role{
 	"/swarm.Control/KVCAS": managersOnly,
 }
 
+// servedLocked are the local socket's methods a locked node serves: its
+// status, its unlock, and the fault injections that stand for its
+// machine's clock and network, which a locked daemon does not change.
+var servedLocked = map[string]bool{methodStatus: true, methodUnlock: true, methodSkewClock: true, methodSetLinkFault: true}
+
 // ErrLocked: the node is an autolocked manager waiting for its unlock
 // key.
 var ErrLocked = errors.New("this manager is locked: give it the unlock key with `swarmd unlock`")
@@ -137,7 +142,7 @@ func (d *Daemon) serveLocal() error {
 		realnet.KeepaliveEnforcement(), // callers dial with realnet.DialOptions
 		grpc.MaxRecvMsgSize(realnet.DefaultMaxMessageBytes), grpc.MaxSendMsgSize(realnet.DefaultMaxMessageBytes),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if d.locked.Load() && info.FullMethod != methodUnlock && info.FullMethod != methodStatus && info.FullMethod != methodSkewClock {
+			if d.locked.Load() && !servedLocked[info.FullMethod] {
 				return nil, status.Error(codes.FailedPrecondition, ErrLocked.Error())
 			}
 			if _, daemonRPC := daemonTable[info.FullMethod]; !daemonRPC {
@@ -163,7 +168,7 @@ func (d *Daemon) serveLocal() error {
 
 // SkewClock sets how far the node's wall clock runs from the machine's.
 // It is served on the local socket only (daemonTable), even while the
-// node is locked: a clock set wrong is the machine's, not the daemon's.
+// node is locked (servedLocked).
 // TLS checks certificates at the handshake only, so the node also drops
 // its connections to its peers: its next handshakes check them by the new
 // clock, as they would on a machine whose clock was wrong when it
@@ -177,7 +182,8 @@ func (s *daemonServer) SkewClock(_ context.Context, req *rpc.SkewClockRequest) (
 }
 
 // SetLinkFault makes the messages the node sends one peer suffer a link
-// fault. It is served on the local socket only (daemonTable).
+// fault. It is served on the local socket only (daemonTable), even while
+// the node is locked (servedLocked).
 func (s *daemonServer) SetLinkFault(_ context.Context, req *rpc.SetLinkFaultRequest) (*rpc.Empty, error) {
 	f := realnet.LinkFault{
 		Latency: time.Duration(req.GetLatency()), Jitter: time.Duration(req.GetJitter()),

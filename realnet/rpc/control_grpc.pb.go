@@ -1449,7 +1449,8 @@ type DaemonClient interface {
 	SkewClock(ctx context.Context, in *SkewClockRequest, opts ...grpc.CallOption) (*Empty, error)
 	// SetLinkFault makes the messages this node sends one peer late, lost or
 	// duplicated (realnet.LinkFault), for fault-injection tests; all zero
-	// ends it. It lasts until the daemon stops (local socket only).
+	// ends it. It lasts until the daemon stops, and is served even while
+	// the node is locked (local socket only).
 	SetLinkFault(ctx context.Context, in *SetLinkFaultRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
@@ -1586,7 +1587,8 @@ type DaemonServer interface {
 	SkewClock(context.Context, *SkewClockRequest) (*Empty, error)
 	// SetLinkFault makes the messages this node sends one peer late, lost or
 	// duplicated (realnet.LinkFault), for fault-injection tests; all zero
-	// ends it. It lasts until the daemon stops (local socket only).
+	// ends it. It lasts until the daemon stops, and is served even while
+	// the node is locked (local socket only).
 	SetLinkFault(context.Context, *SetLinkFaultRequest) (*Empty, error)
 	mustEmbedUnimplementedDaemonServer()
 }
