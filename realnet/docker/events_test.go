@@ -68,8 +68,10 @@ func msg(node, task string, action events.Action, nano int64, attrs ...string) e
 }
 
 // TestEventStream: the daemon's events become ContainerEvents; events of
-// other nodes are ignored; after the stream breaks the executor asks again
-// from the last event it saw and drops the replayed duplicate.
+// other nodes are ignored; an event stamped before one already seen is
+// still new (two containers starting at once publish in either order);
+// after the stream breaks the executor asks again from a little before
+// the newest event it saw and drops the replayed duplicates.
 func TestEventStream(t *testing.T) {
 	const me = "n1"
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()
@@ -79,8 +81,10 @@ func TestEventStream(t *testing.T) {
 			msg("n2", "t9", events.ActionStart, base+2), // not ours
 			msg(me, "t1", events.ActionHealthStatusHealthy, base+3),
 			msg(me, "t1", events.ActionHealthStatusUnhealthy, base+4),
+			msg(me, "t3", events.ActionStart, base+3), // stamped earlier, published later
 		},
 		{
+			msg(me, "t3", events.ActionStart, base+3),                 // replayed
 			msg(me, "t1", events.ActionHealthStatusUnhealthy, base+4), // replayed
 			msg(me, "t1", events.ActionDie, base+5, "exitCode", "137"),
 			msg(me, "t2", events.ActionDie, base+5, "exitCode", "2"), // same instant, other container
@@ -102,6 +106,7 @@ func TestEventStream(t *testing.T) {
 		{TaskID: "t1", State: env.ContainerRunning},
 		{TaskID: "t1", State: env.ContainerRunning, Health: env.HealthHealthy},
 		{TaskID: "t1", State: env.ContainerRunning, Health: env.HealthUnhealthy},
+		{TaskID: "t3", State: env.ContainerRunning},
 		{TaskID: "t1", State: env.ContainerExited, ExitCode: 137},
 		{TaskID: "t2", State: env.ContainerExited, ExitCode: 2},
 		{TaskID: "t1", State: env.ContainerRemoved},
@@ -126,10 +131,12 @@ func TestEventStream(t *testing.T) {
 	}
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
-	if len(fake.since) < 3 || fake.since[0] != "" ||
-		fake.since[1] != fmt.Sprintf("%d.%09d", (base+4)/1e9, (base+4)%1e9) ||
-		fake.since[2] != fmt.Sprintf("%d.%09d", (base+5)/1e9, (base+5)%1e9) {
-		t.Errorf("subscriptions since %q, want none, then the last event's time each time", fake.since)
+	since := func(nano int64) string {
+		nano -= int64(eventReplay)
+		return fmt.Sprintf("%d.%09d", nano/1e9, nano%1e9)
+	}
+	if len(fake.since) < 3 || fake.since[0] != "" || fake.since[1] != since(base+4) || fake.since[2] != since(base+5) {
+		t.Errorf("subscriptions since %q, want none, then %v before the newest event's time each time", fake.since, eventReplay)
 	}
 }
 

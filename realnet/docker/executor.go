@@ -750,10 +750,26 @@ func healthOf(s string) env.Health {
 	return env.HealthNone
 }
 
+// eventReplay is how far before the newest event seen the executor asks
+// the daemon to replay its events when it subscribes again.
+const eventReplay = 5 * time.Second
+
+// eventKey names one daemon event, for telling a replayed event from a
+// new one.
+type eventKey struct {
+	id     string
+	action events.Action
+	nano   int64
+}
+
 // watch follows the daemon's events for this node's containers until
-// Close, resubscribing after errors from just before the last event seen
-// (the daemon replays its recent events), so a reconnect loses nothing it
-// still remembers.
+// Close. After an error it subscribes again from eventReplay before the
+// newest event seen (the daemon replays its recent events) and drops the
+// events it already handled, so a reconnect loses nothing the daemon
+// still remembers. Events do not arrive in the order of their times: the
+// daemon stamps an event before it publishes it, so two containers
+// starting at once can publish their starts in either order. An event is
+// a duplicate only if the same one, to the nanosecond, was seen.
 func (e *Executor) watch() {
 	var once sync.Once
 	ready := func() { once.Do(func() { close(e.watching) }) }
@@ -763,13 +779,14 @@ func (e *Executor) watch() {
 		Add("type", string(events.ContainerEventType)).
 		Add("event", string(events.ActionStart), string(events.ActionDie),
 			string(events.ActionHealthStatus), string(events.ActionDestroy))
-	var lastNano int64
-	seenAtLast := map[string]bool{}
+	var newest int64
+	seen := map[eventKey]bool{}
 	backoff := 100 * time.Millisecond
 	for e.ctx.Err() == nil {
 		opts := client.EventsListOptions{Filters: filters}
-		if lastNano > 0 {
-			opts.Since = fmt.Sprintf("%d.%09d", lastNano/1e9, lastNano%1e9)
+		if newest > 0 {
+			since := max(newest-int64(eventReplay), 0)
+			opts.Since = fmt.Sprintf("%d.%09d", since/1e9, since%1e9)
 		}
 		res := e.cli.Events(e.ctx, opts)
 		// Events returns once the daemon answered (or the call failed).
@@ -779,19 +796,20 @@ func (e *Executor) watch() {
 				select {
 				case m := <-res.Messages:
 					backoff = 100 * time.Millisecond
-					key := m.Actor.ID + " " + string(m.Action)
-					switch {
-					case m.TimeNano < lastNano:
+					k := eventKey{m.Actor.ID, m.Action, m.TimeNano}
+					if seen[k] {
 						continue
-					case m.TimeNano == lastNano:
-						if seenAtLast[key] {
-							continue
-						}
-					default:
-						lastNano = m.TimeNano
-						clear(seenAtLast)
 					}
-					seenAtLast[key] = true
+					seen[k] = true
+					newest = max(newest, m.TimeNano)
+					if len(seen) > 4096 {
+						// Keep what a replay can bring back.
+						for k := range seen {
+							if k.nano < newest-2*int64(eventReplay) {
+								delete(seen, k)
+							}
+						}
+					}
 					e.onEvent(m)
 				case err := <-res.Err:
 					return err
