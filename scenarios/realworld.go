@@ -73,19 +73,22 @@ func RealSupport(sc *Scenario) []error {
 	return errs
 }
 
-// realIgnored lists the settings the file gives (not those it left to
-// the defaults) that have no real counterpart.
+// gives says whether the file sets key itself, rather than leaving it to
+// the defaults.
+func gives(sc *Scenario, key string) bool {
+	return !slices.ContainsFunc(sc.Defaults, func(d string) bool { return strings.HasPrefix(d, key) })
+}
+
 // setsNetwork says whether the file gives a model for every link
 // (network:), which real mode then applies in each swarmd's transport.
 func setsNetwork(sc *Scenario) bool {
-	return !slices.ContainsFunc(sc.Defaults, func(d string) bool { return strings.HasPrefix(d, "network.latency") }) ||
-		sc.Network.Loss > 0 || sc.Network.Duplicate > 0 || sc.Network.Reorder
+	return gives(sc, "network.latency") || sc.Network.Loss > 0 || sc.Network.Duplicate > 0 || sc.Network.Reorder
 }
 
+// realIgnored lists the settings the file gives (not those it left to
+// the defaults) that have no real counterpart.
 func realIgnored(sc *Scenario) []string {
-	given := func(key string) bool {
-		return !slices.ContainsFunc(sc.Defaults, func(d string) bool { return strings.HasPrefix(d, key) })
-	}
+	given := func(key string) bool { return gives(sc, key) }
 	var out []string
 	if given("executor.start") {
 		out = append(out, "executor.start (containers start as fast as Docker starts them)")
@@ -804,11 +807,7 @@ func (w *RealWorld) stepContext() (context.Context, context.CancelFunc) {
 func (w *RealWorld) setup() error {
 	ctx, cancel := w.stepContext()
 	defer cancel()
-	var initial []string
-	for _, n := range w.sc.Cluster.InitialNodes() {
-		initial = append(initial, n.Name)
-	}
-	if err := w.defaultLinks(ctx, initial); err != nil {
+	if err := w.defaultLinks(ctx, slices.Clone(w.order)); err != nil {
 		return err
 	}
 	for _, n := range w.sc.Cluster.InitialNodes() {
@@ -903,6 +902,30 @@ func (w *RealWorld) createService(ctx context.Context, svc Service) error {
 func (w *RealWorld) skewClock(ctx context.Context, n string, by time.Duration) error {
 	if _, err := w.c.Node(n).Daemon().SkewClock(ctx, &rpc.SkewClockRequest{By: int64(by)}); err != nil {
 		return fmt.Errorf("skewing %s's clock: %w", n, err)
+	}
+	return nil
+}
+
+// retell tells a restarted node's daemon what the steps made of its
+// machine, which the daemon forgot: how far its clock is off, and the
+// links it sends on.
+func (w *RealWorld) retell(ctx context.Context, n string) error {
+	if by := w.skews[n]; by != 0 {
+		if err := w.skewClock(ctx, n, by); err != nil {
+			return err
+		}
+	}
+	var tos []string
+	for k := range w.links {
+		if k[0] == n {
+			tos = append(tos, k[1])
+		}
+	}
+	slices.Sort(tos)
+	for _, to := range tos {
+		if err := w.setLink(ctx, n, to, w.links[[2]string{n, to}]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -1004,24 +1027,7 @@ func (w *RealWorld) apply(ctx context.Context, a Action, targets []string) error
 				return err
 			}
 			w.setState(n, func(s *NodeState) { s.Up, s.Crashed, s.Stopped = true, false, false })
-			if by := w.skews[n]; by != 0 {
-				if err := w.skewClock(ctx, n, by); err != nil {
-					return err
-				}
-			}
-			var tos []string
-			for k := range w.links {
-				if k[0] == n {
-					tos = append(tos, k[1])
-				}
-			}
-			slices.Sort(tos)
-			for _, to := range tos {
-				if err := w.setLink(ctx, n, to, w.links[[2]string{n, to}]); err != nil {
-					return err
-				}
-			}
-			return nil
+			return w.retell(ctx, n)
 		})
 	case Link:
 		i := slices.Index(targets, "|")
@@ -1431,8 +1437,7 @@ func (w *RealWorld) setUnlockKey(ctx context.Context, call func(context.Context,
 }
 
 // unlock gives each locked manager of targets the unlock key through its
-// local socket, as `swarmd unlock` does; `unlock: all` unlocks the locked
-// ones, and fails if none was.
+// local socket, as `swarmd unlock` does, and fails if none was locked.
 func (w *RealWorld) unlock(ctx context.Context, targets []string) error {
 	w.mu.Lock()
 	key := w.unlockKey

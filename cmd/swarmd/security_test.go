@@ -334,6 +334,11 @@ func TestInitAutolock(t *testing.T) {
 	if got := strings.TrimSpace(h.must(m1.addr, "unlock-key", "-q")); got != key {
 		t.Fatalf("after the restart, unlock-key says %q; want the key init printed, %q", got, key)
 	}
+	// The resumed node printed no banner, tokens or key again.
+	if out, err := os.ReadFile(m1.log); err != nil || strings.Count(string(out), "Swarm initialized") != 1 || strings.Count(string(out), key) != 1 {
+		t.Fatalf("m1's output, started then resumed, holds the init banner %d times and the key %d times (%v); want once each",
+			strings.Count(string(out), "Swarm initialized"), strings.Count(string(out), key), err)
+	}
 
 	// On a node of a cluster started without it, the flag changes nothing,
 	// and says so.

@@ -26,10 +26,10 @@ const (
 // (Daemon.AppliedDigests) can check committed-stays-committed from
 // outside: managers that applied the same entries report the same digest
 // for a block, and a manager that restarted from its disk applies its log
-// again and must report the same digests as before. A block is hashed only if this manager applied all of
-// it in order since it started: after a start or a snapshot, hashing
-// resumes at the next block's first index. It runs on the node's loop, as
-// the RPC that reads it does.
+// again and must report the same digests as before. A block is hashed
+// only if this manager applied all of it in order since it started: after
+// a start or a snapshot, hashing resumes at the next block's first index.
+// It runs on the node's loop, as the RPC that reads it does.
 type appliedDigests struct {
 	h hash.Hash64
 	// next is the index that continues the block being hashed (0: none).

@@ -323,26 +323,33 @@ func (c *Cluster) Add(ctx context.Context, spec NodeSpec, via string) error {
 	if spec.Manager {
 		tok = jt.GetManager()
 	}
-	if err := c.place(ctx, spec.Name); err != nil {
+	n, err := c.launchJoin(ctx, spec, via, tok)
+	if err != nil {
 		return err
 	}
-	if err := c.startNode(ctx, spec, []string{"join", "--token", tok}, net.JoinHostPort(via, strconv.Itoa(Port))); err != nil {
+	if err := c.waitUp(ctx, n); err != nil {
 		return err
 	}
 	if spec.Manager {
-		return c.waitVoter(ctx, c.Node(spec.Name))
+		return c.waitVoter(ctx, n)
 	}
 	return nil
+}
+
+// launchJoin places a new node and launches it joining through via with
+// token.
+func (c *Cluster) launchJoin(ctx context.Context, spec NodeSpec, via, token string) (*Node, error) {
+	if err := c.place(ctx, spec.Name); err != nil {
+		return nil, err
+	}
+	return c.launch(ctx, spec, []string{"join", "--token", token}, net.JoinHostPort(via, strconv.Itoa(Port)))
 }
 
 // TryJoin starts a node that tries to join through via with token, as
 // whoever holds that token would, and waits until it answers (joined) or
 // its swarmd exits (refused, with output its last lines).
 func (c *Cluster) TryJoin(ctx context.Context, spec NodeSpec, via, token string) (joined bool, output string, err error) {
-	if err := c.place(ctx, spec.Name); err != nil {
-		return false, "", err
-	}
-	n, err := c.launch(ctx, spec, []string{"join", "--token", token}, net.JoinHostPort(via, strconv.Itoa(Port)))
+	n, err := c.launchJoin(ctx, spec, via, token)
 	if err != nil {
 		return false, "", err
 	}
