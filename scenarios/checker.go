@@ -108,7 +108,7 @@ func (c *checker) EntryApplied(e raft.AppliedEntry) {
 		return
 	}
 	for _, p := range props {
-		if _, err := c.shadow.Apply(e.Index, p); err != nil {
+		if _, err := c.shadow.Apply(e.Index, p, nil); err != nil {
 			c.violate(CommittedStaysCommitted, "entry %d holds a proposal the store cannot decode: %v", e.Index, err)
 		}
 	}

@@ -188,14 +188,13 @@ func (s *StoreCluster) Write(n int) (Measurement, error) {
 	lat := make([]time.Duration, 0, n)
 	issued, completed := 0, 0
 	var failed error
-	var issue func(slot int)
-	issue = func(slot int) {
-		if issued >= n || failed != nil {
-			return
-		}
-		issued++
-		t0 := k.Now()
-		mgr.KVWrite(s.keys[slot], s.value, func(err error) {
+	// Each slot is one client with its own callback, made once: the
+	// benchmark's own bookkeeping allocates nothing per write.
+	issue := make([]func(), s.cfg.Window)
+	start := make([]time.Duration, s.cfg.Window)
+	for slot := range issue {
+		var acked func(error)
+		acked = func(err error) {
 			if err != nil {
 				if failed == nil {
 					failed = fmt.Errorf("raftbench: write %d on %s: %w", completed, s.leader.Name, err)
@@ -203,9 +202,17 @@ func (s *StoreCluster) Write(n int) (Measurement, error) {
 				return
 			}
 			completed++
-			lat = append(lat, k.Now()-t0)
-			issue(slot)
-		})
+			lat = append(lat, k.Now()-start[slot])
+			issue[slot]()
+		}
+		issue[slot] = func() {
+			if issued >= n || failed != nil {
+				return
+			}
+			issued++
+			start[slot] = k.Now()
+			mgr.KVWrite(s.keys[slot], s.value, acked)
+		}
 	}
 	e0, b0 := s.obs.entries, s.obs.bytes
 	ev0 := k.Processed()
@@ -214,7 +221,7 @@ func (s *StoreCluster) Write(n int) (Measurement, error) {
 	w0 := time.Now()
 	s.leader.Kernel.Post(func() {
 		for slot := range min(s.cfg.Window, n) {
-			issue(slot)
+			issue[slot]()
 		}
 	})
 	thread := cpuprof.OnThread(func() {

@@ -701,10 +701,10 @@ type gate struct {
 
 type heldProposal struct {
 	data []byte
-	done func(any, error)
+	done store.Proposal
 }
 
-func (g *gate) Propose(data []byte, done func(any, error)) {
+func (g *gate) Propose(data []byte, done store.Proposal) {
 	if g.on {
 		g.held = append(g.held, heldProposal{data, done})
 		return
@@ -719,7 +719,7 @@ func (g *gate) take(i int) heldProposal {
 }
 
 func (g *gate) release(i int)         { p := g.take(i); g.inner.Propose(p.data, p.done) }
-func (g *gate) fail(i int, err error) { p := g.take(i); p.done(nil, err) }
+func (g *gate) fail(i int, err error) { p := g.take(i); p.done.Done(nil, err) }
 func (g *gate) open(e *env) {
 	g.on = false
 	for len(g.held) > 0 {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/swarmsim/swarmsim/engine/api"
 	"github.com/swarmsim/swarmsim/engine/raft"
 	"github.com/swarmsim/swarmsim/engine/store"
 )
@@ -46,7 +45,7 @@ func (m *Manager) KVWrite(key, value string, done func(error)) {
 
 func (m *Manager) kvWrite(key, value string, tries int, done func(error)) {
 	m.store.Update(func(tx *store.Tx) error {
-		return writeKV(tx, key, value, tx.KV(key))
+		return tx.WriteKV(key, value, tx.KV(key))
 	}, func(err error) {
 		if lostRace(err) && tries > 1 {
 			m.kvWrite(key, value, tries-1, done)
@@ -78,7 +77,7 @@ func (m *Manager) kvCAS(key, old, value string, tries int, done func(bool, error
 			return
 		}
 		m.store.Update(func(tx *store.Tx) error {
-			return writeKV(tx, key, value, cur)
+			return tx.WriteKV(key, value, cur)
 		}, func(err error) {
 			switch {
 			case err == nil:
@@ -93,57 +92,6 @@ func (m *Manager) kvCAS(key, old, value string, tries int, done func(bool, error
 			}
 		})
 	})
-}
-
-// writeKV records the write of key = value in tx: a creation when cur (the
-// key's object as read) is nil, else an update based on cur's version.
-func writeKV(tx *store.Tx, key, value string, cur *api.KV) error {
-	kv, meta := newKV(value)
-	kv.Key = key
-	if cur == nil {
-		return tx.Create(kv)
-	}
-	meta.Version = cur.GetMeta().GetVersion()
-	kv.Meta = meta
-	return tx.Update(kv)
-}
-
-// kvBlock is a KV and its meta (152 bytes), allocated together with a
-// small value: one allocation per write, of the 176-byte size class for
-// values up to 16 bytes and the 192-byte one up to 32.
-type (
-	kvBlock struct {
-		kv   api.KV
-		meta api.Meta
-	}
-	kvBlock16 struct {
-		kvBlock
-		value [16]byte
-	}
-	kvBlock32 struct {
-		kvBlock
-		value [32]byte
-	}
-)
-
-// newKV returns a KV holding value, and a meta allocated with it.
-func newKV(value string) (*api.KV, *api.Meta) {
-	var b *kvBlock
-	switch n := len(value); {
-	case n <= 16:
-		v := new(kvBlock16)
-		b = &v.kvBlock
-		b.kv.Value = v.value[:n:n]
-	case n <= 32:
-		v := new(kvBlock32)
-		b = &v.kvBlock
-		b.kv.Value = v.value[:n:n]
-	default:
-		b = new(kvBlock)
-		b.kv.Value = make([]byte, n)
-	}
-	copy(b.kv.Value, value)
-	return &b.kv, &b.meta
 }
 
 // lostRace reports whether a write failed only because another write got

@@ -64,7 +64,7 @@ func BenchmarkPlanFromEmpty(b *testing.B) {
 // dropProposer never applies nor answers.
 type dropProposer struct{}
 
-func (dropProposer) Propose([]byte, func(any, error)) {}
+func (dropProposer) Propose([]byte, store.Proposal) {}
 
 // BenchmarkReactToFailures: 10,000 of 100,000 running tasks fail in one
 // dispatcher batch; the orchestrator restarts each in its slot (restart

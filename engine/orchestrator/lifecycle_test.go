@@ -225,7 +225,7 @@ type hookProposer struct {
 	hook func()
 }
 
-func (p *hookProposer) Propose(data []byte, done func(any, error)) {
+func (p *hookProposer) Propose(data []byte, done store.Proposal) {
 	if f := p.hook; f != nil {
 		p.hook = nil
 		f()
@@ -332,13 +332,13 @@ type droppingProposer struct {
 	attempts int
 }
 
-func (p *droppingProposer) Propose(data []byte, done func(any, error)) {
+func (p *droppingProposer) Propose(data []byte, done store.Proposal) {
 	if !p.drop {
 		p.next.Propose(data, done)
 		return
 	}
 	p.attempts++
-	p.n.Post(func() { done(nil, fmt.Errorf("%w: raft proposal dropped", raft.ErrProposalDropped)) })
+	p.n.Post(func() { done.Done(nil, fmt.Errorf("%w: raft proposal dropped", raft.ErrProposalDropped)) })
 }
 
 // TestDroppedWriteRetriedLater: a write raft drops is retried after a

@@ -17,9 +17,9 @@ import (
 // the driver, not the store.
 type counter struct{ n uint64 }
 
-func (c *counter) Apply(uint64, []byte) (any, error) { c.n++; return nil, nil }
-func (c *counter) Snapshot() ([]byte, error)         { return []byte(fmt.Sprint(c.n)), nil }
-func (c *counter) Restore([]byte) error              { return nil }
+func (c *counter) Apply(uint64, []byte, raft.Proposal) (any, error) { c.n++; return nil, nil }
+func (c *counter) Snapshot() ([]byte, error)                        { return []byte(fmt.Sprint(c.n)), nil }
+func (c *counter) Restore([]byte) error                             { return nil }
 
 const (
 	benchWindow  = 256 // proposals kept in flight
@@ -65,7 +65,7 @@ func benchDriver(b *testing.B, nodes int, pack bool) {
 	start := k.Now()
 	for completed < b.N {
 		for inflight < benchWindow && issued < b.N {
-			l.r.Propose(payload, done)
+			l.r.Propose(payload, raft.DoneFunc(done))
 			inflight++
 			issued++
 		}

@@ -54,12 +54,12 @@ func chaos(t *testing.T, k *sim.Kernel, churn bool) {
 			key := fmt.Sprintf("w%d", writes)
 			writes++
 			inflight++
-			m.r.Propose([]byte(key+"=v"), func(_ any, err error) {
+			m.r.Propose([]byte(key+"=v"), raft.DoneFunc(func(_ any, err error) {
 				inflight--
 				if err == nil {
 					acked[key] = true
 				}
-			})
+			}))
 		}
 	}
 

@@ -26,16 +26,22 @@ type kv struct {
 	M     map[string]string
 	Count uint64
 	Hash  uint64
+	// Own counts the proposals applied with their own Proposal: this
+	// node's, proposed since it started.
+	Own int `json:"-"`
 }
 
 func newKV() *kv { return &kv{M: make(map[string]string)} }
 
-func (s *kv) Apply(index uint64, data []byte) (any, error) {
+func (s *kv) Apply(index uint64, data []byte, own raft.Proposal) (any, error) {
 	if bytes.HasPrefix(data, []byte("bad")) {
 		return nil, fmt.Errorf("kv: cannot decode %q", data)
 	}
 	if k, v, ok := bytes.Cut(data, []byte("=")); ok {
 		s.M[string(k)] = string(v)
+	}
+	if own != nil {
+		s.Own++
 	}
 	s.Count++
 	h := fnv.New64a()
@@ -341,12 +347,12 @@ type result struct {
 
 func (m *member) propose(data string) *result {
 	res := &result{}
-	m.r.Propose([]byte(data), func(v any, err error) {
+	m.r.Propose([]byte(data), raft.DoneFunc(func(v any, err error) {
 		if res.done {
 			m.c.t.Errorf("done called twice for %q", data)
 		}
 		res.done, res.val, res.err = true, v, err
-	})
+	}))
 	return res
 }
 
@@ -383,7 +389,7 @@ func (c *cluster) writeMany(prefix string, n, window int, limit time.Duration) {
 				i, next = next, next+1
 			}
 			inflight++
-			l.r.Propose([]byte(fmt.Sprintf("%s%d=v", prefix, i)), func(_ any, err error) {
+			l.r.Propose([]byte(fmt.Sprintf("%s%d=v", prefix, i)), raft.DoneFunc(func(_ any, err error) {
 				inflight--
 				if err != nil {
 					retry = append(retry, i)
@@ -393,7 +399,7 @@ func (c *cluster) writeMany(prefix string, n, window int, limit time.Duration) {
 					ok[i] = true
 					doneCount++
 				}
-			})
+			}))
 		}
 		c.k.RunUntil(c.k.Now()+10*time.Millisecond, nil)
 	}

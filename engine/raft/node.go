@@ -21,7 +21,14 @@ type StateMachine interface {
 	// cannot be decoded: the node stops with that error, since every replica
 	// would fail on the same entry. result goes to the proposer's done and
 	// may itself be an error value (a conflict, say).
-	Apply(index uint64, data []byte) (result any, err error)
+	//
+	// own is the Proposal this node's Propose was given for these very
+	// bytes, while it waits for them; nil for any other entry (another
+	// node's, or one proposed before a restart). The state machine may
+	// apply what own holds in memory instead of decoding data, so long as
+	// the outcome is the one decoding would give: every replica must end
+	// in the same state.
+	Apply(index uint64, data []byte, own Proposal) (result any, err error)
 	// Snapshot returns the state as of the last Apply.
 	Snapshot() ([]byte, error)
 	// Restore replaces the state with a snapshot's.
@@ -689,7 +696,11 @@ func (n *Node) applyNormal(e *pb.Entry) {
 		return
 	}
 	for _, r := range refs {
-		res, err := n.sm.Apply(e.GetIndex(), r.data)
+		var own Proposal
+		if inc == n.incarnation {
+			own = n.props.waitingFor(r.seq)
+		}
+		res, err := n.sm.Apply(e.GetIndex(), r.data, own)
 		if err != nil {
 			n.fatal(fmt.Errorf("raft: apply entry %d: %w", e.GetIndex(), err))
 			return

@@ -8,13 +8,32 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
+// Proposal is the proposer's side of one Propose call. It is an alias,
+// so that a package below raft (the store) can name the same type.
+type Proposal = interface {
+	// Done gets the outcome, exactly once, on the loop and never inside
+	// Propose: Apply's result once the entry applied on this node, or an
+	// error.
+	Done(result any, err error)
+}
+
+// DoneFunc is a Proposal that calls a function (none when nil).
+type DoneFunc func(result any, err error)
+
+// Done implements Proposal.
+func (f DoneFunc) Done(result any, err error) {
+	if f != nil {
+		f(result, err)
+	}
+}
+
 // proposal is one Propose call from queueing until its done runs. It is
 // held by value, in the queue and then among the waiting ones, so that a
 // proposal costs no allocation of its own; done is nil once it ran.
 type proposal struct {
 	seq      uint64
 	data     []byte
-	done     func(result any, err error)
+	done     Proposal
 	deadline uint64 // tick
 	// term and lead are raft's when the proposal was stepped: a change of
 	// either leaves its fate in doubt.
@@ -41,22 +60,32 @@ func (ps *props) add(p *proposal) {
 	ps.live++
 }
 
-// take removes the proposal of seq from the waiting ones and returns its
-// done, or nil if none waits under seq.
-func (ps *props) take(seq uint64) func(any, error) {
+// find returns the index in waiting of the proposal of seq still waiting,
+// or -1.
+func (ps *props) find(seq uint64) int {
 	w := ps.waiting[ps.head:]
 	i := 0
 	if len(w) == 0 || w[0].seq != seq {
 		var found bool
 		if i, found = slices.BinarySearchFunc(w, seq, func(e proposal, seq uint64) int { return cmp.Compare(e.seq, seq) }); !found {
-			return nil
+			return -1
 		}
 	}
-	done := w[i].done
-	if done == nil {
+	if w[i].done == nil {
+		return -1
+	}
+	return ps.head + i
+}
+
+// take removes the proposal of seq from the waiting ones and returns its
+// done, or nil if none waits under seq.
+func (ps *props) take(seq uint64) Proposal {
+	i := ps.find(seq)
+	if i < 0 {
 		return nil
 	}
-	w[i] = proposal{seq: seq}
+	done := ps.waiting[i].done
+	ps.waiting[i] = proposal{seq: seq}
 	ps.live--
 	ps.trim()
 	return done
@@ -77,19 +106,21 @@ func (ps *props) trim() {
 	}
 }
 
-// Propose proposes data for the log. done is called exactly once, on the
-// loop and never inside Propose: with Apply's result once the entry is
+// Propose proposes data for the log. p.Done is called exactly once, on
+// the loop and never inside Propose: with Apply's result once the entry is
 // applied on this node, or with an error (ErrNoLeader, ErrProposalDropped,
 // ErrLeadershipLost, ErrTimeout, ErrStopped, ErrTooLarge, ErrOverloaded).
 // ErrLeadershipLost and ErrTimeout are ambiguous: the entry may still
-// commit. done may be nil. data must not change after the call.
+// commit. p may be nil. data must not change after the call. Until p.Done
+// runs, the state machine's Apply of these bytes gets p as own.
 //
 // Proposals made during one loop turn reach raft in one step and are
 // persisted and replicated by one Ready; Config.PackProposals also packs
 // them into shared entries.
-func (n *Node) Propose(data []byte, done func(result any, err error)) {
+func (n *Node) Propose(data []byte, p Proposal) {
+	done := p
 	if done == nil {
-		done = func(any, error) {}
+		done = DoneFunc(nil)
 	}
 	var err error
 	switch {
@@ -102,7 +133,7 @@ func (n *Node) Propose(data []byte, done func(result any, err error)) {
 	}
 	if err != nil {
 		n.stats.ProposalsFailed++
-		n.later(func() { done(nil, err) })
+		n.later(func() { done.Done(nil, err) })
 		return
 	}
 	n.seq++
@@ -190,6 +221,14 @@ func (n *Node) buildEntries(q []proposal) []*pb.Entry {
 	return ents
 }
 
+// waitingFor returns the proposal of seq while it waits, else nil.
+func (ps *props) waitingFor(seq uint64) Proposal {
+	if i := ps.find(seq); i >= 0 {
+		return ps.waiting[i].done
+	}
+	return nil
+}
+
 // applied hands a proposal made here its result.
 func (ps *props) applied(n *Node, seq uint64, res any) {
 	done := ps.take(seq)
@@ -197,13 +236,13 @@ func (ps *props) applied(n *Node, seq uint64, res any) {
 		return
 	}
 	n.stats.ProposalsApplied++
-	done(res, nil)
+	done.Done(res, nil)
 }
 
 func (ps *props) fail(n *Node, q []proposal, err error) {
 	for i := range q {
 		n.stats.ProposalsFailed++
-		q[i].done(nil, err)
+		q[i].done.Done(nil, err)
 	}
 }
 

@@ -30,10 +30,10 @@ func TestWaitingProposals(t *testing.T) {
 				for range r.IntN(5) + 1 {
 					seq += uint64(r.IntN(3)) + 1 // seqs of proposals failed before stepping are skipped
 					s := seq
-					p := &proposal{seq: s, deadline: n.ticks + uint64(r.IntN(2)) + 3, done: func(any, error) {
+					p := &proposal{seq: s, deadline: n.ticks + uint64(r.IntN(2)) + 3, done: DoneFunc(func(any, error) {
 						answered = append(answered, s)
 						answers[s]++
-					}}
+					})}
 					// deadlines never decrease along the stepping order
 					if len(order) > 0 && p.deadline < deadlines[order[len(order)-1]] {
 						p.deadline = deadlines[order[len(order)-1]]

@@ -86,6 +86,16 @@ func TestProposalsApplyEverywhere(t *testing.T) {
 				if l.sm.Count != 300 {
 					t.Fatalf("leader applied %d proposals, want 300", l.sm.Count)
 				}
+				// Apply sees the leader's own proposals as such, and
+				// nobody else's.
+				if l.sm.Own != 300 {
+					t.Fatalf("leader applied %d of its 300 proposals as its own", l.sm.Own)
+				}
+				for _, f := range c.followers(l) {
+					if f.sm.Own != 0 {
+						t.Fatalf("%s applied %d proposals as its own", f.name, f.sm.Own)
+					}
+				}
 				st := l.r.Stats()
 				if pack && st.EntriesCommitted > 150 {
 					t.Errorf("packed: %d entries for 300 proposals; packing did not happen", st.EntriesCommitted)
@@ -119,6 +129,9 @@ func TestProposeViaFollower(t *testing.T) {
 			t.Fatalf("follower state when its done ran: count %d", f.sm.Count)
 		}
 		c.waitConverged(l)
+		if f.sm.Own != 50 || l.sm.Own != 0 {
+			t.Fatalf("applied as their own: %d by the proposing follower (want 50), %d by the leader (want 0)", f.sm.Own, l.sm.Own)
+		}
 	})
 }
 

@@ -32,14 +32,14 @@ type harness struct {
 
 type heldProposal struct {
 	data []byte
-	done func(any, error)
+	done store.Proposal
 }
 
 // Propose implements store.Proposer: straight to the loopback, or held.
-func (h *harness) Propose(data []byte, done func(any, error)) {
+func (h *harness) Propose(data []byte, done store.Proposal) {
 	if h.fail != nil {
 		err := h.fail
-		h.n.Post(func() { done(nil, err) })
+		h.n.Post(func() { done.Done(nil, err) })
 		return
 	}
 	if h.hold {

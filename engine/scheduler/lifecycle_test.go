@@ -479,7 +479,7 @@ func TestProposalErrors(t *testing.T) {
 	// The held batch fails too: the proposer says it will not apply.
 	p := h.held[0]
 	h.held = nil
-	h.n.Post(func() { p.done(nil, h.fail) })
+	h.n.Post(func() { p.done.Done(nil, h.fail) })
 	h.settle()
 	st := h.s.Stats()
 	if st.ProposalErrors != 1 || st.Waiting != 3 || st.InFlight != 0 {

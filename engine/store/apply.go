@@ -42,8 +42,23 @@ const assignedMessage = "assigned"
 //
 // Apply reads no clock and draws no randomness; two stores given the same
 // entries end byte-identical.
-func (s *Store) Apply(index uint64, data []byte) (result any, err error) {
-	ts, ops, err := s.c.decodeProposal(data, s.ops[:0])
+//
+// own is the update this store proposed as data, while it waits (see
+// raft.StateMachine), or nil. A write of one KV made by Tx.WriteKV is then
+// applied from the object the transaction built, which data encodes,
+// instead of being decoded again: the proposing node skips decoding its
+// own writes, as a SwarmKit leader commits its own transactions. Anything
+// else is decoded.
+func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err error) {
+	var ts int64
+	var ops []op
+	if kv, kind, ok := ownKV(own, s); ok {
+		ts = own.(*pendingUpdate).tx.ts
+		ops = append(s.ops[:0], op{kind: opKV, akind: kind, own: kv})
+		s.stats.OwnApplied++
+	} else {
+		ts, ops, err = s.c.decodeProposal(data, s.ops[:0])
+	}
 	defer func() {
 		s.c.taskIdx.specs.sweep()
 		// ops alias data and hold decoded objects: keep the storage only.
@@ -100,16 +115,25 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 	var newVersion, curVersion uint64
 	var curCreated int64
 	if o.kind == opKV {
-		kv := &o.kv.kv
-		obj, akind, meta = kv, o.akind, &o.kv.meta
-		newVersion = kv.GetMeta().GetVersion()
+		var kv *api.KV
 		// One lookup finds the stored KV, the key to share with it, and
 		// the record to update.
-		if kvRec = s.c.kvs.recBytes(o.taskID); kvRec != nil {
+		if o.own != nil {
+			// Tx.WriteKV built kv and its meta (there on an update): both
+			// are the store's to fill.
+			kv, meta = o.own, o.own.Meta
+			kvRec = s.c.kvs.rec(kv.Key)
+		} else {
+			kv, meta = &o.kv.kv, &o.kv.meta
+			kvRec = s.c.kvs.recBytes(o.taskID)
+		}
+		obj, akind = kv, o.akind
+		newVersion = kv.GetMeta().GetVersion()
+		if kvRec != nil {
 			kv.Key, cur = kvRec.id, kvRec.obj
 			m := kvRec.obj.GetMeta()
 			curVersion, curCreated = m.GetVersion(), m.GetCreatedAt()
-		} else {
+		} else if o.own == nil {
 			kv.Key = string(o.taskID)
 		}
 	} else {

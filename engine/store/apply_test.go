@@ -395,7 +395,7 @@ func cmpID(a, b Object) int {
 
 func TestApplyDecodeError(t *testing.T) {
 	s := baseStore(t)
-	res, err := s.Apply(2, []byte{0xff, 0xff, 0xff})
+	res, err := s.Apply(2, []byte{0xff, 0xff, 0xff}, nil)
 	if err == nil || res != nil {
 		t.Fatalf("Apply(garbage) = %v, %v; want nil, error", res, err)
 	}

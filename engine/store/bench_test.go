@@ -131,7 +131,7 @@ func BenchmarkApplyAssignments(b *testing.B) {
 						s.Watch(func(evs []Event) { events += len(evs) })
 					}
 					b.StartTimer()
-					res, err := s.Apply(s.AppliedIndex()+1, data)
+					res, err := s.Apply(s.AppliedIndex()+1, data, nil)
 					if err != nil || res != nil {
 						b.Fatal(res, err)
 					}
@@ -163,7 +163,7 @@ func BenchmarkApplyStatusUpdates(b *testing.B) {
 		s := restored(b, f.assigned)
 		runtime.GC()
 		b.StartTimer()
-		if res, err := s.Apply(s.AppliedIndex()+1, data); err != nil || res != nil {
+		if res, err := s.Apply(s.AppliedIndex()+1, data, nil); err != nil || res != nil {
 			b.Fatal(res, err)
 		}
 	}
@@ -198,7 +198,7 @@ func BenchmarkTxAssign(b *testing.B) {
 
 type discard struct{}
 
-func (discard) Propose(_ []byte, done func(any, error)) { done(nil, nil) }
+func (discard) Propose(_ []byte, done Proposal) { done.Done(nil, nil) }
 
 // BenchmarkSnapshot encodes 100,000 assigned tasks, 10,000 nodes and 100
 // services.
@@ -312,7 +312,7 @@ func BenchmarkApplyCreateTasks(b *testing.B) {
 		}
 		data := enc(b, 1, creates...)
 		b.StartTimer()
-		if res, err := s.Apply(s.AppliedIndex()+1, data); err != nil || res != nil {
+		if res, err := s.Apply(s.AppliedIndex()+1, data, nil); err != nil || res != nil {
 			b.Fatal(res, err)
 		}
 		b.StopTimer()
@@ -352,7 +352,7 @@ func BenchmarkApplyKV(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if res, err := s.Apply(next+uint64(i), data[i]); err != nil || res != nil {
+		if res, err := s.Apply(next+uint64(i), data[i], nil); err != nil || res != nil {
 			b.Fatal(res, err)
 		}
 	}

@@ -54,6 +54,9 @@ type op struct {
 	status  *api.TaskStatus
 	akind   api.StoreAction_Kind
 	kv      *kvWithMeta
+	// own is the KV of an own write (see Store.Apply), applied as built:
+	// its meta, when it has one, is the store's.
+	own *api.KV
 }
 
 // fail resets a partly decoded op and reports false.
@@ -90,9 +93,27 @@ type (
 	}
 )
 
+// newKV allocates a KV and its meta holding a copy of value: in one
+// allocation up to kvInlineValue bytes of value, in two beyond. An empty
+// value stays nil. Decoding and Tx.WriteKV both build KVs here, so that the
+// node that proposed a write stores the object a decoding node would.
+func newKV[T string | []byte](value T) *kvWithMeta {
+	switch n := len(value); {
+	case n == 0:
+		return new(kvWithMeta)
+	case n <= kvInlineValue:
+		return newKVWithValue(value)
+	default:
+		blk := new(kvWithMeta)
+		blk.kv.Value = make([]byte, n)
+		copy(blk.kv.Value, value)
+		return blk
+	}
+}
+
 // newKVWithValue allocates a KV and its meta with room for value (at most
 // kvInlineValue bytes), and copies value in.
-func newKVWithValue(value []byte) *kvWithMeta {
+func newKVWithValue[T string | []byte](value T) *kvWithMeta {
 	var blk *kvWithMeta
 	var room []byte
 	switch n := len(value); {
@@ -263,16 +284,7 @@ func (c *content) decodeKV(payload []byte, kind uint64, o *op) bool {
 		}
 		b = b[n:]
 	}
-	var blk *kvWithMeta
-	switch n := len(value); {
-	case n == 0:
-		blk = new(kvWithMeta)
-	case n <= kvInlineValue:
-		blk = newKVWithValue(value)
-	default:
-		blk = new(kvWithMeta)
-		blk.kv.Value = append([]byte(nil), value...)
-	}
+	blk := newKV(value)
 	kv := &blk.kv
 	if seen[fieldKVMeta] {
 		blk.meta.Version = m[fieldMetaVersion]

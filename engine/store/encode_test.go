@@ -77,7 +77,7 @@ func TestEncodeProposalProperty(t *testing.T) {
 		for range 5 {
 			p := g.proposal()
 			checkEncode(rt, p.Timestamp, p.Actions)
-			_, _ = s.Apply(s.AppliedIndex()+1, g.encode(p))
+			_, _ = s.Apply(s.AppliedIndex()+1, g.encode(p), nil)
 		}
 	})
 }

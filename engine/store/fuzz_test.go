@@ -18,7 +18,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	for range 30 {
 		data := g.encode(g.proposal())
 		seeds = append(seeds, data)
-		_, _ = s.Apply(s.AppliedIndex()+1, data)
+		_, _ = s.Apply(s.AppliedIndex()+1, data, nil)
 	}
 	return append(seeds, snapshot(t, s))
 }
@@ -33,7 +33,7 @@ func FuzzApply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := baseStore(t)
 		before := snapshot(t, s)
-		res, err := s.Apply(2, data)
+		res, err := s.Apply(2, data, nil)
 		switch {
 		case err != nil:
 			if res != nil {

@@ -118,7 +118,7 @@ func enc(t tb, ts int64, actions ...*api.StoreAction) []byte {
 // error (nil: applied).
 func apply(t tb, s *Store, ts int64, actions ...*api.StoreAction) error {
 	t.Helper()
-	res, err := s.Apply(s.AppliedIndex()+1, enc(t, ts, actions...))
+	res, err := s.Apply(s.AppliedIndex()+1, enc(t, ts, actions...), nil)
 	if err != nil {
 		t.Fatalf("Apply: decode error %v", err)
 	}

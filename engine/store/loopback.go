@@ -5,7 +5,7 @@ import "github.com/swarmsim/swarmsim/engine/env"
 // StateMachine is what a Loopback applies to: a Store, or anything with
 // the same Apply.
 type StateMachine interface {
-	Apply(index uint64, data []byte) (result any, err error)
+	Apply(index uint64, data []byte, own Proposal) (result any, err error)
 	AppliedIndex() uint64
 }
 
@@ -25,7 +25,7 @@ type Loopback struct {
 
 type loopbackEntry struct {
 	data []byte
-	done func(any, error)
+	done Proposal
 }
 
 // NewLoopback returns a Loopback that applies each proposal later, in a
@@ -42,8 +42,9 @@ func NewSyncLoopback(sm StateMachine) *Loopback {
 	return &Loopback{sm: sm}
 }
 
-// Propose implements Proposer.
-func (l *Loopback) Propose(data []byte, done func(result any, err error)) {
+// Propose implements Proposer. Every proposal is applied as a node that
+// did not propose it would: decoded from data, never from what done holds.
+func (l *Loopback) Propose(data []byte, done Proposal) {
 	if l.loop != nil {
 		l.loop.Post(func() { l.apply(data, done) })
 		return
@@ -63,9 +64,9 @@ func (l *Loopback) Propose(data []byte, done func(result any, err error)) {
 	l.queue = nil
 }
 
-func (l *Loopback) apply(data []byte, done func(any, error)) {
-	result, err := l.sm.Apply(l.sm.AppliedIndex()+1, data)
+func (l *Loopback) apply(data []byte, done Proposal) {
+	result, err := l.sm.Apply(l.sm.AppliedIndex()+1, data, nil)
 	if done != nil {
-		done(result, err)
+		done.Done(result, err)
 	}
 }

@@ -52,18 +52,18 @@ func TestStoreProperty(t *testing.T) {
 			data := g.encode(g.proposal())
 			index := uint64(i + 1)
 			before := snapshot(rt, a)
-			res, err := a.Apply(index, data)
+			res, err := a.Apply(index, data, nil)
 			if err != nil {
 				rt.Fatalf("decode: %v", err)
 			}
 			if res != nil && !bytes.Equal(before, snapshot(rt, a)) {
 				rt.Fatalf("rejected proposal %d (%v) changed the store", index, res)
 			}
-			if resC, errC := c.Apply(index, data); resultString(res, err) != resultString(resC, errC) {
+			if resC, errC := c.Apply(index, data, nil); resultString(res, err) != resultString(resC, errC) {
 				rt.Fatalf("entry %d: a says %v, c says %v", index, res, resC)
 			}
 			if b != nil {
-				if resB, errB := b.Apply(index, data); resultString(res, err) != resultString(resB, errB) {
+				if resB, errB := b.Apply(index, data, nil); resultString(res, err) != resultString(resB, errB) {
 					rt.Fatalf("entry %d: a says %v, restored b says %v", index, res, resB)
 				}
 			}
@@ -93,7 +93,7 @@ func TestDeterminism(t *testing.T) {
 		log := eventLog(a)
 		g := gen{c: &splitmix{seed}, s: a}
 		for i := range 3000 {
-			if _, err := a.Apply(uint64(i+1), g.encode(g.proposal())); err != nil {
+			if _, err := a.Apply(uint64(i+1), g.encode(g.proposal()), nil); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -8,13 +8,30 @@ import (
 )
 
 // Proposer takes an encoded proposal towards raft. It is implemented by the
-// raft driver (engine/raft) and by Loopback. Propose never blocks; done is
-// called exactly once, on the node's loop: with the result Apply returned
-// for the entry once it is applied on this node, or with an error if the
-// entry will not be applied here (leadership lost, proposal dropped). A
-// proposal whose done reports an error may still have been committed.
+// raft driver (engine/raft) and by Loopback. Propose never blocks; p.Done
+// is called exactly once, on the node's loop: with the result Apply
+// returned for the entry once it is applied on this node, or with an error
+// if the entry will not be applied here (leadership lost, proposal
+// dropped). A proposal whose Done reports an error may still have been
+// committed. Until then, the proposer may hand p back to Apply as own.
 type Proposer interface {
-	Propose(data []byte, done func(result any, err error))
+	Propose(data []byte, p Proposal)
+}
+
+// Proposal is one proposal's owner, as the proposer sees it; the same type
+// as raft.Proposal.
+type Proposal = interface {
+	Done(result any, err error)
+}
+
+// DoneFunc is a Proposal that calls a function (none when nil).
+type DoneFunc func(result any, err error)
+
+// Done implements Proposal.
+func (f DoneFunc) Done(result any, err error) {
+	if f != nil {
+		f(result, err)
+	}
 }
 
 // DefaultMaxProposalBytes bounds an encoded proposal unless
@@ -151,6 +168,10 @@ type Stats struct {
 	// updates that would move a task backwards or name a gone task, and
 	// assignments whose guard failed.
 	SkippedActions uint64
+	// OwnApplied counts the proposals applied from the transaction that
+	// made them, on the store that proposed them, instead of decoded (see
+	// Apply).
+	OwnApplied uint64
 	// DecodeErrors counts entries Apply could not decode.
 	DecodeErrors uint64
 	Restores     uint64

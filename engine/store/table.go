@@ -74,6 +74,9 @@ func (t *table[T]) canonical(id string) string {
 	return id
 }
 
+// rec returns the rec of the object with the given ID, or nil.
+func (t *table[T]) rec(id string) *rec[T] { return t.byID[id] }
+
 // recBytes returns the rec of the object with the given ID, or nil; it
 // does not allocate.
 func (t *table[T]) recBytes(id []byte) *rec[T] { return t.byID[string(id)] }

@@ -185,7 +185,7 @@ func TestTxErrors(t *testing.T) {
 			wantErr(t, got, tc.want)
 			// Whatever the Tx accepted applies cleanly on the unchanged store.
 			for _, data := range p.props {
-				res, err := s.Apply(s.AppliedIndex()+1, data)
+				res, err := s.Apply(s.AppliedIndex()+1, data, nil)
 				if err != nil || res != nil {
 					t.Fatalf("the Tx accepted a proposal Apply rejects: %v %v", res, err)
 				}
@@ -200,9 +200,9 @@ type recordingProposer struct {
 	err   error
 }
 
-func (p *recordingProposer) Propose(data []byte, done func(any, error)) {
+func (p *recordingProposer) Propose(data []byte, done Proposal) {
 	p.props = append(p.props, data)
-	done(nil, p.err)
+	done.Done(nil, p.err)
 }
 
 func TestUpdateOutcome(t *testing.T) {

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+)
+
+// ownProposer stands for raft on the proposing node: it holds proposals
+// until flush, then applies each to the proposer's store with its own
+// Proposal, as the raft driver does, and to a follower's store decoded.
+type ownProposer struct {
+	leader, follower *Store
+	held             []heldOwn
+}
+
+type heldOwn struct {
+	data []byte
+	p    Proposal
+}
+
+func (o *ownProposer) Propose(data []byte, p Proposal) { o.held = append(o.held, heldOwn{data, p}) }
+
+func (o *ownProposer) flush(t *testing.T) {
+	t.Helper()
+	held := o.held
+	o.held = nil
+	for _, h := range held {
+		index := o.leader.AppliedIndex() + 1
+		res, err := o.leader.Apply(index, h.data, h.p)
+		resF, errF := o.follower.Apply(index, h.data, nil)
+		if err != nil || errF != nil {
+			t.Fatalf("apply %d: %v, follower %v", index, err, errF)
+		}
+		if fmt.Sprint(res) != fmt.Sprint(resF) {
+			t.Fatalf("apply %d: proposer got %v, follower %v", index, res, resF)
+		}
+		h.p.Done(res, nil)
+	}
+}
+
+// The store that proposes a lone Tx.WriteKV applies the object it built
+// instead of decoding its entry, and ends in the state a store that
+// decodes every entry reaches: same snapshot, same answers, same watch
+// events. Anything else it decodes.
+func TestOwnKVWrites(t *testing.T) {
+	clk := &fakeClock{now: epoch}
+	leader, follower := New(clk), New(clk)
+	prop := &ownProposer{leader: leader, follower: follower}
+	leader.SetProposer(prop)
+	var evL, evF []string
+	record := func(to *[]string) func([]Event) {
+		return func(evs []Event) {
+			for _, e := range evs {
+				*to = append(*to, fmt.Sprintf("%v %s %v -> %v", e.Action, e.ID, e.Old, e.New))
+			}
+		}
+	}
+	leader.Watch(record(&evL))
+	follower.Watch(record(&evF))
+	var results []error
+	write := func(fn func(tx *Tx) error) {
+		leader.Update(fn, func(err error) { results = append(results, err) })
+	}
+	// Creations and updates at every value length around the inline sizes.
+	for n := range 41 {
+		key, value := fmt.Sprintf("k%02d", n%7), strings.Repeat("v", n)
+		write(func(tx *Tx) error { return tx.WriteKV(key, value, tx.KV(key)) })
+		prop.flush(t)
+		clk.now = clk.now.Add(1)
+	}
+	// Two updates based on the same version: the second loses when it
+	// applies, on both stores.
+	base := leader.KV("k01")
+	write(func(tx *Tx) error { return tx.WriteKV("k01", "first", base) })
+	write(func(tx *Tx) error { return tx.WriteKV("k01", "second", base) })
+	// Two creations of one key: the second loses.
+	write(func(tx *Tx) error { return tx.WriteKV("new", "a", nil) })
+	write(func(tx *Tx) error { return tx.WriteKV("new", "b", nil) })
+	prop.flush(t)
+	// A transaction of two writes is decoded.
+	write(func(tx *Tx) error {
+		if err := tx.WriteKV("k02", "x", tx.KV("k02")); err != nil {
+			return err
+		}
+		return tx.WriteKV("k03", "y", tx.KV("k03"))
+	})
+	// So is a KV given to Update, which the store does not own.
+	write(func(tx *Tx) error {
+		cur := tx.KV("k04")
+		return tx.Update(&api.KV{Key: "k04", Value: []byte("z"), Meta: &api.Meta{Version: cur.GetMeta().GetVersion()}})
+	})
+	prop.flush(t)
+
+	ok := 0
+	for _, err := range results {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrSequenceConflict) && !errors.Is(err, ErrExist):
+			t.Fatalf("unexpected outcome %v", err)
+		}
+	}
+	if want := len(results) - 2; ok != want {
+		t.Fatalf("%d of %d writes applied, want %d: %v", ok, len(results), want, results)
+	}
+	if got := leader.KV("k01").GetValue(); string(got) != "first" {
+		t.Fatalf("k01 = %q, want the first of two racing updates", got)
+	}
+	if st, want := leader.Stats().OwnApplied, uint64(41+4); st != want {
+		t.Fatalf("%d proposals applied as the proposer's own, want %d", st, want)
+	}
+	if st := follower.Stats().OwnApplied; st != 0 {
+		t.Fatalf("the follower applied %d proposals as its own", st)
+	}
+	a, err := leader.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := follower.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatal("the proposer's snapshot differs from the follower's")
+	}
+	if strings.Join(evL, "\n") != strings.Join(evF, "\n") {
+		t.Fatalf("watch events differ:\nproposer:\n%s\nfollower:\n%s", strings.Join(evL, "\n"), strings.Join(evF, "\n"))
+	}
+	for _, kv := range leader.KVs() {
+		if n := len(kv.GetValue()); n > 0 && n <= kvInlineValue && cap(kv.GetValue()) != n {
+			t.Fatalf("%s: a %d-byte value has capacity %d", kv.Key, n, cap(kv.GetValue()))
+		}
+	}
+}
