@@ -138,6 +138,12 @@ func newKVWithValue[T string | []byte](value T) *kvWithMeta {
 // canonical shape of a compact action and hands every other shape to
 // proto.Unmarshal.
 func (c *content) decodeProposal(data []byte, ops []op) (int64, []op, error) {
+	// The commonest entry, one KV write, in one pass.
+	ops = append(ops, op{})
+	if ts, ok := decodeLoneKV(data, &ops[len(ops)-1]); ok {
+		return ts, ops, nil
+	}
+	ops = ops[:len(ops)-1]
 	// A batch of 100,000 grows no slice; a small entry (most of them) is
 	// not worth a counting pass: ops is reused from one entry to the next.
 	if len(data) > 4096 {
@@ -176,6 +182,103 @@ func (c *content) decodeProposal(data []byte, ops []op) (int64, []op, error) {
 		b = b[n:]
 	}
 	return ts, ops, nil
+}
+
+// One-byte tags of the fields decodeLoneKV reads.
+const (
+	tagProposalTimestamp = fieldProposalTimestamp<<3 | byte(protowire.VarintType)
+	tagProposalAction    = fieldProposalActions<<3 | byte(protowire.BytesType)
+	tagActionKind        = fieldActionKind<<3 | byte(protowire.VarintType)
+	tagActionKV          = fieldActionKV<<3 | byte(protowire.BytesType)
+	tagKVKey             = fieldKVKey<<3 | byte(protowire.BytesType)
+	tagKVMeta            = fieldKVMeta<<3 | byte(protowire.BytesType)
+	tagKVValue           = fieldKVValue<<3 | byte(protowire.BytesType)
+)
+
+// decodeLoneKV decodes, into o (zero), a proposal of the exact shape
+// Update writes for one KV write: an optional timestamp, then one action
+// holding an optional kind and a KV of a non-empty key, an optional meta
+// (of an optional version, creation and update time) and an optional
+// value, every field once and in field order. It is decodeKV's outcome
+// for those bytes, reached in one pass instead of a loop per message. It
+// reports false for any other input, valid or not, and allocates nothing
+// then (o stays zero): the general decoder takes it.
+func decodeLoneKV(b []byte, o *op) (ts int64, ok bool) {
+	if len(b) > 0 && b[0] == tagProposalTimestamp {
+		v, n := consumeVarint(b[1:])
+		if n < 0 {
+			return 0, false
+		}
+		ts, b = int64(v), b[1+n:]
+	}
+	if len(b) == 0 || b[0] != tagProposalAction {
+		return 0, false
+	}
+	a, n := consumeBytes(b[1:])
+	if n < 0 || 1+n != len(b) { // not alone
+		return 0, false
+	}
+	var kind uint64
+	if len(a) > 0 && a[0] == tagActionKind {
+		if kind, n = consumeVarint(a[1:]); n < 0 {
+			return 0, false
+		}
+		a = a[1+n:]
+	}
+	if len(a) == 0 || a[0] != tagActionKV {
+		return 0, false
+	}
+	kv, n := consumeBytes(a[1:])
+	if n < 0 || 1+n != len(a) {
+		return 0, false
+	}
+	if len(kv) == 0 || kv[0] != tagKVKey {
+		return 0, false
+	}
+	key, n := consumeString(kv[1:])
+	if n < 0 || len(key) == 0 {
+		return 0, false
+	}
+	kv = kv[1+n:]
+	var meta, value []byte
+	hasMeta := len(kv) > 0 && kv[0] == tagKVMeta
+	if hasMeta {
+		if meta, n = consumeBytes(kv[1:]); n < 0 {
+			return 0, false
+		}
+		kv = kv[1+n:]
+	}
+	if len(kv) > 0 && kv[0] == tagKVValue {
+		if value, n = consumeBytes(kv[1:]); n < 0 {
+			return 0, false
+		}
+		kv = kv[1+n:]
+	}
+	if len(kv) != 0 {
+		return 0, false
+	}
+	var m [fieldMetaUpdatedAt + 1]uint64
+	for f := fieldMetaVersion; f <= fieldMetaUpdatedAt && len(meta) > 0; f++ {
+		if meta[0] != byte(f)<<3|byte(protowire.VarintType) {
+			continue
+		}
+		if m[f], n = consumeVarint(meta[1:]); n < 0 {
+			return 0, false
+		}
+		meta = meta[1+n:]
+	}
+	if len(meta) != 0 {
+		return 0, false
+	}
+	blk := newKV(value)
+	if hasMeta {
+		blk.meta.Version = m[fieldMetaVersion]
+		blk.meta.CreatedAt = int64(m[fieldMetaCreatedAt])
+		blk.meta.UpdatedAt = int64(m[fieldMetaUpdatedAt])
+		blk.kv.Meta = &blk.meta
+	}
+	o.kind, o.akind, o.kv, o.taskID = opKV, api.StoreAction_Kind(int32(kind)), blk, key
+	return ts, true
 }
 
 // countActions counts the top-level action fields of a proposal, stopping

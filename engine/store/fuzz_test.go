@@ -123,6 +123,22 @@ func FuzzDecode(f *testing.F) {
 		"\x12\x06\x4a\x00\x52\x02\x0a\x00",                            // kv, then a status
 		"\x12\x05\x08\xff\xff\xff\xff\x0f\x4a\x00",                    // kind beyond int32
 		"\x12\x04\x4a\x02\x12\x05",                                    // meta overruns
+		// Lone KV writes, the one-pass decoder's shape, and near misses.
+		"\x08\x05\x12\x12\x08\x01\x4a\x0e\x0a\x01k\x12\x06\x08\x05\x10\x01\x18\x02\x1a\x01v", // timestamp, full meta
+		"\x08\x05\x12\x09\x4a\x07\x0a\x01k\x12\x00\x1a\x00",                                  // empty meta and value
+		"\x08\x05\x12\x07\x4a\x05\x0a\x01k\x12\x00",                                          // no value
+		"\x08\x05\x12\x07\x4a\x05\x0a\x01k\x1a\x00",                                          // creation: no meta
+		"\x08\x05\x12\x08\x4a\x06\x0a\x01k\x1a\x01v",                                         // creation with a value
+		"\x12\x0b\x4a\x09\x0a\x01k\x12\x04\x10\x01\x18\x05",                                  // meta without a version
+		"\x12\x0b\x4a\x09\x0a\x01k\x12\x04\x08\x01\x18\x05",                                  // meta without a creation time
+		"\x12\x0b\x4a\x09\x0a\x01k\x12\x04\x10\x01\x08\x05",                                  // meta out of order
+		"\x12\x0b\x4a\x09\x0a\x01k\x12\x04\x08\x01\x08\x05",                                  // version twice
+		"\x12\x05\x4a\x03\x0a\x01k\x08\x05",                                                  // timestamp after the action
+		"\x08\x05\x08\x06\x12\x05\x4a\x03\x0a\x01k",                                          // timestamp twice
+		"\x12\x05\x4a\x03\x0a\x01k\x12\x05\x4a\x03\x0a\x01j",                                 // two actions
+		"\x12\x07\x4a\x05\x1a\x01v\x0a\x00",                                                  // value before key
+		"\x12\x04\x4a\x02\x0a\x00",                                                           // empty key
+		"\x12\x07\x4a\x05\x0a\x01k\x1a\x00\x08",                                              // kind after the kv
 	} {
 		f.Add([]byte(seed))
 	}
