@@ -45,6 +45,7 @@ func TestEncodeProposal(t *testing.T) {
 		"nil kv":         {kvAction(api.StoreAction_CREATE, nil)},
 		"odd kind":       {kvAction(-3, &api.KV{Key: "k"}), kvAction(7, &api.KV{Key: "k"})},
 		"bad utf-8":      {kvAction(api.StoreAction_CREATE, &api.KV{Key: "\xff"})},
+		"utf-8 key":      {kvAction(api.StoreAction_CREATE, &api.KV{Key: "clé"})},
 		"empty value":    {kvAction(api.StoreAction_CREATE, &api.KV{Key: "k", Value: []byte{}})},
 		"no target":      {{Kind: api.StoreAction_UPDATE}},
 		"unknown kv":     {kvAction(api.StoreAction_CREATE, withUnknown(&api.KV{Key: "k"}).(*api.KV))},
