@@ -105,56 +105,31 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 	case opAssign:
 		return s.applyAssignment(index, ts, o.taskID, o.nodeID, o.version), nil
 	}
+	if o.kind == opKV {
+		err := s.applyKV(index, ts, o)
+		return err == nil, err
+	}
 	var obj, cur Object
 	var akind api.StoreAction_Kind
-	var meta *api.Meta      // the new meta's storage, when the decoder gave one
-	var kvRec *rec[*api.KV] // the stored KV's record, for a KV action
-	// newVersion, curVersion and curCreated are obj's version and cur's
-	// version and creation time, read without an interface call for a KV
-	// action (the hot small write) and through metaVersion otherwise.
 	var newVersion, curVersion uint64
 	var curCreated int64
-	if o.kind == opKV {
-		var kv *api.KV
-		// One lookup finds the stored KV, the key to share with it, and
-		// the record to update.
-		if o.own != nil {
-			// Tx.WriteKV built kv and its meta (there on an update): both
-			// are the store's to fill.
-			kv, meta = o.own, o.own.Meta
-			kvRec = s.c.kvs.rec(kv.Key)
-		} else {
-			kv, meta = &o.kv.kv, &o.kv.meta
-			kvRec = s.c.kvs.recBytes(o.taskID)
-		}
-		obj, akind = kv, o.akind
-		newVersion = kv.GetMeta().GetVersion()
-		if kvRec != nil {
-			kv.Key, cur = kvRec.id, kvRec.obj
-			m := kvRec.obj.GetMeta()
-			curVersion, curCreated = m.GetVersion(), m.GetCreatedAt()
-		} else if o.own == nil {
-			kv.Key = string(o.taskID)
-		}
-	} else {
-		a := o.full
-		switch t := a.GetTarget().(type) {
-		case *api.StoreAction_TaskStatus: // not in the hand decoder's shape
-			u := t.TaskStatus
-			return s.applyStatus(index, ts, []byte(u.GetTaskId()), u.GetStatus()), nil
-		case *api.StoreAction_TaskAssignment:
-			u := t.TaskAssignment
-			return s.applyAssignment(index, ts, []byte(u.GetTaskId()), []byte(u.GetNodeId()), u.GetExpectedVersion()), nil
-		}
-		obj, akind = actionObject(a), a.GetKind()
-		if obj != nil {
-			cur = s.c.tables[KindOf(obj)].get(ID(obj))
-			newVersion = metaVersion(obj)
-		}
-		if cur != nil {
-			m := cur.GetMeta()
-			curVersion, curCreated = m.GetVersion(), m.GetCreatedAt()
-		}
+	a := o.full
+	switch t := a.GetTarget().(type) {
+	case *api.StoreAction_TaskStatus: // not in the hand decoder's shape
+		u := t.TaskStatus
+		return s.applyStatus(index, ts, []byte(u.GetTaskId()), u.GetStatus()), nil
+	case *api.StoreAction_TaskAssignment:
+		u := t.TaskAssignment
+		return s.applyAssignment(index, ts, []byte(u.GetTaskId()), []byte(u.GetNodeId()), u.GetExpectedVersion()), nil
+	}
+	obj, akind = actionObject(a), a.GetKind()
+	if obj != nil {
+		cur = s.c.tables[KindOf(obj)].get(ID(obj))
+		newVersion = metaVersion(obj)
+	}
+	if cur != nil {
+		m := cur.GetMeta()
+		curVersion, curCreated = m.GetVersion(), m.GetCreatedAt()
 	}
 	if obj == nil {
 		return false, fmt.Errorf("action without an object: %w", ErrInvalid)
@@ -175,7 +150,7 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		if t, ok := obj.(*api.Task); ok {
 			s.c.intern(t)
 		}
-		setMeta(obj, fillMeta(meta, index, ts, ts))
+		setMeta(obj, fillMeta(nil, index, ts, ts))
 		s.record(ActionCreate, k, id, nil, obj)
 		tbl.put(id, obj)
 	case api.StoreAction_UPDATE:
@@ -195,13 +170,9 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 			}
 			s.c.intern(t)
 		}
-		setMeta(obj, fillMeta(meta, index, curCreated, ts))
+		setMeta(obj, fillMeta(nil, index, curCreated, ts))
 		s.record(ActionUpdate, k, id, cur, obj)
-		if kvRec != nil {
-			s.c.kvs.replace(kvRec, obj.(*api.KV))
-		} else {
-			tbl.put(id, obj)
-		}
+		tbl.put(id, obj)
 	case api.StoreAction_DELETE:
 		if cur == nil {
 			return false, objectError(k, id, ErrNotExist)
@@ -215,6 +186,67 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 		return false, objectError(k, id, fmt.Errorf("action kind %d: %w", akind, ErrInvalid))
 	}
 	return true, nil
+}
+
+// applyKV applies a KV action as applyOp would any action, without the
+// type switches and interface calls the other kinds take: a KV write is
+// the hot small write. A decoded KV gets its key from the stored one when
+// the key exists (one string for both), and its meta in the block it was
+// decoded into; an own write's object (Tx.WriteKV built it) is stored as
+// is, with its meta when it has one.
+func (s *Store) applyKV(index uint64, ts int64, o *op) error {
+	var kv *api.KV
+	var meta *api.Meta
+	var r *rec[*api.KV]
+	if o.own != nil {
+		kv, meta = o.own, o.own.Meta
+		r = s.c.kvs.rec(kv.Key)
+	} else {
+		kv, meta = &o.kv.kv, &o.kv.meta
+		if r = s.c.kvs.recBytes(o.taskID); r == nil {
+			kv.Key = string(o.taskID)
+		}
+	}
+	if r != nil {
+		kv.Key = r.id
+	}
+	id := kv.Key
+	if id == "" {
+		return objectError(KindKV, id, ErrInvalid)
+	}
+	v := kv.GetMeta().GetVersion()
+	switch o.akind {
+	case api.StoreAction_CREATE:
+		if r != nil {
+			return objectError(KindKV, id, ErrExist)
+		}
+		kv.Meta = fillMeta(meta, index, ts, ts)
+		s.record(ActionCreate, KindKV, id, nil, kv)
+		s.c.kvs.put(id, kv)
+	case api.StoreAction_UPDATE:
+		if r == nil {
+			return objectError(KindKV, id, ErrNotExist)
+		}
+		cur := r.obj.GetMeta()
+		if want := s.baseVersion(index, KindKV, id, cur.GetVersion()); v != want {
+			return objectError(KindKV, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
+		}
+		kv.Meta = fillMeta(meta, index, cur.GetCreatedAt(), ts)
+		s.record(ActionUpdate, KindKV, id, r.obj, kv)
+		s.c.kvs.replace(r, kv)
+	case api.StoreAction_DELETE:
+		if r == nil {
+			return objectError(KindKV, id, ErrNotExist)
+		}
+		if want := s.baseVersion(index, KindKV, id, r.obj.GetMeta().GetVersion()); v != 0 && v != want {
+			return objectError(KindKV, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
+		}
+		s.record(ActionDelete, KindKV, id, r.obj, nil)
+		s.c.kvs.del(id)
+	default:
+		return objectError(KindKV, id, fmt.Errorf("action kind %d: %w", o.akind, ErrInvalid))
+	}
+	return nil
 }
 
 // fillMeta sets a new meta's fields, in m when the decoder allocated it

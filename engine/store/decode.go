@@ -205,73 +205,53 @@ const (
 // then (o stays zero): the general decoder takes it.
 func decodeLoneKV(b []byte, o *op) (ts int64, ok bool) {
 	if len(b) > 0 && b[0] == tagProposalTimestamp {
-		v, n := consumeVarint(b[1:])
+		v, n := shortVarint(b[1:])
 		if n < 0 {
 			return 0, false
 		}
 		ts, b = int64(v), b[1+n:]
 	}
-	if len(b) == 0 || b[0] != tagProposalAction {
-		return 0, false
-	}
-	a, n := consumeBytes(b[1:])
-	if n < 0 || 1+n != len(b) { // not alone
+	a, rest := shortField(b, tagProposalAction)
+	if a == nil || len(rest) != 0 { // no action, or not alone
 		return 0, false
 	}
 	var kind uint64
 	if len(a) > 0 && a[0] == tagActionKind {
-		if kind, n = consumeVarint(a[1:]); n < 0 {
+		v, n := shortVarint(a[1:])
+		if n < 0 {
 			return 0, false
 		}
-		a = a[1+n:]
+		kind, a = v, a[1+n:]
 	}
-	if len(a) == 0 || a[0] != tagActionKV {
+	kv, rest := shortField(a, tagActionKV)
+	if kv == nil || len(rest) != 0 {
 		return 0, false
 	}
-	kv, n := consumeBytes(a[1:])
-	if n < 0 || 1+n != len(a) {
+	key, kv := shortField(kv, tagKVKey)
+	if len(key) == 0 || !validUTF8(key) {
 		return 0, false
 	}
-	if len(kv) == 0 || kv[0] != tagKVKey {
-		return 0, false
-	}
-	key, n := consumeString(kv[1:])
-	if n < 0 || len(key) == 0 {
-		return 0, false
-	}
-	kv = kv[1+n:]
-	var meta, value []byte
-	hasMeta := len(kv) > 0 && kv[0] == tagKVMeta
-	if hasMeta {
-		if meta, n = consumeBytes(kv[1:]); n < 0 {
-			return 0, false
-		}
-		kv = kv[1+n:]
-	}
-	if len(kv) > 0 && kv[0] == tagKVValue {
-		if value, n = consumeBytes(kv[1:]); n < 0 {
-			return 0, false
-		}
-		kv = kv[1+n:]
-	}
+	meta, kv := shortField(kv, tagKVMeta)
+	value, kv := shortField(kv, tagKVValue)
 	if len(kv) != 0 {
 		return 0, false
 	}
 	var m [fieldMetaUpdatedAt + 1]uint64
-	for f := fieldMetaVersion; f <= fieldMetaUpdatedAt && len(meta) > 0; f++ {
-		if meta[0] != byte(f)<<3|byte(protowire.VarintType) {
-			continue
+	for f, b := fieldMetaVersion, meta; len(b) > 0; f++ {
+		if f > fieldMetaUpdatedAt {
+			return 0, false // a field out of order, twice, or unknown
 		}
-		if m[f], n = consumeVarint(meta[1:]); n < 0 {
+		if b[0] != byte(f)<<3|byte(protowire.VarintType) {
+			continue // field f is absent
+		}
+		v, n := shortVarint(b[1:])
+		if n < 0 {
 			return 0, false
 		}
-		meta = meta[1+n:]
-	}
-	if len(meta) != 0 {
-		return 0, false
+		m[f], b = v, b[1+n:]
 	}
 	blk := newKV(value)
-	if hasMeta {
+	if meta != nil {
 		blk.meta.Version = m[fieldMetaVersion]
 		blk.meta.CreatedAt = int64(m[fieldMetaCreatedAt])
 		blk.meta.UpdatedAt = int64(m[fieldMetaUpdatedAt])
@@ -279,6 +259,31 @@ func decodeLoneKV(b []byte, o *op) (ts int64, ok bool) {
 	}
 	o.kind, o.akind, o.kv, o.taskID = opKV, api.StoreAction_Kind(int32(kind)), blk, key
 	return ts, true
+}
+
+// shortField reads the field of one-byte tag tag and a length below 128
+// at the front of b: its payload (non-nil, even when empty) and what
+// follows it. When b does not start so, payload is nil and rest is b.
+func shortField(b []byte, tag byte) (payload, rest []byte) {
+	if len(b) < 2 || b[0] != tag || b[1] >= 0x80 || int(b[1]) > len(b)-2 {
+		return nil, b
+	}
+	end := 2 + int(b[1])
+	return b[2:end:end], b[end:]
+}
+
+// shortVarint reads a varint of at most 9 bytes (any value below 2^63),
+// as protowire.ConsumeVarint would; n is -1 for a longer or truncated one,
+// which the caller leaves to the general decoder.
+func shortVarint(b []byte) (v uint64, n int) {
+	for i := 0; i < 9 && i < len(b); i++ {
+		c := b[i]
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			return v, i + 1
+		}
+	}
+	return 0, -1
 }
 
 // countActions counts the top-level action fields of a proposal, stopping
