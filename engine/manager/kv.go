@@ -97,5 +97,5 @@ func (m *Manager) kvCAS(key, old, value string, tries int, done func(bool, error
 // lostRace reports whether a write failed only because another write got
 // there first: nothing of it applied, so it may be retried.
 func lostRace(err error) bool {
-	return err != nil && errors.Is(err, store.ErrSequenceConflict) || errors.Is(err, store.ErrExist) || errors.Is(err, store.ErrNotExist)
+	return err != nil && (errors.Is(err, store.ErrSequenceConflict) || errors.Is(err, store.ErrExist) || errors.Is(err, store.ErrNotExist))
 }

@@ -101,7 +101,7 @@ var errSizeChanged = errors.New("store: an action changed while it was encoded")
 // is left to say so).
 func kvTarget(a *api.StoreAction) (*api.KV, bool) {
 	t, ok := a.GetTarget().(*api.StoreAction_Kv)
-	if !ok || t.Kv == nil || a.HasUnknownFields() || t.Kv.HasUnknownFields() || !validUTF8(t.Kv.Key) {
+	if !ok || t.Kv == nil || a.HasUnknownFields() || t.Kv.HasUnknownFields() || !validUTF8String(t.Kv.Key) {
 		return nil, false
 	}
 	if m := t.Kv.Meta; m != nil && m.HasUnknownFields() {

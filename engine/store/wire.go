@@ -64,15 +64,20 @@ func consumeString(b []byte) ([]byte, int) {
 
 // validUTF8 is utf8.Valid, answering short ASCII strings (IDs, keys)
 // without a call.
-func validUTF8[T string | []byte](v T) bool {
+func validUTF8(v []byte) bool {
+	for _, c := range v {
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(v)
+		}
+	}
+	return true
+}
+
+// validUTF8String is validUTF8 for a string.
+func validUTF8String(v string) bool {
 	for i := range len(v) {
 		if v[i] >= utf8.RuneSelf {
-			switch v := any(v).(type) {
-			case string:
-				return utf8.ValidString(v)
-			case []byte:
-				return utf8.Valid(v)
-			}
+			return utf8.ValidString(v)
 		}
 	}
 	return true
