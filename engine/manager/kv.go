@@ -18,7 +18,7 @@ import (
 const kvRetries = 16
 
 // ErrKVContended: a write lost its race kvRetries times in a row.
-var ErrKVContended = errors.New("key written concurrently too often; nothing applied")
+var ErrKVContended = store.ErrContended
 
 // Ambiguous reports whether err leaves a write's outcome unknown: the
 // entry may or may not commit.
@@ -40,22 +40,7 @@ func (m *Manager) KVRead(key string, done func(value string, err error)) {
 
 // KVWrite sets key to value.
 func (m *Manager) KVWrite(key, value string, done func(error)) {
-	m.kvWrite(key, value, kvRetries, done)
-}
-
-func (m *Manager) kvWrite(key, value string, tries int, done func(error)) {
-	m.store.Update(func(tx *store.Tx) error {
-		return tx.WriteKV(key, value, tx.KV(key))
-	}, func(err error) {
-		if lostRace(err) && tries > 1 {
-			m.kvWrite(key, value, tries-1, done)
-			return
-		}
-		if lostRace(err) {
-			err = fmt.Errorf("write %q: %w", key, ErrKVContended)
-		}
-		done(err)
-	})
+	m.store.WriteKV(key, value, kvRetries, done)
 }
 
 // KVCAS sets key to value if it holds old, and reports whether it did. A
@@ -82,20 +67,14 @@ func (m *Manager) kvCAS(key, old, value string, tries int, done func(bool, error
 			switch {
 			case err == nil:
 				done(true, nil)
-			case lostRace(err) && tries > 1:
+			case store.LostRace(err) && tries > 1:
 				// Someone wrote in between: nothing applied; decide again.
 				m.kvCAS(key, old, value, tries-1, done)
-			case lostRace(err):
+			case store.LostRace(err):
 				done(false, fmt.Errorf("cas %q: %w", key, ErrKVContended))
 			default:
 				done(false, err)
 			}
 		})
 	})
-}
-
-// lostRace reports whether a write failed only because another write got
-// there first: nothing of it applied, so it may be retried.
-func lostRace(err error) bool {
-	return err != nil && (errors.Is(err, store.ErrSequenceConflict) || errors.Is(err, store.ErrExist) || errors.Is(err, store.ErrNotExist))
 }

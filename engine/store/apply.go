@@ -44,16 +44,16 @@ const assignedMessage = "assigned"
 // entries end byte-identical.
 //
 // own is the update this store proposed as data, while it waits (see
-// raft.StateMachine), or nil. A write of one KV made by Tx.WriteKV is then
-// applied from the object the transaction built, which data encodes,
-// instead of being decoded again: the proposing node skips decoding its
+// raft.StateMachine), or nil. A write of one KV made by WriteKV, or by
+// Tx.WriteKV alone in its transaction, is then applied from the object the
+// store built, which data encodes, instead of being decoded again: the proposing node skips decoding its
 // own writes, as a SwarmKit leader commits its own transactions. Anything
 // else is decoded.
 func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err error) {
 	var ts int64
 	var ops []op
-	if kv, kind, ok := ownKV(own, s); ok {
-		ts = own.(*pendingUpdate).tx.ts
+	if kv, kind, t, ok := ownKVWrite(own, s); ok {
+		ts = t
 		ops = append(s.ops[:0], op{kind: opKV, akind: kind, own: kv})
 		s.stats.OwnApplied++
 	} else {
@@ -94,6 +94,14 @@ func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err 
 	s.stats.SkippedActions += skipped
 	s.publish()
 	return nil, nil
+}
+
+// ownKVWrite is own's KV write, when own is an ownWrite of s's holding one.
+func ownKVWrite(own Proposal, s *Store) (*api.KV, api.StoreAction_Kind, int64, bool) {
+	if w, ok := own.(ownWrite); ok {
+		return w.ownKV(s)
+	}
+	return nil, 0, 0, false
 }
 
 // applyOp applies one action. It reports false for a compact action it

@@ -116,11 +116,39 @@ func kvActionSize(a *api.StoreAction) (int, bool) {
 	if !ok {
 		return 0, false
 	}
+	return kvActionSizeOf(a.Kind, kv), true
+}
+
+// kvActionSizeOf is the encoded size of the action of kind on kv.
+func kvActionSizeOf(kind api.StoreAction_Kind, kv *api.KV) int {
 	n := 0
-	if k := a.Kind; k != 0 {
-		n += protowire.SizeTag(fieldActionKind) + protowire.SizeVarint(uint64(int64(k)))
+	if kind != 0 {
+		n += protowire.SizeTag(fieldActionKind) + protowire.SizeVarint(uint64(int64(kind)))
 	}
-	return n + protowire.SizeTag(fieldActionKV) + protowire.SizeBytes(kvSize(kv)), true
+	return n + protowire.SizeTag(fieldActionKV) + protowire.SizeBytes(kvSize(kv))
+}
+
+// appendKVProposal is appendProposal of the one action of kind on kv, a
+// KV the hand encoder takes (see kvTarget), without building the action.
+func appendKVProposal(buf []byte, ts int64, kind api.StoreAction_Kind, kv *api.KV) []byte {
+	n := kvActionSizeOf(kind, kv)
+	size := protowire.SizeTag(fieldProposalActions) + protowire.SizeBytes(n)
+	if ts != 0 {
+		size += protowire.SizeTag(fieldProposalTimestamp) + protowire.SizeVarint(uint64(ts))
+	}
+	var b []byte
+	if cap(buf) >= size {
+		b = buf[:0:size]
+	} else {
+		b = make([]byte, 0, size)
+	}
+	if ts != 0 {
+		b = append(b, tag1(fieldProposalTimestamp, protowire.VarintType))
+		b = appendVarint(b, uint64(ts))
+	}
+	b = append(b, tag1(fieldProposalActions, protowire.BytesType))
+	b = appendVarint(b, uint64(n))
+	return appendKV(b, kind, kv)
 }
 
 func kvSize(kv *api.KV) int {
@@ -154,10 +182,14 @@ func metaSize(m *api.Meta) int {
 // appendKVAction appends a KV action (kvTarget took it) as proto.Marshal
 // would: fields in number order, proto3 zero values left out.
 func appendKVAction(b []byte, a *api.StoreAction) []byte {
-	kv := a.GetKv()
-	if k := a.Kind; k != 0 {
+	return appendKV(b, a.Kind, a.GetKv())
+}
+
+// appendKV appends the action of kind on kv, as appendKVAction.
+func appendKV(b []byte, kind api.StoreAction_Kind, kv *api.KV) []byte {
+	if kind != 0 {
 		b = append(b, tag1(fieldActionKind, protowire.VarintType))
-		b = appendVarint(b, uint64(int64(k)))
+		b = appendVarint(b, uint64(int64(kind)))
 	}
 	b = append(b, tag1(fieldActionKV, protowire.BytesType))
 	b = appendVarint(b, uint64(kvSize(kv)))

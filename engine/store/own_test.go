@@ -137,3 +137,78 @@ func TestOwnKVWrites(t *testing.T) {
 		}
 	}
 }
+
+// WriteKV proposes the very bytes Update proposes for a lone Tx.WriteKV,
+// and fails the same way on the same bad input.
+func TestWriteKVProposesAsUpdate(t *testing.T) {
+	clk := &fakeClock{now: epoch}
+	viaUpdate, viaWrite := New(clk), New(clk)
+	pu, pw := &recordingProposer{}, &recordingProposer{}
+	viaUpdate.SetProposer(pu)
+	viaWrite.SetProposer(pw)
+	for _, s := range []*Store{viaUpdate, viaWrite} {
+		mustApply(t, s, 1, aCreate(&api.KV{Key: "there", Value: []byte("old")}))
+	}
+	for _, c := range []struct{ key, value string }{
+		{"new", ""}, {"new", "v"}, {"there", ""}, {"there", strings.Repeat("x", 16)},
+		{"there", strings.Repeat("x", 33)}, {"there", strings.Repeat("x", 300)}, {"clé", "é"},
+		{"", "v"}, {"\xff", "v"},
+	} {
+		var errU, errW error
+		viaUpdate.Update(func(tx *Tx) error { return tx.WriteKV(c.key, c.value, tx.KV(c.key)) }, func(err error) { errU = err })
+		viaWrite.WriteKV(c.key, c.value, 1, func(err error) { errW = err })
+		if fmt.Sprint(errU) != fmt.Sprint(errW) {
+			t.Fatalf("%q=%q: Update failed with %v, WriteKV with %v", c.key, c.value, errU, errW)
+		}
+		if len(pu.props) != len(pw.props) {
+			t.Fatalf("%q=%q: %d proposals through Update, %d through WriteKV", c.key, c.value, len(pu.props), len(pw.props))
+		}
+		if n := len(pu.props); n > 0 && !bytes.Equal(pu.props[n-1], pw.props[n-1]) {
+			t.Fatalf("%q=%q: WriteKV proposed %x, Update %x", c.key, c.value, pw.props[n-1], pu.props[n-1])
+		}
+	}
+	if len(pu.props) != 7 {
+		t.Fatalf("%d proposals, want 7 (the empty and the invalid key fail)", len(pu.props))
+	}
+	viaWrite.SetMaxProposalBytes(40)
+	var err error
+	viaWrite.WriteKV("big", strings.Repeat("x", 40), 1, func(e error) { err = e })
+	if !errors.Is(err, ErrProposalTooLarge) {
+		t.Fatalf("a 40-byte value under a 40-byte limit: %v", err)
+	}
+}
+
+// A WriteKV that loses its race is made again against the version then
+// stored; the proposer applies each try as its own.
+func TestWriteKVRetries(t *testing.T) {
+	clk := &fakeClock{now: epoch}
+	leader, follower := New(clk), New(clk)
+	prop := &ownProposer{leader: leader, follower: follower}
+	leader.SetProposer(prop)
+	var results []error
+	for _, v := range []string{"a", "b", "c"} {
+		leader.WriteKV("k", v, 2, func(err error) { results = append(results, err) })
+	}
+	// Three creations race: the first applies, the others lose and try
+	// again as updates of it, of which one applies and the last loses
+	// again, for the second and last time.
+	prop.flush(t)
+	prop.flush(t)
+	if len(prop.held) != 0 || len(results) != 3 {
+		t.Fatalf("%d held, %d answered", len(prop.held), len(results))
+	}
+	if results[0] != nil || results[1] != nil || !errors.Is(results[2], ErrContended) {
+		t.Fatalf("results %v, want nil, nil, contended", results)
+	}
+	if got := string(leader.KV("k").GetValue()); got != "b" {
+		t.Fatalf("k = %q, want b", got)
+	}
+	if st := leader.Stats(); st.OwnApplied != 5 || st.Conflicts != 3 {
+		t.Fatalf("%d applied as own, %d conflicts; want 5 and 3", st.OwnApplied, st.Conflicts)
+	}
+	a, _ := leader.Snapshot()
+	b, _ := follower.Snapshot()
+	if !bytes.Equal(a, b) {
+		t.Fatal("the proposer's snapshot differs from the follower's")
+	}
+}

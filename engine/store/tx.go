@@ -78,14 +78,20 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 	s.proposer.Propose(data, u)
 }
 
-// ownKV returns the KV write and its kind that own, an update of s's,
-// proposed alone through Tx.WriteKV.
-func ownKV(own Proposal, s *Store) (*api.KV, api.StoreAction_Kind, bool) {
-	u, ok := own.(*pendingUpdate)
-	if !ok || !u.tx.ownKV || u.tx.s != s {
-		return nil, 0, false
+// ownWrite is a proposal whose one KV write the store that made it can
+// apply as built (see Apply).
+type ownWrite interface {
+	// ownKV returns the KV, its action's kind and the proposal's
+	// timestamp, when the proposal is s's and holds one such write.
+	ownKV(s *Store) (kv *api.KV, kind api.StoreAction_Kind, ts int64, ok bool)
+}
+
+// ownKV implements ownWrite for a lone Tx.WriteKV.
+func (u *pendingUpdate) ownKV(s *Store) (*api.KV, api.StoreAction_Kind, int64, bool) {
+	if !u.tx.ownKV || u.tx.s != s {
+		return nil, 0, 0, false
 	}
-	return u.tx.kvAction.t.Kv, u.tx.kvAction.a.Kind, true
+	return u.tx.kvAction.t.Kv, u.tx.kvAction.a.Kind, u.tx.ts, true
 }
 
 // inlineProposalBytes is the room an update has for its encoded proposal:

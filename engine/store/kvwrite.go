@@ -1,0 +1,117 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/swarmsim/swarmsim/engine/api"
+)
+
+// ErrContended: a write of one key lost its race with other writes of
+// that key every time it was tried; nothing of it applied.
+var ErrContended = errors.New("key written concurrently too often; nothing applied")
+
+// WriteKV sets key to value in a proposal of its own: a creation when the
+// key is absent, else an update of the version stored when the write is
+// made. It proposes what Update would for a transaction of one
+// Tx.WriteKV(key, value, store.KV(key)), byte for byte, without the
+// transaction: a blind write of one key needs none, and this is the
+// scenario clients' hot write.
+//
+// A write that loses its race with another write of the key (the key
+// appeared, vanished or changed before it applied: nothing applied) is
+// made again, against the version then stored, tries times in all; the
+// last loss fails with ErrContended. done is called as Update's is: once,
+// with nil once the write applied on this node, or an error (and may be
+// nil).
+func (s *Store) WriteKV(key, value string, tries int, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	w := &pendingKV{s: s, key: key, value: value, tries: max(tries, 1), done: done}
+	w.propose()
+}
+
+// pendingKV is one WriteKV call: its key and value, the try in flight,
+// and room for its encoded proposal, in one allocation.
+type pendingKV struct {
+	s          *Store
+	key, value string
+	tries      int // tries left, the one in flight included
+	done       func(error)
+	// The try in flight: the KV the store built, its action kind and the
+	// proposal's timestamp, for Apply on this store (see ownWrite).
+	kv   *api.KV
+	kind api.StoreAction_Kind
+	ts   int64
+	buf  [inlineProposalBytes]byte
+}
+
+// propose makes one try: reads the stored version, builds the KV and
+// hands its proposal to the proposer.
+func (w *pendingKV) propose() {
+	s := w.s
+	if s.proposer == nil {
+		w.done(ErrNoProposer)
+		return
+	}
+	if w.key == "" {
+		w.done(objectError(KindKV, "", ErrInvalid))
+		return
+	}
+	blk := newKV(w.value)
+	kv := &blk.kv
+	kv.Key = w.key
+	kind := api.StoreAction_CREATE
+	if cur := s.c.kvs.lookup(w.key); cur != nil {
+		blk.meta.Version = cur.GetMeta().GetVersion()
+		kv.Meta = &blk.meta
+		kind = api.StoreAction_UPDATE
+	}
+	ts := s.clock.Now().UnixNano()
+	var data []byte
+	if validUTF8String(kv.Key) {
+		data = appendKVProposal(w.buf[:0], ts, kind, kv)
+	} else {
+		// proto.Marshal refuses it, with the error Update would give.
+		var err error
+		if data, err = appendProposal(w.buf[:0], ts, []*api.StoreAction{newAction(kind, kv)}); err != nil {
+			w.done(fmt.Errorf("store: encode proposal: %w", err))
+			return
+		}
+	}
+	if len(data) > s.maxProposalBytes {
+		w.done(fmt.Errorf("store: 1 actions encode to %d bytes, over %d: %w", len(data), s.maxProposalBytes, ErrProposalTooLarge))
+		return
+	}
+	w.kv, w.kind, w.ts = kv, kind, ts
+	s.proposer.Propose(data, w)
+}
+
+// Done takes the proposer's answer: done's, or another try after a lost
+// race.
+func (w *pendingKV) Done(result any, err error) {
+	w.kv = nil
+	if err == nil {
+		err, _ = result.(error)
+	}
+	if LostRace(err) {
+		if w.tries--; w.tries > 0 {
+			w.propose()
+			return
+		}
+		err = fmt.Errorf("write %q: %w", w.key, ErrContended)
+	}
+	w.done(err)
+}
+
+// ownKV implements ownWrite.
+func (w *pendingKV) ownKV(s *Store) (*api.KV, api.StoreAction_Kind, int64, bool) {
+	return w.kv, w.kind, w.ts, w.s == s && w.kv != nil
+}
+
+// LostRace reports whether err says a write found the key created,
+// deleted or changed since it was read: nothing of it applied.
+func LostRace(err error) bool {
+	return err != nil && (errors.Is(err, ErrSequenceConflict) || errors.Is(err, ErrExist) || errors.Is(err, ErrNotExist))
+}
