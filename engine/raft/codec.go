@@ -3,6 +3,7 @@ package raft
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"github.com/swarmsim/swarmsim/engine/env"
@@ -85,6 +86,25 @@ func appendPacked(dst []byte, inc uint64, ps []proposal) []byte {
 	return dst
 }
 
+// uvarint is binary.Uvarint, reading a varint of up to 8 bytes without a
+// loop where 8 bytes can be read at once: a packed entry holds two
+// varints per proposal, and every manager reads them all.
+func uvarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	if len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		if ends := ^x & 0x8080808080808080; ends != 0 {
+			n := bits.TrailingZeros64(ends)>>3 + 1
+			x &= 1<<(8*n) - 1
+			return x&0x7f | x>>1&(0x7f<<7) | x>>2&(0x7f<<14) | x>>3&(0x7f<<21) |
+				x>>4&(0x7f<<28) | x>>5&(0x7f<<35) | x>>6&(0x7f<<42) | x>>7&(0x7f<<49), n
+		}
+	}
+	return binary.Uvarint(b)
+}
+
 // decodeEntry splits a normal entry into its proposals, appending them to
 // refs. The payload slices alias data.
 func decodeEntry(data []byte, refs []proposalRef) (inc uint64, _ []proposalRef, err error) {
@@ -99,7 +119,7 @@ func decodeEntry(data []byte, refs []proposalRef) (inc uint64, _ []proposalRef, 
 	rest := data[9:]
 	switch kind {
 	case entrySingle:
-		seq, n := binary.Uvarint(rest)
+		seq, n := uvarint(rest)
 		if n <= 0 {
 			return 0, refs, fmt.Errorf("%w: bad sequence number", ErrCorruptEntry)
 		}
@@ -111,12 +131,12 @@ func decodeEntry(data []byte, refs []proposalRef) (inc uint64, _ []proposalRef, 
 		}
 		rest = rest[n:]
 		for i := uint64(0); i < count; i++ {
-			seq, n := binary.Uvarint(rest)
+			seq, n := uvarint(rest)
 			if n <= 0 {
 				return 0, refs, fmt.Errorf("%w: proposal %d: bad sequence number", ErrCorruptEntry, i)
 			}
 			rest = rest[n:]
-			size, n := binary.Uvarint(rest)
+			size, n := uvarint(rest)
 			if n <= 0 || size > uint64(len(rest)-n) {
 				return 0, refs, fmt.Errorf("%w: proposal %d: bad length", ErrCorruptEntry, i)
 			}

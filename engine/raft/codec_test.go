@@ -2,6 +2,7 @@ package raft
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"testing"
@@ -179,4 +180,28 @@ func FuzzUnmarshalMessage(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// uvarint reads what binary.Uvarint reads: varints of every length,
+// minimal or padded, whole or cut short, with and without bytes after.
+func TestUvarint(t *testing.T) {
+	var in [][]byte
+	for shift := range 64 {
+		for _, v := range []uint64{1 << shift, 1<<shift - 1, 1<<shift | 0x55} {
+			enc := binary.AppendUvarint(nil, v)
+			padded := append(slices.Clone(enc[:len(enc)-1]), enc[len(enc)-1]|0x80, 0x00)
+			for _, tail := range [][]byte{nil, {0x00}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, {0x05, 0x80, 0x81}} {
+				in = append(in, append(slices.Clone(enc), tail...), append(slices.Clone(padded), tail...))
+			}
+			in = append(in, enc[:len(enc)-1])
+		}
+	}
+	in = append(in, nil, []byte{0x80}, bytes.Repeat([]byte{0xff}, 11), append(bytes.Repeat([]byte{0xff}, 9), 0x02))
+	for _, b := range in {
+		v, n := uvarint(b)
+		wv, wn := binary.Uvarint(b)
+		if v != wv || n != wn {
+			t.Fatalf("uvarint(%x) = %d, %d; binary.Uvarint: %d, %d", b, v, n, wv, wn)
+		}
+	}
 }

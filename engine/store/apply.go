@@ -59,20 +59,26 @@ func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err 
 	} else {
 		ts, ops, err = s.c.decodeProposal(data, s.ops[:0])
 	}
-	defer func() {
-		s.c.taskIdx.specs.sweep()
-		// ops alias data and hold decoded objects: keep the storage only.
-		clear(ops)
-		if cap(ops) <= 4096 {
-			s.ops = ops[:0]
-		} else {
-			s.ops = nil
-		}
-	}()
 	if err != nil {
 		s.stats.DecodeErrors++
-		return nil, fmt.Errorf("store: decode entry %d: %w", index, err)
+		err = fmt.Errorf("store: decode entry %d: %w", index, err)
+	} else {
+		result = s.applyOps(index, ts, ops)
 	}
+	s.c.taskIdx.specs.sweep()
+	// ops alias data and hold decoded objects: keep the storage only.
+	clear(ops)
+	if cap(ops) <= 4096 {
+		s.ops = ops[:0]
+	} else {
+		s.ops = nil
+	}
+	return result, err
+}
+
+// applyOps applies a decoded proposal's actions, all or none, and returns
+// Apply's result.
+func (s *Store) applyOps(index uint64, ts int64, ops []op) any {
 	s.applied = index
 	s.stats.Proposals++
 	s.stats.Actions += uint64(len(ops))
@@ -85,7 +91,7 @@ func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err 
 		if err != nil {
 			s.rollback()
 			s.stats.Conflicts++
-			return fmt.Errorf("store: entry %d action %d: %w", index, i, err), nil
+			return fmt.Errorf("store: entry %d action %d: %w", index, i, err)
 		}
 		if !ok {
 			skipped++
@@ -93,7 +99,7 @@ func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err 
 	}
 	s.stats.SkippedActions += skipped
 	s.publish()
-	return nil, nil
+	return nil
 }
 
 // ownKVWrite is own's KV write, when own is an ownWrite of s's holding one.

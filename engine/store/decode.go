@@ -272,19 +272,6 @@ func shortField(b []byte, tag byte) (payload, rest []byte) {
 	return b[2:end:end], b[end:]
 }
 
-// shortVarint reads a varint of at most 9 bytes (any value below 2^63),
-// as protowire.ConsumeVarint would; n is -1 for a longer or truncated one,
-// which the caller leaves to the general decoder.
-func shortVarint(b []byte) (v uint64, n int) {
-	for i := 0; i < 9 && i < len(b); i++ {
-		c := b[i]
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			return v, i + 1
-		}
-	}
-	return 0, -1
-}
 
 // countActions counts the top-level action fields of a proposal, stopping
 // at the first malformed field (decodeProposal reports it).

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -60,6 +62,42 @@ func consumeString(b []byte) ([]byte, int) {
 		return nil, -1
 	}
 	return v, n
+}
+
+// shortVarint reads a varint of at most 9 bytes (any value below 2^63),
+// as protowire.ConsumeVarint would; n is -1 for a longer or truncated one,
+// which its callers leave to the general decoders. Where 8 bytes can be
+// read at once, it finds the varint's end and gathers its 7-bit groups
+// without a loop: timestamps take 9 bytes.
+func shortVarint(b []byte) (v uint64, n int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	if len(b) < 8 {
+		for i := 0; i < len(b); i++ {
+			c := b[i]
+			v |= uint64(c&0x7f) << (7 * i)
+			if c < 0x80 {
+				return v, i + 1
+			}
+		}
+		return 0, -1
+	}
+	x := binary.LittleEndian.Uint64(b)
+	if ends := ^x & 0x8080808080808080; ends != 0 {
+		n = bits.TrailingZeros64(ends)>>3 + 1
+		return gather7(x & (1<<(8*n) - 1)), n
+	}
+	if len(b) > 8 && b[8] < 0x80 {
+		return gather7(x) | uint64(b[8])<<56, 9
+	}
+	return 0, -1
+}
+
+// gather7 packs the low 7 bits of each byte of x, first byte lowest.
+func gather7(x uint64) uint64 {
+	return x&0x7f | x>>1&(0x7f<<7) | x>>2&(0x7f<<14) | x>>3&(0x7f<<21) |
+		x>>4&(0x7f<<28) | x>>5&(0x7f<<35) | x>>6&(0x7f<<42) | x>>7&(0x7f<<49)
 }
 
 // validUTF8 is utf8.Valid, answering short ASCII strings (IDs, keys)

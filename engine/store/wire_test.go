@@ -16,6 +16,19 @@ func wireInputs() [][]byte {
 		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
 		{0x00, 'a'}, {0x01, 'a'}, {0x02, 'a'}, {0x03, 'a', 'b', 'c', 'd'}, {0x7f}, {0x81, 0x00},
 		{0x01, 0xff}, {0x02, 0xc3, 0xa9}, {0x01, 0xc3}, {0xf8, 0xff, 0xff, 0xff, 0x0f}, {0xf8, 0xff, 0xff, 0xff, 0x1f}}
+	// Varints of every length, minimal or padded, whole or cut short,
+	// followed by nothing or by bytes with and without a continuation bit
+	// (shortVarint reads 8 bytes at a time).
+	for shift := range 64 {
+		for _, v := range []uint64{1 << shift, 1<<shift - 1, 1<<shift | 0x55} {
+			enc := protowire.AppendVarint(nil, v)
+			padded := append(bytes.Clone(enc[:len(enc)-1]), enc[len(enc)-1]|0x80, 0x00)
+			for _, tail := range [][]byte{nil, {0x00}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, {0x05, 0x80, 0x81}} {
+				in = append(in, append(bytes.Clone(enc), tail...), append(bytes.Clone(padded), tail...))
+			}
+			in = append(in, enc[:len(enc)-1])
+		}
+	}
 	// Every one- and two-byte prefix followed by a few bytes, so lengths
 	// land inside, at and past the end.
 	for i := range 256 {
@@ -53,6 +66,12 @@ func checkWire(t *testing.T, b []byte) {
 	wv, wn := protowire.ConsumeVarint(b)
 	if (n < 0) != (wn < 0) || (n >= 0 && (v != wv || n != wn)) {
 		t.Fatalf("consumeVarint(%x) = %d, %d; protowire: %d, %d", b, v, n, wv, wn)
+	}
+	// shortVarint gives up on 10-byte varints only.
+	if v, n := shortVarint(b); n >= 0 || wn >= 0 && wn < 10 {
+		if n != wn || v != wv {
+			t.Fatalf("shortVarint(%x) = %d, %d; protowire: %d, %d", b, v, n, wv, wn)
+		}
 	}
 	p, n := consumeBytes(b)
 	wp, wn := protowire.ConsumeBytes(b)
