@@ -272,7 +272,6 @@ func shortField(b []byte, tag byte) (payload, rest []byte) {
 	return b[2:end:end], b[end:]
 }
 
-
 // countActions counts the top-level action fields of a proposal, stopping
 // at the first malformed field (decodeProposal reports it).
 func countActions(b []byte) int {
