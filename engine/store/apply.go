@@ -80,6 +80,7 @@ func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err 
 // Apply's result.
 func (s *Store) applyOps(index uint64, ts int64, ops []op) any {
 	s.applied = index
+	s.lone = len(ops) == 1
 	s.stats.Proposals++
 	s.stats.Actions += uint64(len(ops))
 	if cap(s.log) < len(ops) {
@@ -235,7 +236,7 @@ func (s *Store) applyKV(index uint64, ts int64, o *op) error {
 			return objectError(KindKV, id, ErrExist)
 		}
 		kv.Meta = fillMeta(meta, index, ts, ts)
-		s.record(ActionCreate, KindKV, id, nil, kv)
+		s.recordKV(ActionCreate, id, nil, kv)
 		s.c.kvs.put(id, kv)
 	case api.StoreAction_UPDATE:
 		if r == nil {
@@ -246,7 +247,7 @@ func (s *Store) applyKV(index uint64, ts int64, o *op) error {
 			return objectError(KindKV, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
 		}
 		kv.Meta = fillMeta(meta, index, cur.GetCreatedAt(), ts)
-		s.record(ActionUpdate, KindKV, id, r.obj, kv)
+		s.recordKV(ActionUpdate, id, r.obj, kv)
 		s.c.kvs.replace(r, kv)
 	case api.StoreAction_DELETE:
 		if r == nil {
@@ -255,7 +256,7 @@ func (s *Store) applyKV(index uint64, ts int64, o *op) error {
 		if want := s.baseVersion(index, KindKV, id, r.obj.GetMeta().GetVersion()); v != 0 && v != want {
 			return objectError(KindKV, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
 		}
-		s.record(ActionDelete, KindKV, id, r.obj, nil)
+		s.recordKV(ActionDelete, id, r.obj, nil)
 		s.c.kvs.del(id)
 	default:
 		return objectError(KindKV, id, fmt.Errorf("action kind %d: %w", o.akind, ErrInvalid))
@@ -419,6 +420,23 @@ func (s *Store) baseVersion(index uint64, k Kind, id string, v uint64) uint64 {
 		}
 	}
 	return s.touched[kindID{k, id}]
+}
+
+// recordKV is record for a KV change, which it leaves out when nothing
+// would read it: the proposal has no other action to undo it for, and no
+// watcher looks at KVs (the managers' components watch other kinds).
+func (s *Store) recordKV(a Action, id string, old, new *api.KV) {
+	if s.lone && s.watchKinds&KindKV.bit() == 0 {
+		return
+	}
+	var o, n Object
+	if old != nil {
+		o = old
+	}
+	if new != nil {
+		n = new
+	}
+	s.record(a, KindKV, id, o, n)
 }
 
 // record logs a change, both to undo it if the proposal fails and to

@@ -212,3 +212,28 @@ func TestWriteKVRetries(t *testing.T) {
 		t.Fatal("the proposer's snapshot differs from the follower's")
 	}
 }
+
+// A store with no KV watcher does not log a lone KV write, yet still
+// undoes a proposal whose later action fails, and publishes to a KV
+// watcher once there is one.
+func TestKVLogOnlyWhenRead(t *testing.T) {
+	s, _ := newSyncStore()
+	mustApply(t, s, 1, aCreate(&api.KV{Key: "a", Value: []byte("1")}))
+	err := apply(t, s, 2, aCreate(&api.KV{Key: "b", Value: []byte("2")}), aCreate(&api.KV{Key: "a", Value: []byte("3")}))
+	if !errors.Is(err, ErrExist) {
+		t.Fatalf("second action: %v, want ErrExist", err)
+	}
+	if s.KV("b") != nil || string(s.KV("a").GetValue()) != "1" {
+		t.Fatalf("a rejected proposal left b=%v, a=%q", s.KV("b"), s.KV("a").GetValue())
+	}
+	var got []string
+	s.WatchKinds(KindSetOf(KindKV), func(evs []Event) {
+		for _, e := range evs {
+			got = append(got, fmt.Sprintf("%v %s", e.Action, e.ID))
+		}
+	})
+	mustApply(t, s, 3, aUpdate(&api.KV{Key: "a", Value: []byte("4"), Meta: &api.Meta{Version: 1}}))
+	if len(got) != 1 || got[0] != fmt.Sprintf("%v a", ActionUpdate) {
+		t.Fatalf("events %v", got)
+	}
+}

@@ -58,6 +58,9 @@ type Store struct {
 	touched map[kindID]uint64
 	// logKinds is the kinds of the events in log.
 	logKinds KindSet
+	// lone: the proposal applying has one action, which never needs
+	// undoing (every check comes before its change).
+	lone bool
 
 	watchers []*watcher
 	// watchKinds is the kinds some watcher looks at (a cancelled one's
