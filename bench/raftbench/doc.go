@@ -1,10 +1,11 @@
 // Package raftbench measures committed writes through the whole store
 // path of simulated managers, and raw raft/v3 RawNodes beside it.
 //
-// The store path is what a control API write takes: Manager.KVWrite on
-// the leader builds a store transaction, encodes it, proposes it to the
-// raft driver, which persists it on the simulated disk, replicates it over
-// the simulated network, and applies it to the store of every manager. The
+// The store path is what a client's write takes: Manager.KVWrite on the
+// leader has its store build the write (Store.WriteKV: one key needs no
+// transaction) and encode it, and proposes it to the raft driver, which
+// persists it on the simulated disk, replicates it over the simulated
+// network, and applies it to the store of every manager. The
 // managers are engine/manager values on a sim/cluster, so the same code
 // runs as in a scenario. Raw is etcd raft's RawNode alone, over
 // MemoryStorage, with messages handed from node to node in memory and one

@@ -16,7 +16,9 @@ import (
 var StoreStages = []cpuprof.Stage{
 	{Name: "protobuf coding", Pattern: regexp.MustCompile(`^google\.golang\.org/protobuf/`)},
 	{Name: "store apply (decode, index, watches), every manager", Pattern: regexp.MustCompile(`swarmsim/engine/store\.\(\*Store\)\.Apply$`)},
-	{Name: "store transaction and encoding, leader", Pattern: regexp.MustCompile(`swarmsim/engine/store\.\(\*Store\)\.Update$`)},
+	// A KV write is built and encoded by Store.WriteKV (its tries by
+	// pendingKV.propose); any other write by a transaction (Update).
+	{Name: "store write and encoding, leader", Pattern: regexp.MustCompile(`swarmsim/engine/store\.(\(\*Store\)\.(Update|WriteKV)|\(\*pendingKV\)\.propose)$`)},
 	{Name: "manager KVWrite and callbacks", Pattern: regexp.MustCompile(`swarmsim/engine/manager\.`)},
 	{Name: "etcd raft", Pattern: regexp.MustCompile(`^go\.etcd\.io/raft/v3`)},
 	// Sealing raft entries for the disk (XChaCha20-Poly1305, engine/crypt)

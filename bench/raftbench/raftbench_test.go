@@ -8,7 +8,7 @@ import (
 
 // BenchmarkWrites reports committed writes per second on 3 and 5
 // simulated managers through the whole store path (KVWrite on the leader,
-// store transaction, raft driver, simulated disk and network, apply on
+// the store's write and encoding, raft driver, simulated disk and network, apply on
 // every manager), batched and unbatched, beside raw RawNodes exchanging
 // messages directly, in the same run. The raw writes carry as many bytes
 // as the unbatched store path's entries. Compare writes/s of path=store-*
