@@ -40,7 +40,7 @@ proto-tools: ## install the protoc plugins at the versions the committed code wa
 
 bench: ## regenerate reports/ with every benchmark at full size (minutes each; not run in CI)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/swarmsim
-	$(BIN)/swarmsim bench raft --seeds 3 --out reports
+	$(BIN)/swarmsim bench raft --seeds 7 --out reports
 	$(BIN)/swarmsim bench scale --seeds 3 --out reports
 	$(BIN)/swarmsim bench scheduler failover realwrites --out reports
 
