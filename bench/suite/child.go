@@ -63,6 +63,10 @@ func ChildMain(args []string, w io.Writer) error {
 	workers := fs.Int("workers", 0, "")
 	virtual := fs.Duration("virtual", scale.DefaultVirtual, "")
 	seed := fs.Uint64("seed", 1, "")
+	managers := fs.Int("managers", 3, "")
+	path := fs.String("path", "", "")
+	writes := fs.Int("writes", 0, "")
+	payload := fs.Int("payload", 0, "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("bench child %s: %w", args[0], err)
 	}
@@ -106,6 +110,12 @@ func ChildMain(args []string, w io.Writer) error {
 			return enc.Encode(childLine{Error: err.Error()})
 		}
 		return emit(res)
+	case "raft-writes":
+		n, err := raftWrites(*managers, *path, *writes, *payload)
+		if err != nil {
+			return enc.Encode(childLine{Error: err.Error()})
+		}
+		return emit(n)
 	case "scale-profile":
 		res, shares, err := scale.Profile(*workers, *virtual, *seed)
 		if err != nil {
