@@ -60,16 +60,7 @@ func appendProposal(buf []byte, ts int64, actions []*api.StoreAction) ([]byte, e
 		}
 		size += protowire.SizeTag(fieldProposalActions) + protowire.SizeBytes(n)
 	}
-	var b []byte
-	if cap(buf) >= size {
-		b = buf[:0:size]
-	} else {
-		b = make([]byte, 0, size)
-	}
-	if ts != 0 {
-		b = append(b, tag1(fieldProposalTimestamp, protowire.VarintType))
-		b = appendVarint(b, uint64(ts))
-	}
+	b := startProposal(buf, size, ts)
 	for i, a := range actions {
 		n := sizes[i]
 		b = append(b, tag1(fieldProposalActions, protowire.BytesType))
@@ -94,6 +85,22 @@ func appendProposal(buf []byte, ts int64, actions []*api.StoreAction) ([]byte, e
 }
 
 var errSizeChanged = errors.New("store: an action changed while it was encoded")
+
+// startProposal returns buf emptied, or a new buffer where buf has no room
+// for size bytes, holding the proposal's timestamp field (none for 0).
+func startProposal(buf []byte, size int, ts int64) []byte {
+	var b []byte
+	if cap(buf) >= size {
+		b = buf[:0:size]
+	} else {
+		b = make([]byte, 0, size)
+	}
+	if ts != 0 {
+		b = append(b, tag1(fieldProposalTimestamp, protowire.VarintType))
+		b = appendVarint(b, uint64(ts))
+	}
+	return b
+}
 
 // kvTarget returns a's KV when a is an action the hand encoder writes: a
 // non-nil KV target, and no unknown fields in the action, the KV or its
@@ -136,16 +143,7 @@ func appendKVProposal(buf []byte, ts int64, kind api.StoreAction_Kind, kv *api.K
 	if ts != 0 {
 		size += protowire.SizeTag(fieldProposalTimestamp) + protowire.SizeVarint(uint64(ts))
 	}
-	var b []byte
-	if cap(buf) >= size {
-		b = buf[:0:size]
-	} else {
-		b = make([]byte, 0, size)
-	}
-	if ts != 0 {
-		b = append(b, tag1(fieldProposalTimestamp, protowire.VarintType))
-		b = appendVarint(b, uint64(ts))
-	}
+	b := startProposal(buf, size, ts)
 	b = append(b, tag1(fieldProposalActions, protowire.BytesType))
 	b = appendVarint(b, uint64(n))
 	return appendKV(b, kind, kv)

@@ -18,20 +18,11 @@ type Proposer interface {
 	Propose(data []byte, p Proposal)
 }
 
-// Proposal is one proposal's owner, as the proposer sees it; the same type
-// as raft.Proposal.
+// Proposal is one proposal's owner, as the proposer sees it: the same type
+// as raft.Proposal (both are aliases), named here so that the store does
+// not depend on the raft driver.
 type Proposal = interface {
 	Done(result any, err error)
-}
-
-// DoneFunc is a Proposal that calls a function (none when nil).
-type DoneFunc func(result any, err error)
-
-// Done implements Proposal.
-func (f DoneFunc) Done(result any, err error) {
-	if f != nil {
-		f(result, err)
-	}
 }
 
 // DefaultMaxProposalBytes bounds an encoded proposal unless
