@@ -46,9 +46,9 @@ const assignedMessage = "assigned"
 // own is the update this store proposed as data, while it waits (see
 // raft.StateMachine), or nil. A write of one KV made by WriteKV, or by
 // Tx.WriteKV alone in its transaction, is then applied from the object the
-// store built, which data encodes, instead of being decoded again: the proposing node skips decoding its
-// own writes, as a SwarmKit leader commits its own transactions. Anything
-// else is decoded.
+// store built, which data encodes, instead of being decoded again: the
+// proposing node skips decoding its own writes, as a SwarmKit leader
+// commits its own transactions. Anything else is decoded.
 func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err error) {
 	var ts int64
 	var ops []op
