@@ -2,6 +2,7 @@ package suite
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"os/exec"
@@ -103,7 +104,7 @@ func raftInstructions(r *report.Report, s raftSizes, o *Options, payloads map[in
 					v, err := count(managers, path, n)
 					if err != nil {
 						mu.Lock()
-						firstErr = cmpOr(firstErr, err)
+						firstErr = cmp.Or(firstErr, err)
 						mu.Unlock()
 						return
 					}
@@ -139,13 +140,6 @@ func raftInstructions(r *report.Report, s raftSizes, o *Options, payloads map[in
 	r.Notes = append(r.Notes, fmt.Sprintf("**Instructions.** instructions_per_write counts the instructions of one write under valgrind's callgrind: each path (%s links for the store) runs in a child process with garbage collection off, once with %d and once with %d writes after the same set-up, and the difference is divided by the %d extra writes. store_to_raw_instruction_ratio divides raw raft's count by the store path's. Wall-clock ratios can move by tens of percent from one run to the next on a shared machine; these counts do not (two runs agree within a fraction of a percent), but they leave out what instructions do not show: cache misses, and the garbage collector.",
 		latencyName(rawLatency), instrCounts[0], instrCounts[1], instrCounts[1]-instrCounts[0]))
 	return nil
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // lastLines is the end of a child's stderr, for an error message.

@@ -63,7 +63,7 @@ func (w *pendingKV) propose() {
 	kv := &blk.kv
 	kv.Key = w.key
 	kind := api.StoreAction_CREATE
-	if cur := s.c.kvs.lookup(w.key); cur != nil {
+	if cur := s.KV(w.key); cur != nil {
 		blk.meta.Version = cur.GetMeta().GetVersion()
 		kv.Meta = &blk.meta
 		kind = api.StoreAction_UPDATE
