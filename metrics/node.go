@@ -274,7 +274,7 @@ var nodeGroups = []collector{
 			"Compact actions applied as no-ops (a task status moving backwards or naming a gone task, an assignment whose guard failed).",
 			func(s *store.Stats) uint64 { return s.SkippedActions }),
 		counter("swarm_store_own_applied_total",
-			"Proposals this node applied from the transaction that made them, without decoding their entry.",
+			"Key writes this node proposed and applied from the call that made them, without decoding their entry.",
 			func(s *store.Stats) uint64 { return s.OwnApplied }),
 		counter("swarm_store_decode_errors_total",
 			"Committed entries the store could not decode.",

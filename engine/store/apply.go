@@ -44,17 +44,17 @@ const assignedMessage = "assigned"
 // entries end byte-identical.
 //
 // own is the update this store proposed as data, while it waits (see
-// raft.StateMachine), or nil. A write of one KV made by WriteKV, or by
-// Tx.WriteKV alone in its transaction, is then applied from the object the
-// store built, which data encodes, instead of being decoded again: the
-// proposing node skips decoding its own writes, as a SwarmKit leader
-// commits its own transactions. Anything else is decoded.
+// raft.StateMachine), or nil. A write made by WriteKV is then applied from
+// the key and value it was asked to write, which data encodes, instead of
+// being decoded again: the proposing node skips decoding its own writes, as
+// a SwarmKit leader commits its own transactions. Anything else is
+// decoded.
 func (s *Store) Apply(index uint64, data []byte, own Proposal) (result any, err error) {
 	var ts int64
 	var ops []op
-	if kv, kind, t, ok := ownKVWrite(own, s); ok {
-		ts = t
-		ops = append(s.ops[:0], op{kind: opKV, akind: kind, own: kv})
+	if w, ok := own.(*pendingKV); ok && w.s == s && w.flying {
+		ts = w.ts
+		ops = append(s.ops[:0], op{kind: opKV, akind: w.kind, own: w})
 		s.stats.OwnApplied++
 	} else {
 		ts, ops, err = s.c.decodeProposal(data, s.ops[:0])
@@ -101,14 +101,6 @@ func (s *Store) applyOps(index uint64, ts int64, ops []op) any {
 	s.stats.SkippedActions += skipped
 	s.publish()
 	return nil
-}
-
-// ownKVWrite is own's KV write, when own is an ownWrite of s's holding one.
-func ownKVWrite(own Proposal, s *Store) (*api.KV, api.StoreAction_Kind, int64, bool) {
-	if w, ok := own.(ownWrite); ok {
-		return w.ownKV(s)
-	}
-	return nil, 0, 0, false
 }
 
 // applyOp applies one action. It reports false for a compact action it
@@ -205,63 +197,102 @@ func (s *Store) applyOp(index uint64, ts int64, o *op) (bool, error) {
 
 // applyKV applies a KV action as applyOp would any action, without the
 // type switches and interface calls the other kinds take: a KV write is
-// the hot small write. A decoded KV gets its key from the stored one when
-// the key exists (one string for both), and its meta in the block it was
-// decoded into; an own write's object (Tx.WriteKV built it) is stored as
-// is, with its meta when it has one.
+// the hot small write. A new object shares the stored key's string when
+// the key exists.
+//
+// An update that nothing will read the old object of (the proposal has
+// no other action to undo it for, and no watcher looks at KVs: the
+// managers' components watch other kinds) changes the stored object in
+// place, reusing its value's room, instead of allocating another on every
+// manager. That is safe because no stored KV leaves the store: reads get
+// copies (see kvTable).
 func (s *Store) applyKV(index uint64, ts int64, o *op) error {
-	var kv *api.KV
-	var meta *api.Meta
 	var r *rec[*api.KV]
-	if o.own != nil {
-		kv, meta = o.own, o.own.Meta
-		r = s.c.kvs.rec(kv.Key)
-	} else {
-		kv, meta = &o.kv.kv, &o.kv.meta
-		if r = s.c.kvs.recBytes(o.taskID); r == nil {
-			kv.Key = string(o.taskID)
-		}
+	var key string
+	version := o.meta.version
+	if w := o.own; w != nil {
+		key, version = w.key, w.base
+		r = s.c.kvs.rec(key)
+	} else if r = s.c.kvs.recBytes(o.taskID); r == nil {
+		key = string(o.taskID)
 	}
 	if r != nil {
-		kv.Key = r.id
+		key = r.id
 	}
-	id := kv.Key
-	if id == "" {
-		return objectError(KindKV, id, ErrInvalid)
+	if key == "" {
+		return objectError(KindKV, key, ErrInvalid)
 	}
-	v := kv.GetMeta().GetVersion()
 	switch o.akind {
 	case api.StoreAction_CREATE:
 		if r != nil {
-			return objectError(KindKV, id, ErrExist)
+			return objectError(KindKV, key, ErrExist)
 		}
-		kv.Meta = fillMeta(meta, index, ts, ts)
-		s.recordKV(ActionCreate, id, nil, kv)
-		s.c.kvs.put(id, kv)
+		kv := o.newKV(key, index, ts, ts)
+		s.recordKV(ActionCreate, key, nil, kv)
+		s.c.kvs.put(key, kv)
 	case api.StoreAction_UPDATE:
 		if r == nil {
-			return objectError(KindKV, id, ErrNotExist)
+			return objectError(KindKV, key, ErrNotExist)
 		}
 		cur := r.obj.GetMeta()
-		if want := s.baseVersion(index, KindKV, id, cur.GetVersion()); v != want {
-			return objectError(KindKV, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
+		if want := s.baseVersion(index, KindKV, key, cur.GetVersion()); version != want {
+			return objectError(KindKV, key, fmt.Errorf("version %d, stored %d: %w", version, want, ErrSequenceConflict))
 		}
-		kv.Meta = fillMeta(meta, index, cur.GetCreatedAt(), ts)
-		s.recordKV(ActionUpdate, id, r.obj, kv)
+		if s.kvUnread() {
+			o.setValue(r.obj)
+			r.obj.Meta = fillMeta(r.obj.Meta, index, cur.GetCreatedAt(), ts)
+			return nil
+		}
+		kv := o.newKV(key, index, cur.GetCreatedAt(), ts)
+		s.recordKV(ActionUpdate, key, r.obj, kv)
 		s.c.kvs.replace(r, kv)
 	case api.StoreAction_DELETE:
 		if r == nil {
-			return objectError(KindKV, id, ErrNotExist)
+			return objectError(KindKV, key, ErrNotExist)
 		}
-		if want := s.baseVersion(index, KindKV, id, r.obj.GetMeta().GetVersion()); v != 0 && v != want {
-			return objectError(KindKV, id, fmt.Errorf("version %d, stored %d: %w", v, want, ErrSequenceConflict))
+		if want := s.baseVersion(index, KindKV, key, r.obj.GetMeta().GetVersion()); version != 0 && version != want {
+			return objectError(KindKV, key, fmt.Errorf("version %d, stored %d: %w", version, want, ErrSequenceConflict))
 		}
-		s.recordKV(ActionDelete, id, r.obj, nil)
-		s.c.kvs.del(id)
+		s.recordKV(ActionDelete, key, r.obj, nil)
+		s.c.kvs.del(key)
 	default:
-		return objectError(KindKV, id, fmt.Errorf("action kind %d: %w", o.akind, ErrInvalid))
+		return objectError(KindKV, key, fmt.Errorf("action kind %d: %w", o.akind, ErrInvalid))
 	}
 	return nil
+}
+
+// newKV builds the object a KV action stores: key, the action's value,
+// and a meta of the given fields.
+func (o *op) newKV(key string, version uint64, created, updated int64) *api.KV {
+	var blk *kvWithMeta
+	if w := o.own; w != nil {
+		blk = newKV(w.value)
+	} else {
+		blk = newKV(o.value)
+	}
+	blk.kv.Key = key
+	blk.kv.Meta = fillMeta(&blk.meta, version, created, updated)
+	return &blk.kv
+}
+
+// setValue makes the action's value kv's, in kv's room when it fits.
+func (o *op) setValue(kv *api.KV) {
+	if w := o.own; w != nil {
+		kv.Value = overwrite(kv.Value, w.value)
+	} else {
+		kv.Value = overwrite(kv.Value, o.value)
+	}
+}
+
+// overwrite returns a copy of value in dst's room when it fits, else in a
+// new slice.
+func overwrite[T string | []byte](dst []byte, value T) []byte {
+	if cap(dst) < len(value) {
+		dst = make([]byte, len(value))
+	}
+	dst = dst[:len(value)]
+	copy(dst, value)
+	return dst
 }
 
 // fillMeta sets a new meta's fields, in m when the decoder allocated it
@@ -422,11 +453,16 @@ func (s *Store) baseVersion(index uint64, k Kind, id string, v uint64) uint64 {
 	return s.touched[kindID{k, id}]
 }
 
-// recordKV is record for a KV change, which it leaves out when nothing
-// would read it: the proposal has no other action to undo it for, and no
-// watcher looks at KVs (the managers' components watch other kinds).
+// kvUnread reports whether no one will read a KV change of the proposal
+// being applied: it has no other action to undo it for, and no watcher
+// looks at KVs.
+func (s *Store) kvUnread() bool {
+	return s.lone && s.watchKinds&KindKV.bit() == 0
+}
+
+// recordKV is record for a KV change, which it leaves out when kvUnread.
 func (s *Store) recordKV(a Action, id string, old, new *api.KV) {
-	if s.lone && s.watchKinds&KindKV.bit() == 0 {
+	if s.kvUnread() {
 		return
 	}
 	var o, n Object
@@ -440,8 +476,13 @@ func (s *Store) recordKV(a Action, id string, old, new *api.KV) {
 }
 
 // record logs a change, both to undo it if the proposal fails and to
-// publish it if it applies.
+// publish it if it applies. A new KV is logged as a copy, since the
+// stored one may change in place later (see applyKV); an old one has left
+// the store, or is a copy already.
 func (s *Store) record(a Action, k Kind, id string, old, new Object) {
+	if kv, ok := new.(*api.KV); ok {
+		new = copyKV(kv)
+	}
 	s.log = append(s.log, Event{Action: a, Kind: k, ID: id, Old: old, New: new})
 	s.logKinds |= k.bit()
 	if s.touched != nil {

@@ -40,11 +40,10 @@ const (
 // op is one decoded action. A compact action in canonical form (what
 // Update writes) is decoded by hand without allocating its protobuf
 // messages; its IDs alias the entry's bytes and are valid only while Apply
-// runs. A KV action in canonical form is decoded by hand into kv.kv, but
-// for its key, which taskID holds (aliasing the entry) until Apply finds
-// the stored key to share or copies it; Apply fills kv.meta in place,
-// whether or not the action had a meta. Anything else is decoded by proto.Unmarshal
-// into full.
+// runs. So is a KV action in canonical form: taskID holds its key, value
+// its value and meta its meta's fields; Apply builds the stored object,
+// or updates the stored one in place. Anything else is decoded by
+// proto.Unmarshal into full.
 type op struct {
 	kind    opKind
 	full    *api.StoreAction
@@ -53,10 +52,19 @@ type op struct {
 	version uint64
 	status  *api.TaskStatus
 	akind   api.StoreAction_Kind
-	kv      *kvWithMeta
-	// own is the KV of an own write (see Store.Apply), applied as built:
-	// its meta, when it has one, is the store's.
-	own *api.KV
+	value   []byte
+	meta    kvMeta
+	// own is the store's own KV write (see Store.Apply), applied from
+	// what WriteKV was asked instead of from the entry.
+	own *pendingKV
+}
+
+// kvMeta is a decoded KV action's meta: its fields, and whether it had
+// one at all.
+type kvMeta struct {
+	version            uint64
+	createdAt, updatedAt int64
+	set                bool
 }
 
 // fail resets a partly decoded op and reports false.
@@ -65,7 +73,7 @@ func fail(o *op) bool {
 	return false
 }
 
-// kvWithMeta allocates a decoded KV with its meta: one allocation.
+// kvWithMeta allocates a KV with its meta: one allocation.
 type kvWithMeta struct {
 	kv   api.KV
 	meta api.Meta
@@ -74,8 +82,8 @@ type kvWithMeta struct {
 // kvInlineValue is the largest value allocated with its KV and meta.
 // The block takes the smallest of three sizes that holds the value: a KV
 // and its meta fill 152 bytes, so 8, 16 and 32 bytes of value land in the
-// 160, 176 and 192-byte size classes (every manager allocates one per
-// write; bytes allocated are what the garbage collector's cost follows).
+// 160, 176 and 192-byte size classes. A value updated in place (see
+// applyKV) reuses the room its block has, up to that size.
 const kvInlineValue = 32
 
 type (
@@ -95,8 +103,7 @@ type (
 
 // newKV allocates a KV and its meta holding a copy of value: in one
 // allocation up to kvInlineValue bytes of value, in two beyond. An empty
-// value stays nil. Decoding and Tx.WriteKV both build KVs here, so that the
-// node that proposed a write stores the object a decoding node would.
+// value stays nil.
 func newKV[T string | []byte](value T) *kvWithMeta {
 	switch n := len(value); {
 	case n == 0:
@@ -111,6 +118,26 @@ func newKV[T string | []byte](value T) *kvWithMeta {
 	}
 }
 
+// copyKV returns a copy of kv (nil for nil) that shares no memory with
+// it: what a reader of a stored KV gets (see kvTable).
+func copyKV(kv *api.KV) *api.KV {
+	if kv == nil {
+		return nil
+	}
+	if kv.HasUnknownFields() || (kv.Meta != nil && kv.Meta.HasUnknownFields()) {
+		return proto.Clone(kv).(*api.KV)
+	}
+	blk := newKV(kv.Value)
+	blk.kv.Key = kv.Key
+	// The value's capacity ends with it, so that appending to the value
+	// read cannot write into the block it shares with its KV.
+	blk.kv.Value = blk.kv.Value[:len(kv.Value):len(kv.Value)]
+	if m := kv.Meta; m != nil {
+		blk.kv.Meta = fillMeta(&blk.meta, m.Version, m.CreatedAt, m.UpdatedAt)
+	}
+	return &blk.kv
+}
+
 // newKVWithValue allocates a KV and its meta with room for value (at most
 // kvInlineValue bytes), and copies value in.
 func newKVWithValue[T string | []byte](value T) *kvWithMeta {
@@ -119,13 +146,13 @@ func newKVWithValue[T string | []byte](value T) *kvWithMeta {
 	switch n := len(value); {
 	case n <= 8:
 		b := new(kvWithValue8)
-		blk, room = &b.kvWithMeta, b.value[:n:n]
+		blk, room = &b.kvWithMeta, b.value[:n]
 	case n <= 16:
 		b := new(kvWithValue16)
-		blk, room = &b.kvWithMeta, b.value[:n:n]
+		blk, room = &b.kvWithMeta, b.value[:n]
 	default:
 		b := new(kvWithValue32)
-		blk, room = &b.kvWithMeta, b.value[:n:n]
+		blk, room = &b.kvWithMeta, b.value[:n]
 	}
 	copy(room, value)
 	blk.kv.Value = room
@@ -200,9 +227,9 @@ const (
 // holding an optional kind and a KV of a non-empty key, an optional meta
 // (of an optional version, creation and update time) and an optional
 // value, every field once and in field order. It is decodeKV's outcome
-// for those bytes, reached in one pass instead of a loop per message. It
-// reports false for any other input, valid or not, and allocates nothing
-// then (o stays zero): the general decoder takes it.
+// for those bytes, reached in one pass instead of a loop per message; o
+// aliases b. It reports false for any other input, valid or not (o stays
+// zero): the general decoder takes it.
 func decodeLoneKV(b []byte, o *op) (ts int64, ok bool) {
 	if len(b) > 0 && b[0] == tagProposalTimestamp {
 		v, n := shortVarint(b[1:])
@@ -250,14 +277,8 @@ func decodeLoneKV(b []byte, o *op) (ts int64, ok bool) {
 		}
 		m[f], b = v, b[1+n:]
 	}
-	blk := newKV(value)
-	if meta != nil {
-		blk.meta.Version = m[fieldMetaVersion]
-		blk.meta.CreatedAt = int64(m[fieldMetaCreatedAt])
-		blk.meta.UpdatedAt = int64(m[fieldMetaUpdatedAt])
-		blk.kv.Meta = &blk.meta
-	}
-	o.kind, o.akind, o.kv, o.taskID = opKV, api.StoreAction_Kind(int32(kind)), blk, key
+	o.kind, o.akind, o.taskID, o.value = opKV, api.StoreAction_Kind(int32(kind)), key, value
+	o.meta = kvMeta{m[fieldMetaVersion], int64(m[fieldMetaCreatedAt]), int64(m[fieldMetaUpdatedAt]), meta != nil}
 	return ts, true
 }
 
@@ -332,8 +353,8 @@ func (c *content) decodeAction(b []byte, o *op) error {
 // decodeKV decodes the payload of a KV action of the given kind into o: a
 // KV holding a key, a meta and a value, each at most once, whose meta holds
 // a version, a creation and an update time, each at most once: all with
-// the right wire types, and a valid UTF-8 key. It reports false for any
-// other shape, valid or not, and allocates nothing then (o stays zero).
+// the right wire types, and a valid UTF-8 key; o aliases payload. It
+// reports false for any other shape, valid or not (o stays zero).
 func (c *content) decodeKV(payload []byte, kind uint64, o *op) bool {
 	var b []byte
 	var key, value, meta []byte
@@ -378,15 +399,8 @@ func (c *content) decodeKV(payload []byte, kind uint64, o *op) bool {
 		}
 		b = b[n:]
 	}
-	blk := newKV(value)
-	kv := &blk.kv
-	if seen[fieldKVMeta] {
-		blk.meta.Version = m[fieldMetaVersion]
-		blk.meta.CreatedAt = int64(m[fieldMetaCreatedAt])
-		blk.meta.UpdatedAt = int64(m[fieldMetaUpdatedAt])
-		kv.Meta = &blk.meta
-	}
-	o.kind, o.akind, o.kv, o.taskID = opKV, api.StoreAction_Kind(int32(kind)), blk, key
+	o.kind, o.akind, o.taskID, o.value = opKV, api.StoreAction_Kind(int32(kind)), key, value
+	o.meta = kvMeta{m[fieldMetaVersion], int64(m[fieldMetaCreatedAt]), int64(m[fieldMetaUpdatedAt]), seen[fieldKVMeta]}
 	return true
 }
 
@@ -463,9 +477,11 @@ func (o *op) action() *api.StoreAction {
 		return &api.StoreAction{Target: &api.StoreAction_TaskAssignment{TaskAssignment: &api.TaskAssignment{
 			TaskId: string(o.taskID), NodeId: string(o.nodeID), ExpectedVersion: o.version}}}
 	case opKV:
-		kv := &o.kv.kv
-		return &api.StoreAction{Kind: o.akind, Target: &api.StoreAction_Kv{Kv: &api.KV{
-			Key: string(o.taskID), Meta: kv.Meta, Value: kv.Value}}}
+		kv := &api.KV{Key: string(o.taskID), Value: newKV(o.value).kv.Value}
+		if m := o.meta; m.set {
+			kv.Meta = &api.Meta{Version: m.version, CreatedAt: m.createdAt, UpdatedAt: m.updatedAt}
+		}
+		return &api.StoreAction{Kind: o.akind, Target: &api.StoreAction_Kv{Kv: kv}}
 	}
 	return o.full
 }

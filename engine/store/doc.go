@@ -36,7 +36,11 @@
 // modify, and may keep them: a later change stores a new object. Writers hand
 // a Tx new objects (api's ShallowCopy helps) and must not modify them after.
 // Objects enter the store only by decoding committed proposals, so a writer's
-// pointer is never the stored one.
+// pointer is never the stored one. Client keys are the exception inside:
+// a lone write of a key that no watcher reads updates the stored KV in
+// place, on every manager, instead of allocating one per write; so no
+// stored KV leaves the store, and readers (and watchers) get copies, which
+// they may keep as they would any object.
 //
 // Everything runs on the node's single event loop: the store is not safe for
 // use from several goroutines, and needs no locks.

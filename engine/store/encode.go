@@ -123,22 +123,24 @@ func kvActionSize(a *api.StoreAction) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	return kvActionSizeOf(a.Kind, kv), true
+	return kvActionSizeOf(a.Kind, kvSize(kv.Key, kv.Meta, len(kv.Value))), true
 }
 
-// kvActionSizeOf is the encoded size of the action of kind on kv.
-func kvActionSizeOf(kind api.StoreAction_Kind, kv *api.KV) int {
+// kvActionSizeOf is the encoded size of the action of kind on a KV of
+// the given encoded size.
+func kvActionSizeOf(kind api.StoreAction_Kind, size int) int {
 	n := 0
 	if kind != 0 {
 		n += protowire.SizeTag(fieldActionKind) + protowire.SizeVarint(uint64(int64(kind)))
 	}
-	return n + protowire.SizeTag(fieldActionKV) + protowire.SizeBytes(kvSize(kv))
+	return n + protowire.SizeTag(fieldActionKV) + protowire.SizeBytes(size)
 }
 
-// appendKVProposal is appendProposal of the one action of kind on kv, a
-// KV the hand encoder takes (see kvTarget), without building the action.
-func appendKVProposal(buf []byte, ts int64, kind api.StoreAction_Kind, kv *api.KV) []byte {
-	n := kvActionSizeOf(kind, kv)
+// appendKVProposal is appendProposal of the one action of kind on the KV
+// of key, meta and value, which the hand encoder takes (see kvTarget),
+// without building the KV or the action.
+func appendKVProposal[V string | []byte](buf []byte, ts int64, kind api.StoreAction_Kind, key string, meta *api.Meta, value V) []byte {
+	n := kvActionSizeOf(kind, kvSize(key, meta, len(value)))
 	size := protowire.SizeTag(fieldProposalActions) + protowire.SizeBytes(n)
 	if ts != 0 {
 		size += protowire.SizeTag(fieldProposalTimestamp) + protowire.SizeVarint(uint64(ts))
@@ -146,19 +148,21 @@ func appendKVProposal(buf []byte, ts int64, kind api.StoreAction_Kind, kv *api.K
 	b := startProposal(buf, size, ts)
 	b = append(b, tag1(fieldProposalActions, protowire.BytesType))
 	b = appendVarint(b, uint64(n))
-	return appendKV(b, kind, kv)
+	return appendKV(b, kind, key, meta, value)
 }
 
-func kvSize(kv *api.KV) int {
+// kvSize is the encoded size of the KV of key, meta (nil for none) and a
+// value of valueLen bytes.
+func kvSize(key string, meta *api.Meta, valueLen int) int {
 	n := 0
-	if kv.Key != "" {
-		n += protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(len(kv.Key))
+	if key != "" {
+		n += protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(len(key))
 	}
-	if kv.Meta != nil {
-		n += protowire.SizeTag(fieldKVMeta) + protowire.SizeBytes(metaSize(kv.Meta))
+	if meta != nil {
+		n += protowire.SizeTag(fieldKVMeta) + protowire.SizeBytes(metaSize(meta))
 	}
-	if len(kv.Value) > 0 {
-		n += protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(len(kv.Value))
+	if valueLen > 0 {
+		n += protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(valueLen)
 	}
 	return n
 }
@@ -180,23 +184,25 @@ func metaSize(m *api.Meta) int {
 // appendKVAction appends a KV action (kvTarget took it) as proto.Marshal
 // would: fields in number order, proto3 zero values left out.
 func appendKVAction(b []byte, a *api.StoreAction) []byte {
-	return appendKV(b, a.Kind, a.GetKv())
+	kv := a.GetKv()
+	return appendKV(b, a.Kind, kv.Key, kv.Meta, kv.Value)
 }
 
-// appendKV appends the action of kind on kv, as appendKVAction.
-func appendKV(b []byte, kind api.StoreAction_Kind, kv *api.KV) []byte {
+// appendKV appends the action of kind on the KV of key, meta (nil for
+// none) and value, as appendKVAction.
+func appendKV[V string | []byte](b []byte, kind api.StoreAction_Kind, key string, meta *api.Meta, value V) []byte {
 	if kind != 0 {
 		b = append(b, tag1(fieldActionKind, protowire.VarintType))
 		b = appendVarint(b, uint64(int64(kind)))
 	}
 	b = append(b, tag1(fieldActionKV, protowire.BytesType))
-	b = appendVarint(b, uint64(kvSize(kv)))
-	if kv.Key != "" {
+	b = appendVarint(b, uint64(kvSize(key, meta, len(value))))
+	if key != "" {
 		b = append(b, tag1(fieldKVKey, protowire.BytesType))
-		b = appendVarint(b, uint64(len(kv.Key)))
-		b = append(b, kv.Key...)
+		b = appendVarint(b, uint64(len(key)))
+		b = append(b, key...)
 	}
-	if m := kv.Meta; m != nil {
+	if m := meta; m != nil {
 		b = append(b, tag1(fieldKVMeta, protowire.BytesType))
 		b = appendVarint(b, uint64(metaSize(m)))
 		if m.Version != 0 {
@@ -212,10 +218,10 @@ func appendKV(b []byte, kind api.StoreAction_Kind, kv *api.KV) []byte {
 			b = appendVarint(b, uint64(m.UpdatedAt))
 		}
 	}
-	if len(kv.Value) > 0 {
+	if len(value) > 0 {
 		b = append(b, tag1(fieldKVValue, protowire.BytesType))
-		b = appendVarint(b, uint64(len(kv.Value)))
-		b = append(b, kv.Value...)
+		b = appendVarint(b, uint64(len(value)))
+		b = append(b, value...)
 	}
 	return b
 }

@@ -39,16 +39,17 @@ type pendingKV struct {
 	key, value string
 	tries      int // tries left, the one in flight included
 	done       func(error)
-	// The try in flight: the KV the store built, its action kind and the
-	// proposal's timestamp, for Apply on this store (see ownWrite).
-	kv   *api.KV
-	kind api.StoreAction_Kind
-	ts   int64
-	buf  [inlineProposalBytes]byte
+	// The try in flight, for Apply on this store: its action's kind, the
+	// version it is based on, and the proposal's timestamp.
+	flying bool
+	kind   api.StoreAction_Kind
+	base   uint64
+	ts     int64
+	buf    [inlineProposalBytes]byte
 }
 
-// propose makes one try: reads the stored version, builds the KV and
-// hands its proposal to the proposer.
+// propose makes one try: reads the stored version and hands the
+// proposal to the proposer.
 func (w *pendingKV) propose() {
 	s := w.s
 	if s.proposer == nil {
@@ -59,21 +60,22 @@ func (w *pendingKV) propose() {
 		w.done(objectError(KindKV, "", ErrInvalid))
 		return
 	}
-	blk := newKV(w.value)
-	kv := &blk.kv
-	kv.Key = w.key
-	kind := api.StoreAction_CREATE
-	if cur := s.KV(w.key); cur != nil {
-		blk.meta.Version = cur.GetMeta().GetVersion()
-		kv.Meta = &blk.meta
-		kind = api.StoreAction_UPDATE
+	kind, base := api.StoreAction_CREATE, uint64(0)
+	var meta *api.Meta
+	if r := s.c.kvs.rec(w.key); r != nil {
+		kind, base = api.StoreAction_UPDATE, r.obj.GetMeta().GetVersion()
+		meta = &api.Meta{Version: base}
 	}
 	ts := s.clock.Now().UnixNano()
 	var data []byte
-	if validUTF8String(kv.Key) {
-		data = appendKVProposal(w.buf[:0], ts, kind, kv)
+	if validUTF8String(w.key) {
+		data = appendKVProposal(w.buf[:0], ts, kind, w.key, meta, w.value)
 	} else {
 		// proto.Marshal refuses it, with the error Update would give.
+		kv := &api.KV{Key: w.key, Value: []byte(w.value)}
+		if meta != nil {
+			kv.Meta = &api.Meta{Version: base}
+		}
 		var err error
 		if data, err = appendProposal(w.buf[:0], ts, []*api.StoreAction{newAction(kind, kv)}); err != nil {
 			w.done(fmt.Errorf("store: encode proposal: %w", err))
@@ -84,14 +86,14 @@ func (w *pendingKV) propose() {
 		w.done(fmt.Errorf("store: 1 actions encode to %d bytes, over %d: %w", len(data), s.maxProposalBytes, ErrProposalTooLarge))
 		return
 	}
-	w.kv, w.kind, w.ts = kv, kind, ts
+	w.flying, w.kind, w.base, w.ts = true, kind, base, ts
 	s.proposer.Propose(data, w)
 }
 
 // Done takes the proposer's answer: done's, or another try after a lost
 // race.
 func (w *pendingKV) Done(result any, err error) {
-	w.kv = nil
+	w.flying = false
 	if err == nil {
 		err, _ = result.(error)
 	}
@@ -103,11 +105,6 @@ func (w *pendingKV) Done(result any, err error) {
 		err = fmt.Errorf("write %q: %w", w.key, ErrContended)
 	}
 	w.done(err)
-}
-
-// ownKV implements ownWrite.
-func (w *pendingKV) ownKV(s *Store) (*api.KV, api.StoreAction_Kind, int64, bool) {
-	return w.kv, w.kind, w.ts, w.s == s && w.kv != nil
 }
 
 // LostRace reports whether err says a write found the key created,

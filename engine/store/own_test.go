@@ -43,10 +43,10 @@ func (o *ownProposer) flush(t *testing.T) {
 	}
 }
 
-// The store that proposes a lone Tx.WriteKV applies the object it built
-// instead of decoding its entry, and ends in the state a store that
-// decodes every entry reaches: same snapshot, same answers, same watch
-// events. Anything else it decodes.
+// The store that proposes a WriteKV applies the key and value it was
+// asked to write instead of decoding its entry, and ends in the state a
+// store that decodes every entry reaches: same snapshot, same answers,
+// same watch events. Anything else it decodes.
 func TestOwnKVWrites(t *testing.T) {
 	clk := &fakeClock{now: epoch}
 	leader, follower := New(clk), New(clk)
@@ -63,33 +63,30 @@ func TestOwnKVWrites(t *testing.T) {
 	leader.Watch(record(&evL))
 	follower.Watch(record(&evF))
 	var results []error
-	write := func(fn func(tx *Tx) error) {
-		leader.Update(fn, func(err error) { results = append(results, err) })
-	}
+	answer := func(err error) { results = append(results, err) }
+	write := func(fn func(tx *Tx) error) { leader.Update(fn, answer) }
 	// Creations and updates at every value length around the inline sizes.
 	for n := range 41 {
-		key, value := fmt.Sprintf("k%02d", n%7), strings.Repeat("v", n)
-		write(func(tx *Tx) error { return tx.WriteKV(key, value, tx.KV(key)) })
+		leader.WriteKV(fmt.Sprintf("k%02d", n%7), strings.Repeat("v", n), 1, answer)
 		prop.flush(t)
 		clk.now = clk.now.Add(1)
 	}
 	// Two updates based on the same version: the second loses when it
-	// applies, on both stores.
-	base := leader.KV("k01")
-	write(func(tx *Tx) error { return tx.WriteKV("k01", "first", base) })
-	write(func(tx *Tx) error { return tx.WriteKV("k01", "second", base) })
-	// Two creations of one key: the second loses.
-	write(func(tx *Tx) error { return tx.WriteKV("new", "a", nil) })
-	write(func(tx *Tx) error { return tx.WriteKV("new", "b", nil) })
+	// applies, on both stores. So does the second of two creations.
+	leader.WriteKV("k01", "first", 1, answer)
+	leader.WriteKV("k01", "second", 1, answer)
+	leader.WriteKV("new", "a", 1, answer)
+	leader.WriteKV("new", "b", 1, answer)
 	prop.flush(t)
-	// A transaction of two writes is decoded.
+	// A lone Tx.WriteKV is decoded, as is a transaction of two writes.
+	write(func(tx *Tx) error { return tx.WriteKV("k05", "t", tx.KV("k05")) })
 	write(func(tx *Tx) error {
 		if err := tx.WriteKV("k02", "x", tx.KV("k02")); err != nil {
 			return err
 		}
 		return tx.WriteKV("k03", "y", tx.KV("k03"))
 	})
-	// So is a KV given to Update, which the store does not own.
+	// So is a KV given to Update.
 	write(func(tx *Tx) error {
 		cur := tx.KV("k04")
 		return tx.Update(&api.KV{Key: "k04", Value: []byte("z"), Meta: &api.Meta{Version: cur.GetMeta().GetVersion()}})
@@ -101,7 +98,7 @@ func TestOwnKVWrites(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case !errors.Is(err, ErrSequenceConflict) && !errors.Is(err, ErrExist):
+		case !errors.Is(err, ErrContended):
 			t.Fatalf("unexpected outcome %v", err)
 		}
 	}
@@ -235,5 +232,80 @@ func TestKVLogOnlyWhenRead(t *testing.T) {
 	mustApply(t, s, 3, aUpdate(&api.KV{Key: "a", Value: []byte("4"), Meta: &api.Meta{Version: 1}}))
 	if len(got) != 1 || got[0] != fmt.Sprintf("%v a", ActionUpdate) {
 		t.Fatalf("events %v", got)
+	}
+}
+
+// A lone update of a key no watcher looks at changes the stored KV in
+// place, without allocating; what readers got before (a KV, a list, a Tx
+// read, a watch event from when a watcher looked) does not change, and a
+// store that allocates a new object for every write ends byte-identical.
+func TestKVUpdatedInPlace(t *testing.T) {
+	s, _ := newSyncStore()
+	var events []*api.KV
+	cancel := s.WatchKinds(KindSetOf(KindKV), func(evs []Event) {
+		for _, e := range evs {
+			events = append(events, e.New.(*api.KV))
+		}
+	})
+	var seen []*api.KV
+	watched, _ := newSyncStore()
+	watched.WatchKinds(KindSetOf(KindKV), func(evs []Event) {
+		for _, e := range evs {
+			seen = append(seen, e.New.(*api.KV))
+		}
+	})
+	both := func(ts int64, a ...*api.StoreAction) {
+		t.Helper()
+		mustApply(t, s, ts, a...)
+		mustApply(t, watched, ts, a...)
+	}
+	both(10, aCreate(&api.KV{Key: "k", Value: []byte("abc")}), aCreate(&api.KV{Key: "n", Value: []byte("1")}))
+	cancel()
+	read, listed := s.KV("k"), s.KVs()
+	var inTx *api.KV
+	mustUpdate(t, s, func(tx *Tx) error { inTx = tx.KV("k"); return nil })
+	both(20, aUpdate(&api.KV{Key: "k", Value: []byte("xyz"), Meta: &api.Meta{Version: 1}}))
+	for name, kv := range map[string]*api.KV{"KV": read, "KVs": listed[0], "Tx.KV": inTx, "event": events[0]} {
+		if string(kv.GetValue()) != "abc" || kv.GetMeta().GetVersion() != 1 || kv.GetMeta().GetUpdatedAt() != 10 {
+			t.Fatalf("%s read before an update changed under its reader: %v", name, kv)
+		}
+	}
+	if got := s.KV("k"); string(got.GetValue()) != "xyz" || got.GetMeta().GetVersion() != 2 ||
+		got.GetMeta().GetCreatedAt() != 10 || got.GetMeta().GetUpdatedAt() != 20 {
+		t.Fatalf("after the update: %v", got)
+	}
+
+	// Same-length values, then shorter and longer ones than the block
+	// holds, then an empty one.
+	values := []string{"uvw", "rst", "a", strings.Repeat("L", 9), strings.Repeat("M", 40), "", "back"}
+	for i, v := range values {
+		cur := s.KV("k").GetMeta().GetVersion()
+		both(int64(30+i), aUpdate(&api.KV{Key: "k", Value: []byte(v), Meta: &api.Meta{Version: cur}}))
+		if got := string(s.KV("k").GetValue()); got != v {
+			t.Fatalf("k = %q, want %q", got, v)
+		}
+	}
+	if !bytes.Equal(snapshot(t, s), snapshot(t, watched)) {
+		t.Fatal("the store updating in place and the one that does not differ")
+	}
+	if got := string(seen[2].GetValue()); got != "xyz" || len(seen) != 3+len(values) {
+		t.Fatalf("%d events, the first update's holds %q; want %d and xyz", len(seen), got, 3+len(values))
+	}
+
+	// Applying a lone same-length update allocates nothing.
+	var entries [][]byte
+	next := s.AppliedIndex()
+	for i := range 102 {
+		entries = append(entries, enc(t, 100, aUpdate(&api.KV{Key: "k", Value: []byte(fmt.Sprintf("v%03d", i)), Meta: &api.Meta{Version: next}})))
+		next++
+	}
+	i := 0
+	if allocs := testing.AllocsPerRun(100, func() {
+		if res, err := s.Apply(s.AppliedIndex()+1, entries[i], nil); err != nil || res != nil {
+			t.Fatalf("apply %d: %v, %v", i, res, err)
+		}
+		i++
+	}); allocs != 0 {
+		t.Fatalf("a lone KV update allocates %v times", allocs)
 	}
 }

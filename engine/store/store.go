@@ -118,7 +118,7 @@ func newContent() *content {
 		KindCluster: c.clusters,
 		KindSecret:  c.secrets,
 		KindConfig:  c.configs,
-		KindKV:      c.kvs,
+		KindKV:      kvTable{c.kvs},
 	}
 	return c
 }
@@ -162,7 +162,7 @@ type Stats struct {
 	// updates that would move a task backwards or name a gone task, and
 	// assignments whose guard failed.
 	SkippedActions uint64
-	// OwnApplied counts the proposals applied from the transaction that
+	// OwnApplied counts the proposals applied from the WriteKV call that
 	// made them, on the store that proposed them, instead of decoded (see
 	// Apply).
 	OwnApplied uint64
@@ -261,7 +261,7 @@ func (s *Store) Network(id string) *api.Network { return s.c.networks.lookup(id)
 func (s *Store) Cluster(id string) *api.Cluster { return s.c.clusters.lookup(id) }
 func (s *Store) Secret(id string) *api.Secret   { return s.c.secrets.lookup(id) }
 func (s *Store) Config(id string) *api.Config   { return s.c.configs.lookup(id) }
-func (s *Store) KV(key string) *api.KV          { return s.c.kvs.lookup(key) }
+func (s *Store) KV(key string) *api.KV          { return copyKV(s.c.kvs.lookup(key)) }
 
 func (s *Store) ServiceByName(name string) *api.Service { return s.c.services.byName(name) }
 func (s *Store) NetworkByName(name string) *api.Network { return s.c.networks.byName(name) }
@@ -281,7 +281,13 @@ func (s *Store) Networks() []*api.Network { return s.c.networks.all.list() }
 func (s *Store) Clusters() []*api.Cluster { return s.c.clusters.all.list() }
 func (s *Store) Secrets() []*api.Secret   { return s.c.secrets.all.list() }
 func (s *Store) Configs() []*api.Config   { return s.c.configs.all.list() }
-func (s *Store) KVs() []*api.KV           { return s.c.kvs.all.list() }
+func (s *Store) KVs() []*api.KV {
+	kvs := s.c.kvs.all.list()
+	for i, kv := range kvs {
+		kvs[i] = copyKV(kv)
+	}
+	return kvs
+}
 
 func (s *Store) TasksByService(serviceID string) []*api.Task {
 	return s.c.taskIdx.byService[serviceID].list()

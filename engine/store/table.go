@@ -81,6 +81,18 @@ func (t *table[T]) rec(id string) *rec[T] { return t.byID[id] }
 // does not allocate.
 func (t *table[T]) recBytes(id []byte) *rec[T] { return t.byID[string(id)] }
 
+// kvTable is the table of client keys as readers reach it through
+// anyTable. applyKV updates a stored KV in place when nothing reads its old
+// state, so no stored KV may leave the store: every read gets a copy.
+type kvTable struct{ *table[*api.KV] }
+
+func (t kvTable) get(id string) Object {
+	if r := t.byID[id]; r != nil {
+		return copyKV(r.obj)
+	}
+	return nil // an untyped nil, not a nil *api.KV
+}
+
 func (t *table[T]) put(id string, o Object) {
 	v := o.(T)
 	r := t.byID[id]

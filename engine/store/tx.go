@@ -30,8 +30,7 @@ var marshalOptions = proto.MarshalOptions{Deterministic: true}
 //
 // Writes hand the Tx objects it takes ownership of: do not modify an
 // object after giving it to Create or Update. The store never keeps that
-// pointer: it stores what it decodes from the committed entry. (Tx.WriteKV
-// builds its object itself, and the proposing store keeps that one.)
+// pointer: it stores what it decodes from the committed entry.
 func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 	if done == nil {
 		done = func(error) {}
@@ -65,33 +64,10 @@ func (s *Store) Update(fn func(tx *Tx) error, done func(error)) {
 	}
 	// The transaction is over: drop what it referenced (a batch's actions
 	// and overlay can be large), so that the proposal waiting in raft keeps
-	// only done, the encoded bytes and, for a lone Tx.WriteKV, its action
-	// for Apply. A Tx kept past its function (which it must not be) still
-	// refuses writes and reads the store.
-	own := len(tx.actions) == 1 && tx.ownKV
-	kind, kv := tx.kvAction.a.Kind, tx.kvAction.t.Kv
+	// only done and the encoded bytes. A Tx kept past its function (which
+	// it must not be) still refuses writes and reads the store.
 	u.tx = Tx{s: s, ts: tx.ts, closed: true}
-	if own {
-		u.tx.kvAction.wrap(kind, kv)
-		u.tx.ownKV = true
-	}
 	s.proposer.Propose(data, u)
-}
-
-// ownWrite is a proposal whose one KV write the store that made it can
-// apply as built (see Apply).
-type ownWrite interface {
-	// ownKV returns the KV, its action's kind and the proposal's
-	// timestamp, when the proposal is s's and holds one such write.
-	ownKV(s *Store) (kv *api.KV, kind api.StoreAction_Kind, ts int64, ok bool)
-}
-
-// ownKV implements ownWrite for a lone Tx.WriteKV.
-func (u *pendingUpdate) ownKV(s *Store) (*api.KV, api.StoreAction_Kind, int64, bool) {
-	if !u.tx.ownKV || u.tx.s != s {
-		return nil, 0, 0, false
-	}
-	return u.tx.kvAction.t.Kv, u.tx.kvAction.a.Kind, u.tx.ts, true
 }
 
 // inlineProposalBytes is the room an update has for its encoded proposal:
@@ -154,9 +130,8 @@ type Tx struct {
 	// freed.
 	names *[NumKinds]map[string]string // allocated at the first change
 	// The flags sit together (and txEntry's kind beside its set) so that
-	// a pendingUpdate fits a 256-byte size class. ownKV: kvAction is a
-	// write Tx.WriteKV built.
-	kvActionUsed, spilled, closed, ownKV bool
+	// a pendingUpdate fits a 256-byte size class.
+	kvActionUsed, spilled, closed bool
 }
 
 // Timestamp is the proposal's timestamp (Unix nanoseconds): the time Apply
@@ -222,25 +197,16 @@ func (tx *Tx) Update(o Object) error {
 
 // WriteKV records the write of key = value: a creation when base (the
 // key's object as read) is nil, else an update based on base's version.
-// The store builds the KV itself; when it is the transaction's only write,
-// this store applies that very object once the entry commits, without
-// decoding it (see Apply).
 func (tx *Tx) WriteKV(key, value string, base *api.KV) error {
 	blk := newKV(value)
 	kv := &blk.kv
 	kv.Key = key
-	var err error
 	if base == nil {
-		err = tx.Create(kv)
-	} else {
-		blk.meta.Version = base.GetMeta().GetVersion()
-		kv.Meta = &blk.meta
-		err = tx.Update(kv)
+		return tx.Create(kv)
 	}
-	if err == nil && len(tx.actions) == 1 && tx.kvActionUsed && tx.kvAction.t.Kv == kv {
-		tx.ownKV = true
-	}
-	return err
+	blk.meta.Version = base.GetMeta().GetVersion()
+	kv.Meta = &blk.meta
+	return tx.Update(kv)
 }
 
 // Delete records the deletion of the object of kind k with the given ID.
