@@ -62,9 +62,9 @@ type op struct {
 // kvMeta is a decoded KV action's meta: its fields, and whether it had
 // one at all.
 type kvMeta struct {
-	version            uint64
+	version              uint64
 	createdAt, updatedAt int64
-	set                bool
+	set                  bool
 }
 
 // fail resets a partly decoded op and reports false.
