@@ -23,7 +23,8 @@ type Config struct {
 	// DiskSync is how long one fsync takes on every manager (1ms).
 	DiskSync time.Duration
 	// Batched packs the proposals of one loop turn into shared raft
-	// entries (raft.Config.PackProposals); unbatched gives each its own.
+	// entries, as raft.Config does by default; unbatched gives each its
+	// own (raft.Config.EntryPerProposal).
 	Batched bool
 	// Window is how many writes are in flight at once (256): a closed
 	// loop of Window clients, each writing its own key again as soon as
@@ -137,7 +138,7 @@ func NewStoreCluster(cfg Config) (*StoreCluster, error) {
 	s.c = cluster.NewCluster(k, cluster.ClusterConfig{
 		Network:      sim.LinkModel{Latency: sim.Fixed(cfg.Latency)},
 		DiskSync:     sim.Fixed(cfg.DiskSync),
-		Raft:         raft.Config{PackProposals: cfg.Batched},
+		Raft:         raft.Config{EntryPerProposal: !cfg.Batched},
 		RaftObserver: s.obs,
 	})
 	var names []string

@@ -47,7 +47,7 @@ func benchDriver(b *testing.B, nodes int, pack bool) {
 	k := sim.NewKernel(1)
 	defer k.Activate()()
 	cfg := testConfig()
-	cfg.PackProposals = pack
+	cfg.EntryPerProposal = !pack
 	c := buildCluster(b, k, nodes, cfg, func() raft.StateMachine { return &counter{} })
 	l := c.waitLeader()
 	payload := make([]byte, benchPayload)

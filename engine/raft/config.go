@@ -28,10 +28,13 @@ type Config struct {
 	// rather than from a snapshot (SnapshotEntries/2).
 	LogTailEntries uint64
 
-	// PackProposals packs the proposals of one loop turn into as few raft
-	// entries as MaxBatch and MaxEntryBytes allow, instead of one entry
-	// each. Either way they reach raft in one step and one Ready.
-	PackProposals bool
+	// EntryPerProposal gives each proposal a raft entry of its own. By
+	// default the proposals of one loop turn are packed into as few
+	// entries as MaxBatch and MaxEntryBytes allow: each entry costs raft,
+	// the disk and the network, a packed one no more than a single one.
+	// Either way they reach raft in one step and one Ready, and each is
+	// applied and answered on its own.
+	EntryPerProposal bool
 	// MaxBatch bounds the proposals packed into one entry (256).
 	MaxBatch int
 	// MaxEntryBytes bounds the payload bytes packed into one entry

@@ -16,8 +16,8 @@ import (
 // implements it.
 type StateMachine interface {
 	// Apply applies one proposal. index is the raft index of the entry that
-	// carried it; when Config.PackProposals packs several proposals into one
-	// entry, consecutive calls share an index. A non-nil err means the data
+	// carried it; when several proposals share an entry (unless
+	// Config.EntryPerProposal), consecutive calls share an index. A non-nil err means the data
 	// cannot be decoded: the node stops with that error, since every replica
 	// would fail on the same entry. result goes to the proposer's done and
 	// may itself be an error value (a conflict, say).

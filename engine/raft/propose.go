@@ -115,8 +115,8 @@ func (ps *props) trim() {
 // runs, the state machine's Apply of these bytes gets p as own.
 //
 // Proposals made during one loop turn reach raft in one step and are
-// persisted and replicated by one Ready; Config.PackProposals also packs
-// them into shared entries.
+// persisted and replicated by one Ready, packed into shared entries unless
+// Config.EntryPerProposal.
 func (n *Node) Propose(data []byte, p Proposal) {
 	done := p
 	if done == nil {
@@ -182,7 +182,7 @@ func (n *Node) flushProposals() {
 
 // buildEntries turns proposals into raft entries: one each, or packed.
 func (n *Node) buildEntries(q []proposal) []*pb.Entry {
-	if !n.cfg.PackProposals {
+	if n.cfg.EntryPerProposal {
 		// Raft clones what it is stepped (raft.appendEntry), so the
 		// entries and their data share one allocation each, whatever
 		// their number.

@@ -53,7 +53,7 @@ func TestProposalsApplyEverywhere(t *testing.T) {
 		t.Run(fmt.Sprintf("pack=%v", pack), func(t *testing.T) {
 			forSeeds(t, 12, func(t *testing.T, k *sim.Kernel) {
 				cfg := testConfig()
-				cfg.PackProposals = pack
+				cfg.EntryPerProposal = !pack
 				c := newCluster(t, k, 3, cfg)
 				l := c.waitLeader()
 				var res []*result
@@ -232,6 +232,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 		cfg := testConfig()
 		cfg.SnapshotEntries = 50
 		cfg.LogTailEntries = 20
+		cfg.EntryPerProposal = true // the log moves by one entry per write
 		c := newCluster(t, k, 3, cfg)
 		l := c.waitLeader()
 		f := c.followers(l)[0]
@@ -310,6 +311,7 @@ func testAddMember(t *testing.T, viaSnapshot bool) {
 		if viaSnapshot {
 			cfg.SnapshotEntries = 100
 			cfg.LogTailEntries = 30
+			cfg.EntryPerProposal = true // the log moves by one entry per write
 		}
 		c := newCluster(t, k, 3, cfg)
 		l := c.waitLeader()

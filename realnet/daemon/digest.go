@@ -13,7 +13,7 @@ import (
 const (
 	// digestBlock is how many consecutive entries one digest covers:
 	// entries k*digestBlock+1 to (k+1)*digestBlock. Small, since writes
-	// share entries (raft.Config.PackProposals): a short run applies
+	// share entries (raft.Config packs them by default): a short run applies
 	// few.
 	digestBlock = 16
 	// digestKeep is how many of the latest complete blocks a manager
