@@ -17,9 +17,9 @@ import (
 type StateMachine interface {
 	// Apply applies one proposal. index is the raft index of the entry that
 	// carried it; when several proposals share an entry (unless
-	// Config.EntryPerProposal), consecutive calls share an index. A non-nil err means the data
-	// cannot be decoded: the node stops with that error, since every replica
-	// would fail on the same entry. result goes to the proposer's done and
+	// Config.EntryPerProposal), consecutive calls share an index. A non-nil
+	// err means the data cannot be decoded: the node stops with that error,
+	// since every replica would fail on the same entry. result goes to the proposer's done and
 	// may itself be an error value (a conflict, say).
 	//
 	// own is the Proposal this node's Propose was given for these very
