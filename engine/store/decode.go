@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -477,7 +478,7 @@ func (o *op) action() *api.StoreAction {
 		return &api.StoreAction{Target: &api.StoreAction_TaskAssignment{TaskAssignment: &api.TaskAssignment{
 			TaskId: string(o.taskID), NodeId: string(o.nodeID), ExpectedVersion: o.version}}}
 	case opKV:
-		kv := &api.KV{Key: string(o.taskID), Value: newKV(o.value).kv.Value}
+		kv := &api.KV{Key: string(o.taskID), Value: bytes.Clone(o.value)}
 		if m := o.meta; m.set {
 			kv.Meta = &api.Meta{Version: m.version, CreatedAt: m.createdAt, UpdatedAt: m.updatedAt}
 		}

@@ -72,6 +72,8 @@ func (w *pendingKV) propose() {
 		data = appendKVProposal(w.buf[:0], ts, kind, w.key, meta, w.value)
 	} else {
 		// proto.Marshal refuses it, with the error Update would give.
+		// kv escapes: it gets a meta of its own, so that meta, on the hot
+		// path above, stays on the stack.
 		kv := &api.KV{Key: w.key, Value: []byte(w.value)}
 		if meta != nil {
 			kv.Meta = &api.Meta{Version: base}

@@ -73,7 +73,7 @@ type content struct {
 	clusters  *table[*api.Cluster]
 	secrets   *table[*api.Secret]
 	configs   *table[*api.Config]
-	kvs       *table[*api.KV]
+	kvs       kvTable
 	tables    [NumKinds]anyTable // indexed by Kind; tables[KindNone] is nil
 	taskIdx   *taskIndex
 	nodeNames nodeNameIndex
@@ -95,7 +95,7 @@ func newContent() *content {
 		clusters:  newTable[*api.Cluster](KindCluster),
 		secrets:   newTable[*api.Secret](KindSecret),
 		configs:   newTable[*api.Config](KindConfig),
-		kvs:       newTable[*api.KV](KindKV),
+		kvs:       kvTable{newTable[*api.KV](KindKV)},
 		taskIdx:   newTaskIndex(),
 		nodeNames: make(nodeNameIndex),
 	}
@@ -118,7 +118,7 @@ func newContent() *content {
 		KindCluster: c.clusters,
 		KindSecret:  c.secrets,
 		KindConfig:  c.configs,
-		KindKV:      kvTable{c.kvs},
+		KindKV:      c.kvs,
 	}
 	return c
 }
@@ -261,7 +261,7 @@ func (s *Store) Network(id string) *api.Network { return s.c.networks.lookup(id)
 func (s *Store) Cluster(id string) *api.Cluster { return s.c.clusters.lookup(id) }
 func (s *Store) Secret(id string) *api.Secret   { return s.c.secrets.lookup(id) }
 func (s *Store) Config(id string) *api.Config   { return s.c.configs.lookup(id) }
-func (s *Store) KV(key string) *api.KV          { return copyKV(s.c.kvs.lookup(key)) }
+func (s *Store) KV(key string) *api.KV          { return s.c.kvs.lookup(key) }
 
 func (s *Store) ServiceByName(name string) *api.Service { return s.c.services.byName(name) }
 func (s *Store) NetworkByName(name string) *api.Network { return s.c.networks.byName(name) }
@@ -281,13 +281,7 @@ func (s *Store) Networks() []*api.Network { return s.c.networks.all.list() }
 func (s *Store) Clusters() []*api.Cluster { return s.c.clusters.all.list() }
 func (s *Store) Secrets() []*api.Secret   { return s.c.secrets.all.list() }
 func (s *Store) Configs() []*api.Config   { return s.c.configs.all.list() }
-func (s *Store) KVs() []*api.KV {
-	kvs := s.c.kvs.all.list()
-	for i, kv := range kvs {
-		kvs[i] = copyKV(kv)
-	}
-	return kvs
-}
+func (s *Store) KVs() []*api.KV           { return s.c.kvs.list() }
 
 func (s *Store) TasksByService(serviceID string) []*api.Task {
 	return s.c.taskIdx.byService[serviceID].list()

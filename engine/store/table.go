@@ -81,16 +81,33 @@ func (t *table[T]) rec(id string) *rec[T] { return t.byID[id] }
 // does not allocate.
 func (t *table[T]) recBytes(id []byte) *rec[T] { return t.byID[string(id)] }
 
-// kvTable is the table of client keys as readers reach it through
-// anyTable. applyKV updates a stored KV in place when nothing reads its old
-// state, so no stored KV may leave the store: every read gets a copy.
+// kvTable is the table of client keys. applyKV updates a stored KV in
+// place when nothing reads its old state, so no stored KV may leave the
+// store: every read through here gets a copy. The store's own code reaches
+// the stored objects through rec and recBytes.
 type kvTable struct{ *table[*api.KV] }
 
 func (t kvTable) get(id string) Object {
+	if kv := t.lookup(id); kv != nil {
+		return kv
+	}
+	return nil // an untyped nil, not a nil *api.KV
+}
+
+func (t kvTable) lookup(id string) *api.KV {
 	if r := t.byID[id]; r != nil {
 		return copyKV(r.obj)
 	}
-	return nil // an untyped nil, not a nil *api.KV
+	return nil
+}
+
+// list returns a copy of every KV, in key order.
+func (t kvTable) list() []*api.KV {
+	kvs := t.all.list()
+	for i, kv := range kvs {
+		kvs[i] = copyKV(kv)
+	}
+	return kvs
 }
 
 func (t *table[T]) put(id string, o Object) {
